@@ -1,0 +1,31 @@
+#!/usr/bin/env node
+/** The `allocsim` command line: a thin yargs layer over the library. Each command lives in src/cli/commands/. */
+import yargs from 'yargs';
+import { hideBin } from 'yargs/helpers';
+import { commands } from './commands/index.js';
+import { reportCliError } from './errors.js';
+
+async function main(): Promise<void> {
+  let cli = yargs(hideBin(process.argv))
+    .scriptName('allocsim')
+    .usage('$0 <command> [options]\n\nSimulate PyTorch\'s CUDA caching allocator: replay snapshots, run scenarios, ask what-if.')
+    .strict()
+    .demandCommand(1, 'Name a command (see --help).')
+    .recommendCommands()
+    .help()
+    .alias('h', 'help')
+    .version()
+    .wrap(Math.min(110, process.stdout.columns || 100))
+    .fail((msg, err) => {
+      if (err) throw err;
+      throw new UsageError(msg);
+    });
+  for (const command of commands) cli = cli.command(command);
+  await cli.parseAsync();
+}
+
+class UsageError extends Error {}
+
+main().catch((err: unknown) => {
+  process.exitCode = reportCliError(err, err instanceof UsageError);
+});

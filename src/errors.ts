@@ -1,0 +1,1 @@
+export class AllocsimInputError extends Error {}
