@@ -1,0 +1,18 @@
+/**
+ * The CUDA driver as the allocator sees it: who decides segment addresses and whether cudaMalloc succeeds.
+ * Replays under a capture's own settings answer from the trace; what-if replays answer from an address model.
+ */
+export interface Driver {
+  /** cudaMalloc(size): the new segment's address, or -1 when the device has no room (cudaErrorMemoryAllocation). */
+  malloc(size: number): number;
+  /** cudaFree of a segment obtained from `malloc`. */
+  free(ptr: number, size: number): void;
+  /** cuMemAddressReserve for one expandable segment (spec §7.1): the reservation's base address. */
+  reserve(size: number): number;
+  /** cuMemCreate + map of `bytes` of physical pages: false when the device has no room. */
+  map(bytes: number): boolean;
+  /** cuMemUnmap + release of `bytes` of physical pages. */
+  unmap(bytes: number): void;
+  /** cudaMemGetInfo's free bytes (recorded as `device_free` in `oom` trace entries). */
+  memGetInfoFree(): number;
+}
