@@ -15,4 +15,6 @@ export interface Driver {
   unmap(bytes: number): void;
   /** cudaMemGetInfo's free bytes (recorded as `device_free` in `oom` trace entries). */
   memGetInfoFree(): number;
+  /** An independent copy, so a replay can try one reading of a trace on a copy of the state (spec §12.6). */
+  clone(): Driver;
 }
