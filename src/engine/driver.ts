@@ -15,6 +15,8 @@ export interface Driver {
   unmap(bytes: number): void;
   /** cudaMemGetInfo's free bytes (recorded as `device_free` in `oom` trace entries). */
   memGetInfoFree(): number;
+  /** Told where a recorded answer placed memory, so a model that takes over later starts from the real layout. */
+  notePlaced?(ptr: number, size: number): void;
   /** An independent copy, so a replay can try one reading of a trace on a copy of the state (spec §12.6). */
   clone(): Driver;
 }

@@ -1,0 +1,606 @@
+/**
+ * DeviceCachingAllocator of c10/cuda/CUDACachingAllocator.cpp (PyTorch 2.11, native backend), one device,
+ * default pools only. Method names follow the C++ ones so the code can be read against the source and
+ * against ../shared/allocator-spec.md (section numbers in the comments).
+ */
+import type { AllocatorConfig } from '../config/types.js';
+import type { Driver } from '../engine/driver.js';
+import { Block, ExpandableSegment, Segment } from './block.js';
+import { BlockPool } from './blockPool.js';
+import { kMinBlockSize, kSmallBuffer, kSmallSize } from './constants.js';
+import { oomMessage } from './format.js';
+import { getAllocationSize, roundSize } from './rounding.js';
+import { decreaseSingle, DeviceStats, increaseSingle, S } from './stats.js';
+import { A, TraceRecorder } from './traceRecorder.js';
+
+export interface AllocatorOptions {
+  config: AllocatorConfig;
+  /** `allowed_memory_maximum`: floor(fraction * totalGlobalMem) when a fraction < 1 is set, else null. */
+  allowedMemoryMaximum: number | null;
+  /** totalGlobalMem (sizes expandable reservations, appears in OOM messages). */
+  deviceTotal: number;
+  driver: Driver;
+  recorder?: TraceRecorder;
+  /** The `max_split_size` stat (set once at construction, spec §9). */
+  maxSplitSizeStat?: number;
+}
+
+/** What malloc saw when it gave up (spec §4.6). */
+export interface OomEvent {
+  /** Rounded request size (`params.size()`, the `oom` trace entry's size). */
+  size: number;
+  /** The cudaMalloc size a new segment would have had. */
+  allocSize: number;
+  stream: number;
+  deviceFree: number;
+  message: string;
+}
+
+const SMALL_BUCKET = 1;
+const LARGE_BUCKET = 2;
+
+export class DeviceCachingAllocator {
+  readonly smallBlocks = new BlockPool(true);
+  readonly largeBlocks = new BlockPool(false);
+  /** Live cudaMalloc segments and expandable reservations. */
+  readonly segments = new Set<Segment | ExpandableSegment>();
+  /** Blocks freed while record_stream events were outstanding, oldest first. */
+  pendingFrees: Block[] = [];
+  totalAllocatedMemory = 0;
+  stats = new DeviceStats();
+  config: AllocatorConfig;
+  allowedMemoryMaximum: number | null;
+  readonly deviceTotal: number;
+  driver: Driver;
+  recorder: TraceRecorder;
+  lastOom: OomEvent | null = null;
+
+  constructor(opts: AllocatorOptions) {
+    this.config = opts.config;
+    this.allowedMemoryMaximum = opts.allowedMemoryMaximum;
+    this.deviceTotal = opts.deviceTotal;
+    this.driver = opts.driver;
+    this.recorder = opts.recorder ?? new TraceRecorder();
+    this.stats.maxSplitSize = opts.maxSplitSizeStat ?? (opts.config.maxSplitSize === Infinity ? -1 : opts.config.maxSplitSize);
+  }
+
+  /** setMemoryFraction: a fraction of 1 clears the limit (2.11). */
+  setMemoryFraction(fraction: number): void {
+    this.allowedMemoryMaximum = fraction < 1 ? Math.floor(fraction * this.deviceTotal) : null;
+  }
+
+  private gcArmed(): boolean {
+    return this.allowedMemoryMaximum !== null && this.config.garbageCollectionThreshold > 0;
+  }
+
+  // ---------------------------------------------------------------- malloc (§4)
+
+  /** DeviceCachingAllocator::malloc. Returns the allocated block, or null after an OOM (see `lastOom`). */
+  malloc(origSize: number, stream: number): Block | null {
+    const cfg = this.config;
+    const size = roundSize(origSize, cfg.roundupPower2Divisions);
+    const pool = size <= kSmallSize ? this.smallBlocks : this.largeBlocks;
+    const allocSize = getAllocationSize(size, cfg.largeSegmentSize);
+    const expandable = cfg.expandableSegments;
+
+    let block = this.getFreeBlock(pool, stream, size, expandable);
+    if (block === null) {
+      if (this.gcArmed()) this.garbageCollectCachedBlocks();
+      block = this.allocBlock(pool, stream, size, allocSize, false, expandable);
+      if (block === null && this.releaseAvailableCachedBlocks(pool, stream, size)) {
+        block = this.allocBlock(pool, stream, size, allocSize, false, expandable);
+      }
+      if (block === null) {
+        this.releaseCachedBlocks();
+        block = this.allocBlock(pool, stream, size, allocSize, true, expandable);
+      }
+    }
+    if (block === null) {
+      this.outOfMemory(size, allocSize, stream);
+      return null;
+    }
+    const split = this.shouldSplit(block, size, expandable);
+    return this.allocFoundBlock(block, pool, size, origSize, split);
+  }
+
+  private outOfMemory(size: number, allocSize: number, stream: number): void {
+    const deviceFree = this.driver.memGetInfoFree();
+    this.recorder.record(A.oom, deviceFree, size, stream);
+    this.stats.numOoms += 1;
+    this.lastOom = {
+      size,
+      allocSize,
+      stream,
+      deviceFree,
+      message: oomMessage({
+        device: 0,
+        allocSize,
+        deviceTotal: this.deviceTotal,
+        deviceFree,
+        allowedMemoryMaximum: this.allowedMemoryMaximum,
+        allocatedBytes: this.stats.current(S.allocated_bytes),
+        reservedBytes: this.stats.current(S.reserved_bytes),
+      }),
+    };
+  }
+
+  /** §4.1: best fit by (stream, size, address), then the oversize rules. Removes the block from the pool. */
+  getFreeBlock(pool: BlockPool, stream: number, size: number, expandableActive: boolean): Block | null {
+    if (this.gcArmed()) pool.getFreeBlocksCallCount += 1;
+    const blocks = pool.blocks;
+    const n = blocks.length;
+    let i = pool.lowerBound(stream, size, -1);
+    if (i >= n || blocks[i].stream !== stream) return null;
+    if (blocks[i].expandableSegment !== null) {
+      if (expandableActive) {
+        let next = i + 1;
+        while (
+          blocks[i].expandableSegment !== null && next < n && blocks[next].stream === stream &&
+          expandableSize(blocks[next]) < expandableSize(blocks[i])
+        ) i = next++;
+      } else {
+        do i++; while (i < n && blocks[i].expandableSegment !== null && blocks[i].stream === stream);
+        if (i >= n || blocks[i].stream !== stream) return null;
+      }
+    }
+    const block = blocks[i];
+    const maxSplitSize = this.config.maxSplitSize;
+    if (size < maxSplitSize && block.size >= maxSplitSize) return null;
+    if (size >= maxSplitSize && block.size >= size + this.config.maxNonSplitRoundingSize) return null;
+    blocks.splice(i, 1);
+    return block;
+  }
+
+  /** §4.5 should_split. */
+  shouldSplit(block: Block, size: number, expandableActive: boolean): boolean {
+    const remaining = block.size - size;
+    if (block.pool.isSmall || expandableActive) return remaining >= kMinBlockSize;
+    return size < this.config.maxSplitSize && remaining > kSmallSize;
+  }
+
+  /** §4.5 alloc_found_block: split off the low addresses, update stats, record `alloc`. */
+  private allocFoundBlock(found: Block, pool: BlockPool, size: number, origSize: number, split: boolean): Block {
+    const stats = this.stats;
+    const bucket = pool.isSmall ? SMALL_BUCKET : LARGE_BUCKET;
+    const alreadySplit = found.isSplit();
+    let block = found;
+    if (split) {
+      const remaining = found;
+      block = new Block(found.stream, size, pool, remaining.ptr);
+      block.expandableSegment = remaining.expandableSegment;
+      block.segment = remaining.segment;
+      block.prev = remaining.prev;
+      if (block.prev !== null) block.prev.next = block;
+      else block.segment.head = block;
+      block.next = remaining;
+      remaining.prev = block;
+      remaining.ptr += size;
+      remaining.size -= size;
+      pool.insertIntoBlocks(remaining);
+      if (remaining.expandableSegment === null) {
+        if (alreadySplit) {
+          stats.decrease(S.inactive_split_bytes, bucket, size);
+        } else {
+          stats.increase(S.inactive_split_bytes, bucket, remaining.size);
+          stats.increase(S.inactive_split, bucket, 1);
+        }
+      }
+    } else if (alreadySplit && block.expandableSegment === null) {
+      stats.decrease(S.inactive_split_bytes, bucket, block.size);
+      stats.decrease(S.inactive_split, bucket, 1);
+    }
+    block.allocated = true;
+    block.requestedSize = origSize;
+    this.recorder.record(A.alloc, block.ptr, origSize, block.stream);
+    stats.increase(S.allocation, bucket, 1);
+    stats.increase(S.allocated_bytes, bucket, block.size);
+    stats.increase(S.active, bucket, 1);
+    stats.increase(S.active_bytes, bucket, block.size);
+    stats.increase(S.requested_bytes, bucket, origSize);
+    if (block.size >= this.config.maxSplitSize) increaseSingle(stats.oversizeAllocations, 1);
+    return block;
+  }
+
+  /** §4.2 alloc_block: a new segment (or expandable pages), unless the memory fraction forbids it. */
+  private allocBlock(
+    pool: BlockPool, stream: number, size: number, allocSize: number, isRetry: boolean, expandable: boolean,
+  ): Block | null {
+    if (isRetry) this.stats.numAllocRetries += 1;
+    const allowed = this.allowedMemoryMaximum;
+    if (allowed !== null && this.totalAllocatedMemory + allocSize > allowed) return null;
+    if (expandable) return this.tryAllocateExpandableBlock(pool, stream, size);
+    const ptr = this.driver.malloc(allocSize);
+    if (ptr < 0) return null;
+    this.totalAllocatedMemory += allocSize;
+    const segment = new Segment(ptr, allocSize, stream);
+    const block = new Block(stream, allocSize, pool, ptr);
+    block.segment = segment;
+    segment.head = block;
+    this.segments.add(segment);
+    const bucket = pool.isSmall ? SMALL_BUCKET : LARGE_BUCKET;
+    this.stats.increase(S.segment, bucket, 1);
+    this.stats.increase(S.reserved_bytes, bucket, allocSize);
+    if (allocSize >= this.config.maxSplitSize) increaseSingle(this.stats.oversizeSegments, 1);
+    this.stats.numDeviceAlloc += 1;
+    this.recorder.record(A.segment_alloc, ptr, allocSize, stream);
+    return block;
+  }
+
+  /** §4.3 release_available_cached_blocks: free oversize cached segments of this stream to make room. */
+  private releaseAvailableCachedBlocks(pool: BlockPool, stream: number, size: number): boolean {
+    const maxSplitSize = this.config.maxSplitSize;
+    if (maxSplitSize === Infinity) return false;
+    const keySize = Math.max(size, maxSplitSize);
+    const blocks = pool.blocks;
+    let i = pool.lowerBound(stream, keySize, -1);
+    if (i >= blocks.length || blocks[i].stream !== stream || blocks[i].expandableSegment !== null) {
+      if (i === 0) return false;
+      let totalReleased = 0;
+      i--;
+      while (totalReleased < keySize && blocks[i].size >= maxSplitSize && blocks[i].stream === stream) {
+        const cur = blocks[i];
+        const isFirst = i === 0;
+        if (!isFirst) i--;
+        if (cur.expandableSegment === null) {
+          totalReleased += cur.size;
+          this.releaseBlock(cur);
+        }
+        if (isFirst) break;
+      }
+      if (totalReleased < keySize) return false;
+    } else {
+      this.releaseBlock(blocks[i]);
+    }
+    return true;
+  }
+
+  /** §4.4 / §8 release_cached_blocks (also what empty_cache() does). */
+  releaseCachedBlocks(): void {
+    this.synchronizeAndFreeEvents();
+    this.releaseBlocks(this.largeBlocks);
+    this.releaseBlocks(this.smallBlocks);
+  }
+
+  /** torch.cuda.empty_cache(). */
+  emptyCache(): void {
+    this.releaseCachedBlocks();
+  }
+
+  private synchronizeAndFreeEvents(): void {
+    this.stats.numSyncAllStreams += 1;
+    const pending = this.pendingFrees;
+    this.pendingFrees = [];
+    for (const block of pending) {
+      block.eventCount = 0;
+      this.freeBlock(block);
+    }
+  }
+
+  private releaseBlocks(pool: BlockPool): void {
+    const toUnmap: Block[] = [];
+    for (const block of pool.blocks.slice()) {
+      if (block.expandableSegment !== null) toUnmap.push(block);
+      else if (block.prev === null && block.next === null) this.releaseBlock(block);
+    }
+    for (const block of toUnmap) {
+      this.unmapBlock(block);
+      if (block.prev === null && block.next === null) this.releaseExpandableSegment(block);
+    }
+  }
+
+  /** release_block: cudaFree of a whole free segment. */
+  private releaseBlock(block: Block): void {
+    this.stats.numDeviceFree += 1;
+    this.recorder.record(A.segment_free, block.ptr, block.size, block.stream);
+    this.driver.free(block.ptr, block.size);
+    this.totalAllocatedMemory -= block.size;
+    const bucket = block.pool.isSmall ? SMALL_BUCKET : LARGE_BUCKET;
+    this.stats.decrease(S.segment, bucket, 1);
+    this.stats.decrease(S.reserved_bytes, bucket, block.size);
+    if (block.size >= this.config.maxSplitSize) decreaseSingle(this.stats.oversizeSegments, 1);
+    block.pool.eraseBlock(block);
+    this.segments.delete(block.segment);
+  }
+
+  /** §6 garbage_collect_cached_blocks: release old whole free large segments until under the threshold. */
+  private garbageCollectCachedBlocks(): void {
+    const allowed = this.allowedMemoryMaximum as number;
+    const gcThreshold = Math.floor(this.config.garbageCollectionThreshold * allowed);
+    if (this.totalAllocatedMemory <= gcThreshold) return;
+    const targetSize = this.totalAllocatedMemory - gcThreshold;
+    const large = this.largeBlocks;
+    let totalAge = 0;
+    let freeable = 0;
+    for (const b of large.blocks) {
+      if (!b.isSplit()) {
+        totalAge += b.gcCount();
+        freeable++;
+      }
+    }
+    if (freeable === 0) return;
+    let reclaimed = 0;
+    let blockFreed = true;
+    while (reclaimed < targetSize && blockFreed && freeable > 0) {
+      const ageThreshold = totalAge / freeable;
+      blockFreed = false;
+      for (const block of large.blocks.slice()) {
+        if (!block.isSplit() && block.expandableSegment === null && block.gcCount() >= ageThreshold) {
+          blockFreed = true;
+          reclaimed += block.size;
+          totalAge -= block.gcCount();
+          freeable--;
+          this.releaseBlock(block);
+        }
+      }
+    }
+  }
+
+  // ---------------------------------------------------------------- free (§5)
+
+  /** DeviceCachingAllocator::free. With pending stream uses the block waits for `completeDeferredFree`. */
+  free(block: Block): void {
+    block.allocated = false;
+    const bucket = block.pool.isSmall ? SMALL_BUCKET : LARGE_BUCKET;
+    this.stats.decrease(S.allocation, bucket, 1);
+    this.stats.decrease(S.allocated_bytes, bucket, block.size);
+    this.recorder.record(A.free_requested, block.ptr, block.requestedSize, block.stream);
+    if (block.size >= this.config.maxSplitSize) decreaseSingle(this.stats.oversizeAllocations, 1);
+    if (block.hasStreamUses) {
+      // insert_events: one event per recorded stream; modelled as one outstanding completion.
+      block.hasStreamUses = false;
+      block.eventCount = 1;
+      this.pendingFrees.push(block);
+    } else {
+      this.freeBlock(block);
+    }
+  }
+
+  /** record_stream: uses on the allocation stream itself are ignored. */
+  recordStream(block: Block, stream: number): void {
+    if (stream !== block.stream) block.hasStreamUses = true;
+  }
+
+  /** process_events found the block's events complete: the deferred free happens now. */
+  completeDeferredFree(block: Block): boolean {
+    if (block.eventCount === 0) return false;
+    const i = this.pendingFrees.indexOf(block);
+    if (i >= 0) this.pendingFrees.splice(i, 1);
+    block.eventCount = 0;
+    this.freeBlock(block);
+    return true;
+  }
+
+  /** §5.3 free_block: merge with free neighbours, return to the pool, net inactive_split changes. */
+  private freeBlock(block: Block): void {
+    this.recorder.record(A.free_completed, block.ptr, block.requestedSize, block.stream);
+    const originalBlockSize = block.size;
+    const requestedSize = block.requestedSize;
+    const pool = block.pool;
+    let netBlocks = 0;
+    let netSize = 0;
+    const prev = block.prev;
+    const next = block.next;
+    let subsumed = this.tryMergeBlocks(block, prev, pool);
+    if (subsumed > 0) { netBlocks -= 1; netSize -= subsumed; }
+    subsumed = this.tryMergeBlocks(block, next, pool);
+    if (subsumed > 0) { netBlocks -= 1; netSize -= subsumed; }
+    block.allocId = -1;
+    pool.insertIntoBlocks(block);
+    if (block.isSplit()) { netBlocks += 1; netSize += block.size; }
+    const bucket = pool.isSmall ? SMALL_BUCKET : LARGE_BUCKET;
+    const stats = this.stats;
+    if (block.expandableSegment === null) {
+      if (netBlocks > 0) stats.increase(S.inactive_split, bucket, netBlocks);
+      else if (netBlocks < 0) stats.decrease(S.inactive_split, bucket, -netBlocks);
+      if (netSize > 0) stats.increase(S.inactive_split_bytes, bucket, netSize);
+      else if (netSize < 0) stats.decrease(S.inactive_split_bytes, bucket, -netSize);
+    }
+    stats.decrease(S.active, bucket, 1);
+    stats.decrease(S.active_bytes, bucket, originalBlockSize);
+    stats.decrease(S.requested_bytes, bucket, requestedSize);
+  }
+
+  /** try_merge_blocks: returns the subsumed size, 0 if `src` cannot be merged into `dst`. */
+  private tryMergeBlocks(dst: Block, src: Block | null, pool: BlockPool): number {
+    if (src === null || src.allocated || src.eventCount > 0 || src.hasStreamUses || dst.mapped !== src.mapped) return 0;
+    if (dst.prev === src) {
+      dst.ptr = src.ptr;
+      dst.prev = src.prev;
+      if (dst.prev !== null) dst.prev.next = dst;
+      else dst.segment.head = dst;
+    } else {
+      dst.next = src.next;
+      if (dst.next !== null) dst.next.prev = dst;
+    }
+    const subsumedSize = src.size;
+    dst.size += subsumedSize;
+    if (src.mapped) pool.eraseBlock(src);
+    else pool.eraseUnmapped(src);
+    return subsumedSize;
+  }
+
+  // ---------------------------------------------------------------- expandable segments (§7)
+
+  /** find_expandable_block: the lowest run of free + unmapped address space of this stream that fits. */
+  private findExpandableBlock(pool: BlockPool, stream: number, size: number): Block {
+    const unmapped = pool.unmapped;
+    for (let i = pool.unmappedStart(stream); i < unmapped.length && unmapped[i].stream === stream; i++) {
+      let c = unmapped[i];
+      if (allocatable(c.prev)) c = c.prev as Block;
+      let bytes = 0;
+      for (let b: Block | null = c; bytes < size && allocatable(b); b = (b as Block).next) bytes += (b as Block).size;
+      if (bytes >= size) return c;
+    }
+    const pageSize = pool.isSmall ? kSmallBuffer : this.config.largeSegmentSize;
+    const total = this.deviceTotal;
+    const reserveSize = pageSize * Math.ceil((total + Math.floor(total / 8)) / pageSize);
+    const base = this.driver.reserve(reserveSize);
+    const segment = new ExpandableSegment(base, reserveSize, pageSize, stream);
+    const candidate = new Block(stream, reserveSize, pool, base);
+    candidate.mapped = false;
+    candidate.expandableSegment = segment;
+    candidate.segment = segment;
+    segment.head = candidate;
+    this.segments.add(segment);
+    pool.insertUnmapped(candidate);
+    return candidate;
+  }
+
+  /** map_block: back the first `size` bytes (rounded up to pages) of an unmapped block with memory. */
+  private mapBlock(toMap: Block, size: number): boolean {
+    const segment = toMap.expandableSegment as ExpandableSegment;
+    const page = segment.pageSize;
+    const begin = Math.floor((toMap.ptr - segment.base) / page);
+    const end = Math.ceil((toMap.ptr + size - segment.base) / page);
+    const mappedPtr = segment.base + begin * page;
+    const mappedSize = (end - begin) * page;
+    if (mappedSize === 0 || !this.driver.map(mappedSize)) return false;
+    const pool = toMap.pool;
+    pool.eraseUnmapped(toMap);
+    toMap.mapped = true;
+    if (mappedSize < toMap.size) {
+      const remaining = new Block(toMap.stream, toMap.size - mappedSize, pool, toMap.ptr + mappedSize);
+      remaining.mapped = false;
+      remaining.expandableSegment = segment;
+      remaining.segment = segment;
+      remaining.splice(toMap, toMap.next);
+      pool.insertUnmapped(remaining);
+      toMap.size = mappedSize;
+    }
+    this.tryMergeBlocks(toMap, toMap.prev, pool);
+    this.tryMergeBlocks(toMap, toMap.next, pool);
+    pool.insertIntoBlocks(toMap);
+    this.totalAllocatedMemory += mappedSize;
+    this.stats.increase(S.reserved_bytes, pool.isSmall ? SMALL_BUCKET : LARGE_BUCKET, mappedSize);
+    this.stats.numDeviceAlloc += 1;
+    this.recorder.record(A.segment_map, mappedPtr, mappedSize, toMap.stream);
+    return true;
+  }
+
+  /** try_allocate_expandable_block: map pages until a free run of `size` bytes exists; returns it out of the pool. */
+  private tryAllocateExpandableBlock(pool: BlockPool, stream: number, size: number): Block | null {
+    let candidate = this.findExpandableBlock(pool, stream, size);
+    if (!candidate.mapped && !this.mapBlock(candidate, Math.min(candidate.size, size))) return null;
+    while (candidate.size < size) {
+      const next = candidate.next as Block;
+      if (!this.mapBlock(next, Math.min(size - candidate.size, next.size))) return null;
+      candidate = next;
+    }
+    pool.eraseBlock(candidate);
+    return candidate;
+  }
+
+  /** unmap_block: return the whole pages inside a free expandable block to the driver. */
+  private unmapBlock(block: Block): void {
+    const segment = block.expandableSegment as ExpandableSegment;
+    const page = segment.pageSize;
+    const begin = Math.ceil((block.ptr - segment.base) / page);
+    const end = Math.floor((block.ptr + block.size - segment.base) / page);
+    if (begin >= end) return;
+    const unmappedPtr = segment.base + begin * page;
+    const unmappedSize = (end - begin) * page;
+    this.driver.unmap(unmappedSize);
+    const pool = block.pool;
+    pool.eraseBlock(block);
+    const beforeSize = unmappedPtr - block.ptr;
+    if (beforeSize > 0) {
+      const beforeFree = new Block(block.stream, beforeSize, pool, block.ptr);
+      beforeFree.expandableSegment = segment;
+      beforeFree.segment = segment;
+      beforeFree.splice(block.prev, block);
+      if (beforeFree.prev === null) segment.head = beforeFree;
+      pool.insertIntoBlocks(beforeFree);
+    }
+    const afterSize = block.size - (beforeSize + unmappedSize);
+    if (afterSize > 0) {
+      const afterFree = new Block(block.stream, afterSize, pool, unmappedPtr + unmappedSize);
+      afterFree.expandableSegment = segment;
+      afterFree.segment = segment;
+      afterFree.splice(block, block.next);
+      pool.insertIntoBlocks(afterFree);
+    }
+    block.ptr = unmappedPtr;
+    block.size = unmappedSize;
+    block.mapped = false;
+    this.tryMergeBlocks(block, block.prev, pool);
+    this.tryMergeBlocks(block, block.next, pool);
+    pool.insertUnmapped(block);
+    this.totalAllocatedMemory -= unmappedSize;
+    this.stats.decrease(S.reserved_bytes, pool.isSmall ? SMALL_BUCKET : LARGE_BUCKET, unmappedSize);
+    this.stats.numDeviceFree += 1;
+    this.recorder.record(A.segment_unmap, unmappedPtr, unmappedSize, block.stream);
+  }
+
+  /** release_expandable_segment: the reservation is entirely unmapped and free. */
+  private releaseExpandableSegment(block: Block): void {
+    block.pool.eraseUnmapped(block);
+    this.segments.delete(block.segment);
+  }
+
+  // ---------------------------------------------------------------- copies
+
+  /**
+   * An independent copy of the whole allocator state (blocks, pools, stats, clocks) with its own driver copy,
+   * recording into `recorder` (the same one by default: a rejected trial truncates it).
+   */
+  clone(recorder: TraceRecorder = this.recorder): DeviceCachingAllocator {
+    const c = new DeviceCachingAllocator({
+      config: this.config,
+      allowedMemoryMaximum: this.allowedMemoryMaximum,
+      deviceTotal: this.deviceTotal,
+      driver: this.driver.clone(),
+      recorder,
+    });
+    c.stats = this.stats.copy();
+    c.totalAllocatedMemory = this.totalAllocatedMemory;
+    c.smallBlocks.getFreeBlocksCallCount = this.smallBlocks.getFreeBlocksCallCount;
+    c.largeBlocks.getFreeBlocksCallCount = this.largeBlocks.getFreeBlocksCallCount;
+    const map = new Map<Block, Block>();
+    for (const seg of this.segments) {
+      const copy = seg instanceof Segment
+        ? new Segment(seg.ptr, seg.size, seg.stream)
+        : new ExpandableSegment(seg.base, seg.size, seg.pageSize, seg.stream);
+      let prevCopy: Block | null = null;
+      for (let b: Block | null = seg.head; b !== null; b = b.next) {
+        const pool = b.pool.isSmall ? c.smallBlocks : c.largeBlocks;
+        const nb = new Block(b.stream, b.size, pool, b.ptr);
+        nb.allocated = b.allocated;
+        nb.mapped = b.mapped;
+        nb.eventCount = b.eventCount;
+        nb.hasStreamUses = b.hasStreamUses;
+        nb.gcCountBase = b.gcCountBase;
+        nb.requestedSize = b.requestedSize;
+        nb.allocId = b.allocId;
+        nb.allocOp = b.allocOp;
+        nb.expandableSegment = copy instanceof ExpandableSegment ? copy : null;
+        nb.segment = copy;
+        nb.prev = prevCopy;
+        if (prevCopy !== null) prevCopy.next = nb;
+        else copy.head = nb;
+        prevCopy = nb;
+        map.set(b, nb);
+      }
+      c.segments.add(copy);
+    }
+    const remap = (src: BlockPool, dst: BlockPool) => {
+      for (const b of src.blocks) dst.blocks.push(map.get(b) as Block);
+      for (const b of src.unmapped) dst.unmapped.push(map.get(b) as Block);
+    };
+    remap(this.smallBlocks, c.smallBlocks);
+    remap(this.largeBlocks, c.largeBlocks);
+    c.pendingFrees = this.pendingFrees.map((b) => map.get(b) as Block);
+    this.lastCloneMap = map;
+    return c;
+  }
+
+  /** Block correspondence of the last `clone()` (original → copy), for callers that hold block references. */
+  lastCloneMap: Map<Block, Block> | null = null;
+}
+
+function expandableSize(b: Block): number {
+  return b.size + (b.next !== null && !b.next.mapped ? b.next.size : 0);
+}
+
+function allocatable(b: Block | null): boolean {
+  return b !== null && !b.allocated && b.eventCount === 0 && !b.hasStreamUses;
+}

@@ -1,0 +1,141 @@
+/**
+ * Turns a recorded device trace into the request sequence that produced it (spec §12): `alloc` and `oom`
+ * entries are mallocs, `free_requested` entries are frees, a `free_completed` that does not follow its
+ * `free_requested` at once is a deferred (record_stream) free completing there, and releases the next malloc
+ * cannot have caused are `empty_cache()` calls, which traces do not record (§12.6).
+ */
+import { AllocsimInputError } from '../errors.js';
+import type { TraceEntry } from '../trace/types.js';
+import { Op, WorkloadBuilder, type Workload } from './workload.js';
+
+export interface TracePlan {
+  workload: Workload;
+  entries: TraceEntry[];
+  /**
+   * Trace index of each op's last own entry (MALLOC: its `alloc` / `oom`; FREE: its `free_completed` when the
+   * free was immediate; an inferred EMPTY_CACHE: its last release); -1 for none.
+   */
+  traceIndex: Int32Array;
+  /**
+   * For MALLOC ops: 1 when segment releases directly precede the malloc's own entries, so they come either
+   * from the malloc's fallbacks (GC, release_available_cached_blocks, the flush) or from an empty_cache()
+   * just before it; the replay decides by trying the malloc on a copy of the state.
+   */
+  releasesBefore: Uint8Array;
+  /** MALLOC ops recorded as `oom`. */
+  expectOom: Uint8Array;
+  /** Empty_cache() calls inferred where nothing but an empty_cache can explain the releases. */
+  inferredEmptyCaches: number;
+  /** Frees of addresses the trace never allocated (recording started late or the ring buffer wrapped). */
+  unknownFrees: number;
+  deferredFrees: number;
+}
+
+function isRelease(e: TraceEntry): boolean {
+  return e.action === 'segment_free' || e.action === 'segment_unmap';
+}
+
+export function planTraceReplay(entries: TraceEntry[], source = 'trace'): TracePlan {
+  const b = new WorkloadBuilder(entries.length);
+  const traceIndex: number[] = [];
+  const releasesBefore: number[] = [];
+  const expectOom: number[] = [];
+  const live = new Map<number, number>();
+  const pending = new Map<number, number>();
+  let inferredEmptyCaches = 0;
+  let unknownFrees = 0;
+  let deferredFrees = 0;
+  let runBeforeMalloc = false;
+  const add = (idx: number) => {
+    traceIndex.push(idx);
+    releasesBefore.push(0);
+    expectOom.push(0);
+  };
+
+  for (let i = 0; i < entries.length; i++) {
+    const e = entries[i];
+    const t = e.time_us ?? 0;
+    switch (e.action) {
+      case 'alloc':
+      case 'oom': {
+        const id = b.malloc(e.size, e.stream, t);
+        add(i);
+        if (e.action === 'alloc') live.set(e.addr as number, id);
+        else expectOom[expectOom.length - 1] = 1;
+        if (runBeforeMalloc) releasesBefore[releasesBefore.length - 1] = 1;
+        runBeforeMalloc = false;
+        break;
+      }
+      case 'free_requested': {
+        const id = live.get(e.addr as number);
+        if (id === undefined) {
+          unknownFrees++;
+          if (entries[i + 1]?.action === 'free_completed' && entries[i + 1].addr === e.addr) i++;
+          break;
+        }
+        live.delete(e.addr as number);
+        const next = entries[i + 1];
+        if (next !== undefined && next.action === 'free_completed' && next.addr === e.addr) {
+          b.free(id, t);
+          i++;
+          add(i);
+        } else {
+          // The block had uses on another stream: its free waits for their events.
+          b.recordStream(id, -1, t);
+          add(-1);
+          b.free(id, t);
+          add(i);
+          pending.set(e.addr as number, id);
+          deferredFrees++;
+        }
+        break;
+      }
+      case 'free_completed': {
+        const id = pending.get(e.addr as number);
+        if (id === undefined) {
+          unknownFrees++;
+          break;
+        }
+        pending.delete(e.addr as number);
+        b.freeCompleted(id, t);
+        add(i);
+        break;
+      }
+      case 'segment_free':
+      case 'segment_unmap': {
+        let j = i;
+        while (j < entries.length && isRelease(entries[j])) j++;
+        const after = entries[j];
+        const beforeMalloc = after !== undefined &&
+          (after.action === 'alloc' || after.action === 'oom' || after.action === 'segment_alloc' || after.action === 'segment_map');
+        if (beforeMalloc) {
+          runBeforeMalloc = true;
+        } else {
+          b.emptyCache(t);
+          add(j - 1);
+          inferredEmptyCaches++;
+        }
+        i = j - 1;
+        break;
+      }
+      case 'segment_alloc':
+      case 'segment_map':
+      case 'snapshot':
+        break;
+      default:
+        throw new AllocsimInputError(`${source}: trace entry ${i} has unknown action '${(e as TraceEntry).action}'`);
+    }
+  }
+  return {
+    workload: b.finish(),
+    entries,
+    traceIndex: Int32Array.from(traceIndex),
+    releasesBefore: Uint8Array.from(releasesBefore),
+    expectOom: Uint8Array.from(expectOom),
+    inferredEmptyCaches,
+    unknownFrees,
+    deferredFrees,
+  };
+}
+
+export { Op };
