@@ -1,0 +1,11 @@
+export * from './types.js';
+export { parseAllocConf, ALLOC_CONF_KEYS, CUDA_MALLOC_ASYNC_REFUSAL, type ParseOptions } from './parse.js';
+export { AllocConfError, type ConfOrigin, type PythonErrorType } from './error.js';
+export {
+  allocatorSettingsDict,
+  configFromAllocatorSettings,
+  maxSplitSizeStat,
+  sizeToInt64,
+  int64ToSize,
+} from './settings.js';
+export { validateFraction, allowedMemoryMaximum, pyFloatRepr } from './fraction.js';
