@@ -9,3 +9,4 @@ export {
   int64ToSize,
 } from './settings.js';
 export { validateFraction, allowedMemoryMaximum, pyFloatRepr } from './fraction.js';
+export { parseGridSpec, expandGrid, GRID_NONE, type GridSpec } from './grid.js';
