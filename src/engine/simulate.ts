@@ -62,6 +62,8 @@ export interface SimulationResult {
   recorder: TraceRecorder;
   /** Empty_cache() calls inferred while replaying a trace (each decided by a trial malloc). */
   inferredEmptyCaches: number;
+  /** MALLOC ops before which the replay decided an empty_cache() happened (see `resolveWorkload`). */
+  emptyCacheBefore: number[];
   /** Driver requests the recorded trace could not answer (0 for an exact replay). */
   driverFallbacks: number;
   opsReplayed: number;
@@ -111,6 +113,7 @@ export function simulate(workload: Workload, opts: SimulateOptions): SimulationR
   const n = workload.length;
   let inferredEmptyCaches = plan ? plan.inferredEmptyCaches : 0;
   let lastTraceIndex = -1;
+  const emptyCacheBefore: number[] = [];
 
   for (let i = 0; i < n; i++) {
     recorder.currentOp = i;
@@ -134,6 +137,9 @@ export function simulate(workload: Workload, opts: SimulateOptions): SimulationR
             if (!explained) {
               allocator.emptyCache();
               inferredEmptyCaches++;
+              emptyCacheBefore.push(i);
+              // Lets sample alignment see the state between the empty_cache() and the malloc.
+              opts.onOp?.(i - 1, allocator);
             }
           }
           block = allocator.malloc(size, stream);
@@ -206,6 +212,7 @@ export function simulate(workload: Workload, opts: SimulateOptions): SimulationR
     allocator,
     recorder,
     inferredEmptyCaches,
+    emptyCacheBefore,
     driverFallbacks: traceDriver?.fallbacks ?? 0,
     opsReplayed: n,
   };

@@ -139,3 +139,21 @@ export function planTraceReplay(entries: TraceEntry[], source = 'trace'): TraceP
 }
 
 export { Op };
+
+/**
+ * The trace's request sequence with every empty_cache() made explicit: those the plan inferred outright and
+ * those the own-settings replay decided (`emptyCacheBefore`), so it can be replayed under other settings.
+ */
+export function resolveWorkload(plan: TracePlan, emptyCacheBefore: readonly number[]): Workload {
+  const w = plan.workload;
+  const before = new Set(emptyCacheBefore);
+  const b = new WorkloadBuilder(w.length + before.size);
+  b.idCount = w.idCount;
+  for (let i = 0; i < w.length; i++) {
+    if (before.has(i)) b.emptyCache(w.time[i]);
+    const j = b.push(w.op[i], w.id[i], w.size[i], w.stream[i], w.time[i]);
+    const label = w.labels.get(i);
+    if (label !== undefined) b.labels.set(j, label);
+  }
+  return b.finish();
+}

@@ -1,5 +1,8 @@
 import type { CommandModule } from 'yargs';
+import { replayCommand } from './replay.js';
 
 /** Every CLI command; each module exports one yargs CommandModule. */
 // eslint-disable-next-line @typescript-eslint/no-explicit-any
-export const commands: CommandModule<any, any>[] = [];
+export const commands: CommandModule<any, any>[] = [
+  replayCommand,
+];

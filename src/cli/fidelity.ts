@@ -1,0 +1,47 @@
+#!/usr/bin/env node
+/**
+ * `npm run fidelity -- DIR`: replays every capture under DIR under its own settings and prints, per capture,
+ * exact or the first difference. `--cross` compares what-if replays with real captures under other settings.
+ */
+import yargs from 'yargs';
+import { hideBin } from 'yargs/helpers';
+import { listCaptures } from '../engine/captures.js';
+import { checkCapture, formatCaptureCheck } from '../engine/fidelity.js';
+import { reportCliError } from './errors.js';
+
+async function main(): Promise<void> {
+  const argv = await yargs(hideBin(process.argv))
+    .scriptName('fidelity')
+    .usage('$0 DIR [--cross] [--json]\n\nDIR: ground-truth captures (e.g. ../shared/groundtruth/dev).')
+    .demandCommand(1, 'Name a directory of captures.')
+    .option('cross', { type: 'boolean', default: false, describe: 'what-if fidelity: capture under default replayed under each other config vs the real capture under it' })
+    .option('json', { type: 'boolean', default: false, describe: 'print machine-readable results' })
+    .option('only', { type: 'string', describe: 'only workloads whose name starts with this' })
+    .strict()
+    .help()
+    .parseAsync();
+  const dir = String(argv._[0]);
+  if (argv.cross) {
+    const { runCrossFidelity, formatCrossFidelity } = await import('../engine/crossFidelity.js');
+    const rows = await runCrossFidelity(dir, { only: argv.only });
+    process.stdout.write(argv.json ? `${JSON.stringify(rows, null, 2)}\n` : `${formatCrossFidelity(rows)}\n`);
+    return;
+  }
+  const captures = listCaptures(dir).filter((c) => !argv.only || c.workload.startsWith(argv.only));
+  const results = [];
+  let exact = 0;
+  for (const ref of captures) {
+    const { snapshot, stats } = ref.load();
+    const check = checkCapture(`${ref.workload}/${ref.config}`, snapshot, stats);
+    results.push(check);
+    if (check.exact) exact++;
+    if (!argv.json) process.stdout.write(`${formatCaptureCheck(check)}\n`);
+  }
+  if (argv.json) process.stdout.write(`${JSON.stringify(results, null, 2)}\n`);
+  process.stderr.write(`${exact} of ${captures.length} captures exact\n`);
+  if (exact !== captures.length) process.exitCode = 1;
+}
+
+main().catch((err: unknown) => {
+  process.exitCode = reportCliError(err, false);
+});

@@ -1,0 +1,164 @@
+/**
+ * Options and outputs shared by the commands that simulate (`replay`, `run`): the device settings, and the
+ * summary / --json / --timeline / --export-snapshot outputs. Files are written atomically (temp + rename),
+ * so a failed run leaves nothing half-written.
+ */
+import { createWriteStream, renameSync, rmSync, writeFileSync } from 'node:fs';
+import { dirname, basename, join } from 'node:path';
+import { stringify } from 'csv-stringify';
+import type { Argv } from 'yargs';
+import { H100_TOTAL_GLOBAL_MEM } from '../allocator/constants.js';
+import { parseAllocConf } from '../config/index.js';
+import { validateFraction } from '../config/fraction.js';
+import type { AllocatorConfig } from '../config/types.js';
+import type { SimulationResult } from '../engine/simulate.js';
+import { TIMELINE_COLUMNS } from '../engine/timeline.js';
+import { Op, type Workload } from '../engine/workload.js';
+import { AllocsimInputError } from '../errors.js';
+import { summarize } from '../report/summary.js';
+import { writeSnapshotFile } from '../trace/index.js';
+
+export interface DeviceArgs {
+  conf?: string;
+  fraction?: number;
+  'device-total'?: number;
+  capacity?: number;
+}
+
+export interface OutputArgs {
+  json?: string;
+  timeline?: string;
+  'export-snapshot'?: string;
+}
+
+export function addDeviceOptions<T>(y: Argv<T>): Argv<T & DeviceArgs> {
+  return y
+    .option('conf', { type: 'string', describe: 'PYTORCH_CUDA_ALLOC_CONF to simulate (default: the trace\'s own settings, or PyTorch\'s defaults)' })
+    .option('fraction', { type: 'number', describe: 'torch.cuda.set_per_process_memory_fraction: allowed = floor(F * device total)' })
+    .option('device-total', { type: 'number', describe: `totalGlobalMem in bytes (default ${H100_TOTAL_GLOBAL_MEM}, H100 80GB)` })
+    .option('capacity', { type: 'number', describe: 'bytes the driver can hand out before cudaMalloc fails (default: what a fresh CUDA context leaves free)' }) as Argv<T & DeviceArgs>;
+}
+
+export function addOutputOptions<T>(y: Argv<T>): Argv<T & OutputArgs> {
+  return y
+    .option('json', { type: 'string', describe: 'write results as JSON to FILE (- for stdout)' })
+    .option('timeline', { type: 'string', describe: 'write one CSV row per operation to FILE.csv' })
+    .option('export-snapshot', { type: 'string', describe: 'write the simulated run as a snapshot pickle (opens in pytorch.org/memory_viz)' }) as Argv<T & OutputArgs>;
+}
+
+export interface DeviceSettings {
+  config?: AllocatorConfig;
+  fraction?: number | null;
+  deviceTotal?: number;
+  capacity?: number | null;
+}
+
+function positiveBytes(value: number | undefined, flag: string): number | undefined {
+  if (value === undefined) return undefined;
+  if (!Number.isFinite(value) || value <= 0 || !Number.isInteger(value)) {
+    throw new AllocsimInputError(`--${flag} must be a positive whole number of bytes, got ${value}`);
+  }
+  return value;
+}
+
+export function deviceSettings(argv: DeviceArgs): DeviceSettings {
+  const out: DeviceSettings = {};
+  if (argv.conf !== undefined) out.config = parseAllocConf(argv.conf);
+  if (argv.fraction !== undefined) {
+    validateFraction(argv.fraction);
+    out.fraction = argv.fraction;
+  }
+  out.deviceTotal = positiveBytes(argv['device-total'], 'device-total');
+  out.capacity = positiveBytes(argv.capacity, 'capacity');
+  return out;
+}
+
+/** Writes a file atomically: to a temp name beside it, then renamed. */
+export function writeFileAtomic(path: string, data: string | Uint8Array): void {
+  const tmp = join(dirname(path), `.${basename(path)}.${process.pid}.tmp`);
+  try {
+    writeFileSync(tmp, data);
+    renameSync(tmp, path);
+  } catch (err) {
+    rmSync(tmp, { force: true });
+    throw err;
+  }
+}
+
+const OP_ACTIONS = ['alloc', 'free_requested', 'record_stream', 'free_completed', 'empty_cache', 'set_fraction', 'mark'];
+
+/** The --timeline CSV: one row per operation with the cumulative counters and byte curves after it. */
+export async function writeTimelineCsv(path: string, workload: Workload, result: SimulationResult): Promise<void> {
+  const t = result.timeline;
+  if (!t) throw new Error('timeline was not recorded');
+  const oomOps = new Set(result.ooms.map((o) => o.op));
+  const tmp = join(dirname(path), `.${basename(path)}.${process.pid}.tmp`);
+  const columns = ['event', 'action', 'time_us', 'size', 'stream', ...TIMELINE_COLUMNS];
+  await new Promise<void>((resolve, reject) => {
+    const out = createWriteStream(tmp);
+    const csv = stringify({ header: true, columns });
+    csv.on('error', reject);
+    out.on('error', reject);
+    out.on('finish', resolve);
+    csv.pipe(out);
+    let i = 0;
+    const n = t.length;
+    const pump = (): void => {
+      while (i < n) {
+        const op = workload.op[i];
+        const action = op === Op.MALLOC && oomOps.has(i) ? 'oom' : OP_ACTIONS[op];
+        const row = [i, action, workload.time[i], op === Op.MALLOC ? workload.size[i] : '', op === Op.MALLOC ? workload.stream[i] : '',
+          t.allocs[i], t.frees[i], t.device_allocs[i], t.device_frees[i], t.allocated_bytes[i], t.reserved_bytes[i],
+          t.active_bytes[i], t.inactive_split_bytes[i], t.requested_bytes[i], t.segments[i]];
+        i++;
+        if (!csv.write(row)) {
+          csv.once('drain', pump);
+          return;
+        }
+      }
+      csv.end();
+    };
+    pump();
+  }).catch((err: unknown) => {
+    rmSync(tmp, { force: true });
+    throw err;
+  });
+  renameSync(tmp, path);
+}
+
+export interface JsonExtras {
+  [key: string]: unknown;
+}
+
+/** The --json document: memory_stats() keys, OOMs, the summary figures and whatever the command adds. */
+export function resultJson(result: SimulationResult, extras: JsonExtras): Record<string, unknown> {
+  return {
+    ...extras,
+    summary: summarize(result),
+    stats: result.stats,
+    ooms: result.ooms.map((o) => ({
+      op: o.op,
+      event: o.event,
+      requested: o.requested,
+      size: o.size,
+      alloc_size: o.allocSize,
+      stream: o.stream,
+      device_free: o.deviceFree,
+      reserved: o.reserved,
+      allocated: o.allocated,
+      message: o.message,
+    })),
+  };
+}
+
+export async function writeOutputs(
+  argv: OutputArgs, workload: Workload, result: SimulationResult, json: () => Record<string, unknown>,
+): Promise<void> {
+  if (argv.json !== undefined) {
+    const text = `${JSON.stringify(json(), null, 2)}\n`;
+    if (argv.json === '-') process.stdout.write(text);
+    else writeFileAtomic(argv.json, text);
+  }
+  if (argv.timeline !== undefined) await writeTimelineCsv(argv.timeline, workload, result);
+  if (argv['export-snapshot'] !== undefined) writeSnapshotFile(argv['export-snapshot'], result.snapshot);
+}
