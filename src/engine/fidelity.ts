@@ -35,8 +35,12 @@ export interface CaptureCheck {
 
 const SYNC = 'num_sync_all_streams';
 
-function sampleKey(allocs: number, frees: number, deviceAllocs: number, deviceFrees: number): string {
-  return `${allocs}/${frees}/${deviceAllocs}/${deviceFrees}`;
+/**
+ * A sample sits at the last replay position with its allocation / free / device-call counts
+ * (groundtruth README); OOMs change none of those, so the OOM count tells apart positions around them.
+ */
+function sampleKey(allocs: number, frees: number, deviceAllocs: number, deviceFrees: number, ooms: number): string {
+  return `${allocs}/${frees}/${deviceAllocs}/${deviceFrees}/${ooms}`;
 }
 
 /** Splits out the num_sync_all_streams shortfall the trace cannot show; returns the other differences. */
@@ -53,7 +57,7 @@ export function checkCapture(name: string, snapshot: Snapshot, stats: CaptureSta
   const wanted = new Map<string, number[]>();
   stats.samples.forEach((s, i) => {
     const k = sampleKey(s.stats['allocation.all.allocated'], s.stats['allocation.all.freed'],
-      s.stats.num_device_alloc, s.stats.num_device_free);
+      s.stats.num_device_alloc, s.stats.num_device_free, s.stats.num_ooms);
     wanted.set(k, [...(wanted.get(k) ?? []), i]);
   });
   const seen: (Record<string, number> | undefined)[] = new Array(stats.samples.length);
@@ -66,7 +70,7 @@ export function checkCapture(name: string, snapshot: Snapshot, stats: CaptureSta
       const st = allocator.stats;
       const a = st.arrays;
       // allocation.all.{allocated,freed}: the cumulative counts samples are aligned by.
-      const hit = wanted.get(sampleKey(a[2], a[3], st.numDeviceAlloc, st.numDeviceFree));
+      const hit = wanted.get(sampleKey(a[2], a[3], st.numDeviceAlloc, st.numDeviceFree, st.numOoms));
       if (hit !== undefined) {
         const snap = st.toMemoryStats();
         for (const i of hit) seen[i] = snap;
