@@ -1,8 +1,12 @@
 import type { CommandModule } from 'yargs';
 import { replayCommand } from './replay.js';
+import { runCommand } from './run.js';
+import { synthCommand } from './synth.js';
 
 /** Every CLI command; each module exports one yargs CommandModule. */
 // eslint-disable-next-line @typescript-eslint/no-explicit-any
 export const commands: CommandModule<any, any>[] = [
   replayCommand,
+  runCommand,
+  synthCommand,
 ];
