@@ -6,7 +6,7 @@
 import type { AllocatorConfig } from '../config/types.js';
 import type { Driver } from '../engine/driver.js';
 import { Block, ExpandableSegment, Segment } from './block.js';
-import { BlockPool } from './blockPool.js';
+import { BlockPool, Cursor } from './blockPool.js';
 import { kMinBlockSize, kSmallBuffer, kSmallSize } from './constants.js';
 import { oomMessage } from './format.js';
 import { getAllocationSize, roundSize } from './rounding.js';
@@ -54,6 +54,9 @@ export class DeviceCachingAllocator {
   driver: Driver;
   recorder: TraceRecorder;
   lastOom: OomEvent | null = null;
+  /** Reused pool positions (no allocation per malloc). */
+  private readonly cursor = new Cursor();
+  private readonly cursor2 = new Cursor();
 
   constructor(opts: AllocatorOptions) {
     this.config = opts.config;
@@ -127,27 +130,38 @@ export class DeviceCachingAllocator {
   /** §4.1: best fit by (stream, size, address), then the oversize rules. Removes the block from the pool. */
   getFreeBlock(pool: BlockPool, stream: number, size: number, expandableActive: boolean): Block | null {
     if (this.gcArmed()) pool.getFreeBlocksCallCount += 1;
-    const blocks = pool.blocks;
-    const n = blocks.length;
-    let i = pool.lowerBound(stream, size, -1);
-    if (i >= n || blocks[i].stream !== stream) return null;
-    if (blocks[i].expandableSegment !== null) {
+    const cur = this.cursor;
+    pool.lowerBound(stream, size, -1, cur);
+    let block = pool.at(cur);
+    if (block === null || block.stream !== stream) return null;
+    if (block.expandableSegment !== null) {
       if (expandableActive) {
-        let next = i + 1;
-        while (
-          blocks[i].expandableSegment !== null && next < n && blocks[next].stream === stream &&
-          expandableSize(blocks[next]) < expandableSize(blocks[i])
-        ) i = next++;
+        // Best fit by the size a block could grow to: walk on while the next candidate would end up smaller.
+        const nxt = this.cursor2;
+        nxt.c = cur.c;
+        nxt.i = cur.i;
+        pool.next(nxt);
+        let next = pool.at(nxt);
+        while (block.expandableSegment !== null && next !== null && next.stream === stream &&
+          expandableSize(next) < expandableSize(block)) {
+          cur.c = nxt.c;
+          cur.i = nxt.i;
+          block = next;
+          pool.next(nxt);
+          next = pool.at(nxt);
+        }
       } else {
-        do i++; while (i < n && blocks[i].expandableSegment !== null && blocks[i].stream === stream);
-        if (i >= n || blocks[i].stream !== stream) return null;
+        do {
+          pool.next(cur);
+          block = pool.at(cur);
+        } while (block !== null && block.expandableSegment !== null && block.stream === stream);
+        if (block === null || block.stream !== stream) return null;
       }
     }
-    const block = blocks[i];
     const maxSplitSize = this.config.maxSplitSize;
     if (size < maxSplitSize && block.size >= maxSplitSize) return null;
     if (size >= maxSplitSize && block.size >= size + this.config.maxNonSplitRoundingSize) return null;
-    blocks.splice(i, 1);
+    pool.eraseAt(cur);
     return block;
   }
 
@@ -231,25 +245,31 @@ export class DeviceCachingAllocator {
     const maxSplitSize = this.config.maxSplitSize;
     if (maxSplitSize === Infinity) return false;
     const keySize = Math.max(size, maxSplitSize);
-    const blocks = pool.blocks;
-    let i = pool.lowerBound(stream, keySize, -1);
-    if (i >= blocks.length || blocks[i].stream !== stream || blocks[i].expandableSegment !== null) {
-      if (i === 0) return false;
+    const cur = this.cursor;
+    pool.lowerBound(stream, keySize, -1, cur);
+    const found = pool.at(cur);
+    if (found === null || found.stream !== stream || found.expandableSegment !== null) {
+      if (pool.isFirst(cur)) return false;
       let totalReleased = 0;
-      i--;
-      while (totalReleased < keySize && blocks[i].size >= maxSplitSize && blocks[i].stream === stream) {
-        const cur = blocks[i];
-        const isFirst = i === 0;
-        if (!isFirst) i--;
-        if (cur.expandableSegment === null) {
-          totalReleased += cur.size;
-          this.releaseBlock(cur);
+      pool.prev(cur);
+      let block = pool.at(cur) as Block;
+      while (totalReleased < keySize && block.size >= maxSplitSize && block.stream === stream) {
+        const current = block;
+        const isFirst = pool.isFirst(cur);
+        if (!isFirst) {
+          pool.prev(cur);
+          block = pool.at(cur) as Block;
+        }
+        // Erasing `current` (after the cursor) leaves the cursor valid.
+        if (current.expandableSegment === null) {
+          totalReleased += current.size;
+          this.releaseBlock(current);
         }
         if (isFirst) break;
       }
       if (totalReleased < keySize) return false;
     } else {
-      this.releaseBlock(blocks[i]);
+      this.releaseBlock(found);
     }
     return true;
   }
@@ -278,7 +298,7 @@ export class DeviceCachingAllocator {
 
   private releaseBlocks(pool: BlockPool): void {
     const toUnmap: Block[] = [];
-    for (const block of pool.blocks.slice()) {
+    for (const block of pool.all()) {
       if (block.expandableSegment !== null) toUnmap.push(block);
       else if (block.prev === null && block.next === null) this.releaseBlock(block);
     }
@@ -311,7 +331,7 @@ export class DeviceCachingAllocator {
     const large = this.largeBlocks;
     let totalAge = 0;
     let freeable = 0;
-    for (const b of large.blocks) {
+    for (const b of large.all()) {
       if (!b.isSplit()) {
         totalAge += b.gcCount();
         freeable++;
@@ -323,7 +343,7 @@ export class DeviceCachingAllocator {
     while (reclaimed < targetSize && blockFreed && freeable > 0) {
       const ageThreshold = totalAge / freeable;
       blockFreed = false;
-      for (const block of large.blocks.slice()) {
+      for (const block of large.all()) {
         if (!block.isSplit() && block.expandableSegment === null && block.gcCount() >= ageThreshold) {
           blockFreed = true;
           reclaimed += block.size;
@@ -583,7 +603,7 @@ export class DeviceCachingAllocator {
       c.segments.add(copy);
     }
     const remap = (src: BlockPool, dst: BlockPool) => {
-      for (const b of src.blocks) dst.blocks.push(map.get(b) as Block);
+      dst.load(src.all().map((b) => map.get(b) as Block));
       for (const b of src.unmapped) dst.unmapped.push(map.get(b) as Block);
     };
     remap(this.smallBlocks, c.smallBlocks);

@@ -59,12 +59,14 @@ export function checkInvariants(a: DeviceCachingAllocator): void {
   }
   // Every free block is in exactly one pool, and only free blocks are.
   for (const pool of [a.smallBlocks, a.largeBlocks]) {
-    for (let i = 0; i < pool.blocks.length; i++) {
-      const b = pool.blocks[i];
+    const blocks = pool.all();
+    if (blocks.length !== pool.size) fail('pool size disagrees with its contents');
+    for (let i = 0; i < blocks.length; i++) {
+      const b = blocks[i];
       if (!freeMapped.delete(b)) fail(`pool holds a block that is not a free mapped block (or holds it twice): ${b.ptr}`);
       if (b.pool !== pool) fail('block in the wrong pool');
       if (i > 0) {
-        const p = pool.blocks[i - 1];
+        const p = blocks[i - 1];
         const ordered = p.stream < b.stream || (p.stream === b.stream && (p.size < b.size || (p.size === b.size && p.ptr < b.ptr)));
         if (!ordered) fail('pool not ordered by (stream, size, address)');
       }
