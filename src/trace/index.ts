@@ -1,0 +1,21 @@
+/** Snapshot input/output: safe pickle reading, pickle writing, JSON, schema validation. */
+export type {
+  AllocatorSettings,
+  BlockInfo,
+  BlockState,
+  SegmentInfo,
+  Snapshot,
+  TraceAction,
+  TraceEntry,
+} from './types.js';
+export { unpickle } from './pickle.js';
+export { pickleSnapshot, pickleValue, type PickleOptions } from './pickleWriter.js';
+export { TRACE_ACTIONS, validateSnapshot } from './validate.js';
+export {
+  formatForPath,
+  parseSnapshot,
+  readSnapshotFile,
+  serializeSnapshot,
+  writeSnapshotFile,
+  type SnapshotFormat,
+} from './snapshot.js';
