@@ -169,6 +169,7 @@ class TransformerRun {
         last = this.forwardBackward(B, T);
         this.accumulate = true;
       }
+      des.mark(`step${step}:backward`);
       this.optimizerStep(step);
       for (const q of this.all) { t.free(q.grad); q.grad = null; } // zero_grad(set_to_none=True)
       this.accumulate = false;
