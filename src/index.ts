@@ -1,0 +1,22 @@
+/** allocsim's library API: the allocator model, replays, workloads, trace I/O and config parsing. */
+export { DeviceCachingAllocator, type AllocatorOptions, type OomEvent } from './allocator/cachingAllocator.js';
+export { Block, ExpandableSegment, Segment } from './allocator/block.js';
+export { DeviceStats } from './allocator/stats.js';
+export { formatSize, oomMessage } from './allocator/format.js';
+export { roundSize, getAllocationSize } from './allocator/rounding.js';
+export { snapshotSegments } from './allocator/snapshot.js';
+export { TraceRecorder } from './allocator/traceRecorder.js';
+export * from './config/index.js';
+export * from './trace/index.js';
+export { Op, WorkloadBuilder, type Workload } from './engine/workload.js';
+export type { Driver } from './engine/driver.js';
+export { CapacityDriver } from './engine/capacityDriver.js';
+export { simulate, defaultCapacity, type SimulateOptions, type SimulationResult, type OomRecord } from './engine/simulate.js';
+export { replaySnapshot, snapshotConfig, sameBehaviour, type ReplayOptions, type ReplayResult } from './engine/replay.js';
+export { planTraceReplay, resolveWorkload, type TracePlan } from './engine/traceWorkload.js';
+export { compareTrace, compareSegments, diffStats, type Divergence } from './engine/check.js';
+export { checkCapture, formatCaptureCheck, type CaptureCheck, type CaptureStats } from './engine/fidelity.js';
+export { listCaptures, type CaptureRef } from './engine/captures.js';
+export { Timeline, TIMELINE_COLUMNS } from './engine/timeline.js';
+export { summarize, formatSummary, type SummaryFigures } from './report/summary.js';
+export { AllocsimInputError } from './errors.js';
