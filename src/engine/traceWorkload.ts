@@ -90,30 +90,46 @@ export function planTraceReplay(entries: TraceEntry[], source = 'trace'): TraceP
         }
         break;
       }
-      case 'free_completed': {
-        const id = pending.get(e.addr as number);
-        if (id === undefined) {
+      case 'free_completed':
+      case 'segment_free':
+      case 'segment_unmap': {
+        // A group of deferred-free completions and segment releases. Completions before the first release are
+        // process_events (or an empty_cache()'s synchronize); completions after a release can only come from the
+        // synchronize of a flush (the malloc's release_cached_blocks), which the replay's own flush repeats.
+        let j = i;
+        let firstRelease = -1;
+        while (j < entries.length) {
+          const g = entries[j];
+          if (isRelease(g)) {
+            if (firstRelease < 0) firstRelease = j;
+          } else if (!(g.action === 'free_completed' && pending.has(g.addr as number))) break;
+          j++;
+        }
+        if (j === i) {
           unknownFrees++;
           break;
         }
-        pending.delete(e.addr as number);
-        b.freeCompleted(id, t);
-        add(i);
-        break;
-      }
-      case 'segment_free':
-      case 'segment_unmap': {
-        let j = i;
-        while (j < entries.length && isRelease(entries[j])) j++;
-        const after = entries[j];
-        const beforeMalloc = after !== undefined &&
-          (after.action === 'alloc' || after.action === 'oom' || after.action === 'segment_alloc' || after.action === 'segment_map');
-        if (beforeMalloc) {
-          runBeforeMalloc = true;
-        } else {
-          b.emptyCache(t);
-          add(j - 1);
-          inferredEmptyCaches++;
+        for (let k = i; k < j; k++) {
+          const g = entries[k];
+          if (g.action !== 'free_completed') continue;
+          const id = pending.get(g.addr as number) as number;
+          pending.delete(g.addr as number);
+          if (firstRelease < 0 || k < firstRelease) {
+            b.freeCompleted(id, g.time_us ?? t);
+            add(k);
+          }
+        }
+        if (firstRelease >= 0) {
+          const after = entries[j];
+          const beforeMalloc = after !== undefined &&
+            (after.action === 'alloc' || after.action === 'oom' || after.action === 'segment_alloc' || after.action === 'segment_map');
+          if (beforeMalloc) {
+            runBeforeMalloc = true;
+          } else {
+            b.emptyCache(entries[firstRelease].time_us ?? t);
+            add(j - 1);
+            inferredEmptyCaches++;
+          }
         }
         i = j - 1;
         break;
