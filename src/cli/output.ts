@@ -63,7 +63,12 @@ function positiveBytes(value: number | undefined, flag: string): number | undefi
 
 export function deviceSettings(argv: DeviceArgs): DeviceSettings {
   const out: DeviceSettings = {};
-  if (argv.conf !== undefined) out.config = parseAllocConf(argv.conf);
+  if (argv.conf !== undefined) {
+    out.config = parseAllocConf(argv.conf);
+    if (out.config.ignoredKeys.length > 0) {
+      process.stderr.write(`allocsim: note: ${out.config.ignoredKeys.join(', ')} accepted but ignored: no effect on device memory\n`);
+    }
+  }
   if (argv.fraction !== undefined) {
     validateFraction(argv.fraction);
     out.fraction = argv.fraction;

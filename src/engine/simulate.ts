@@ -4,7 +4,7 @@
  */
 import type { Block } from '../allocator/block.js';
 import { DeviceCachingAllocator, type OomEvent } from '../allocator/cachingAllocator.js';
-import { H100_TOTAL_GLOBAL_MEM } from '../allocator/constants.js';
+import { H100_TOTAL_GLOBAL_MEM, kOneExabyte } from '../allocator/constants.js';
 import { snapshotSegments } from '../allocator/snapshot.js';
 import { S } from '../allocator/stats.js';
 import { A, ACTION_CODES, TraceRecorder } from '../allocator/traceRecorder.js';
@@ -122,6 +122,17 @@ export function simulate(workload: Workload, opts: SimulateOptions): SimulationR
       case Op.MALLOC: {
         const size = sizes[i];
         const stream = streams[i];
+        // NativeCachingAllocator::allocate: zero bytes never reach malloc; 1 EiB and more fail before it.
+        if (size === 0) break;
+        if (size >= kOneExabyte) {
+          const s = allocator.stats;
+          ooms.push({
+            op: i, event: -1, requested: size, size, allocSize: size, stream, deviceFree: allocator.driver.memGetInfoFree(),
+            message: 'CUDA out of memory. Tried to allocate more than 1EB memory.',
+            reserved: s.current(S.reserved_bytes), allocated: s.current(S.allocated_bytes),
+          });
+          break;
+        }
         let block: Block | null;
         if (traceDriver !== null && plan !== undefined) {
           const idx = plan.traceIndex[i];

@@ -183,3 +183,18 @@ describe('record_stream deferred frees (spec §5.2)', () => {
     expect(x.eventCount).toBe(0);
   });
 });
+
+describe('requests that never reach malloc (spec §4, §11.2)', () => {
+  it('zero bytes allocate nothing; 1 EiB fails with no trace entry and no num_ooms', async () => {
+    const { simulate } = await import('../../src/engine/simulate.js');
+    const { WorkloadBuilder } = await import('../../src/engine/workload.js');
+    const w = new WorkloadBuilder();
+    w.malloc(0);
+    w.malloc(2 ** 60);
+    const r = simulate(w.finish(), { config: defaultConfig() });
+    expect(r.recorder.length).toBe(0);
+    expect(r.stats.num_ooms).toBe(0);
+    expect(r.ooms).toHaveLength(1);
+    expect(r.ooms[0].message).toBe('CUDA out of memory. Tried to allocate more than 1EB memory.');
+  });
+});
