@@ -1,0 +1,271 @@
+/**
+ * How good is a what-if: a capture made under one config (`default`) replayed under config X, compared with the
+ * real capture under X. Workloads that issue the same requests under every config make this a direct test.
+ * `npm run fidelity -- --cross DIR` prints the table (docs/fidelity.md holds it for the dev captures).
+ */
+import { parseAllocConf } from '../config/parse.js';
+import type { SegmentInfo, Snapshot, TraceEntry } from '../trace/types.js';
+import { listCaptures, type CaptureRef } from './captures.js';
+import { reservationSpan } from './addressModel.js';
+import { diffStats } from './check.js';
+import type { CaptureStats } from './fidelity.js';
+import { planTraceReplay } from './traceWorkload.js';
+import { whatIfReplay } from './whatIf.js';
+import { Op, type Workload } from './workload.js';
+
+export interface CrossFigure {
+  real: number;
+  simulated: number;
+  /** (simulated - real) / real; 0 when both are 0. */
+  relError: number;
+}
+
+export interface CrossRow {
+  workload: string;
+  source: string;
+  target: string;
+  conf: string;
+  fraction: number | null;
+  /** The two real runs made the same malloc / free requests; otherwise where they part (evidence). */
+  sameRequests: boolean;
+  requestDifference: string | null;
+  /** Every trace entry, the final layout and every final memory_stats() key match the real run under X. */
+  exact: boolean;
+  /** Segment events (cudaMalloc / cudaFree / map / unmap, addresses included) and OOMs match. */
+  segmentsExact: boolean;
+  /** The first difference: trace, then layout, then final stats; null when exact. */
+  firstDifference: string | null;
+  /** Final memory_stats() keys that differ (num_sync_all_streams shortfalls left out, see fidelity.ts). */
+  statsDiffering: string[];
+  peakReserved: CrossFigure;
+  numDeviceAlloc: CrossFigure;
+  peakInactiveSplit: CrossFigure;
+  recordedAnswers: number;
+  modelAnswers: number;
+  divergedAtOp: number | null;
+}
+
+export interface CrossOptions {
+  /** Only workloads whose name starts with this. */
+  only?: string;
+  /** The config whose capture is replayed (default `default`). */
+  source?: string;
+}
+
+function figure(real: number, simulated: number): CrossFigure {
+  return { real, simulated, relError: real === simulated ? 0 : (simulated - real) / (real === 0 ? 1 : real) };
+}
+
+/** The malloc / free requests of a recorded run, as comparable tokens (frees name the malloc they undo). */
+function requestTokens(w: Workload): string[] {
+  const out: string[] = [];
+  for (let i = 0; i < w.length; i++) {
+    if (w.op[i] === Op.MALLOC) out.push(`malloc #${w.id[i]} of ${w.size[i]} B on stream ${w.stream[i]}`);
+    else if (w.op[i] === Op.FREE) out.push(`free #${w.id[i]}`);
+  }
+  return out;
+}
+
+/** Where two runs' request sequences part, in words; null when they are the same. */
+export function requestDifference(a: Workload, b: Workload, aName: string, bName: string): string | null {
+  const ta = requestTokens(a);
+  const tb = requestTokens(b);
+  const n = Math.min(ta.length, tb.length);
+  for (let i = 0; i < n; i++) {
+    if (ta[i] !== tb[i]) return `request ${i}: ${aName} ${ta[i]}, ${bName} ${tb[i]}`;
+  }
+  if (ta.length !== tb.length) return `${aName} makes ${ta.length} requests, ${bName} ${tb.length}`;
+  return null;
+}
+
+/**
+ * Two runs of one program get different segment addresses from the driver (another base, and the driver is not
+ * fully deterministic), so runs are compared with every address renamed to (segment, offset): a segment is
+ * named by the order of its cudaMalloc (`s3`) or, for expandable segments, of its reservation (`r0`). Equal
+ * renamed traces mean the allocator made the same decisions, whatever numbers the driver handed out.
+ */
+export class AddressNamer {
+  /** Live cudaMalloc segments: [base, end, ordinal]. */
+  private live: [number, number, number][] = [];
+  private reservations: number[] = [];
+  private segments = 0;
+
+  constructor(private readonly reservationSpan: number) {}
+
+  /** Call for every trace entry in order; returns the entry's address renamed. */
+  name(action: string, addr: number, size: number): string {
+    if (action === 'segment_alloc') this.live.push([addr, addr + size, this.segments++]);
+    const n = this.lookup(addr, action === 'segment_map');
+    if (action === 'segment_free') this.live = this.live.filter((s) => s[0] !== addr);
+    return n;
+  }
+
+  lookup(addr: number, mayOpen = false): string {
+    for (let k = this.live.length - 1; k >= 0; k--) {
+      const s = this.live[k];
+      if (addr >= s[0] && addr < s[1]) return `s${s[2]}+${addr - s[0]}`;
+    }
+    let r = this.reservations.findIndex((b) => addr >= b && addr < b + this.reservationSpan);
+    if (r < 0 && mayOpen) r = this.reservations.push(addr) - 1;
+    return r < 0 ? `?${addr}` : `r${r}+${addr - this.reservations[r]}`;
+  }
+}
+
+interface Renamed {
+  /** One string per trace entry (snapshot entries left out). */
+  entries: string[];
+  /** Index of each string's entry in the original trace. */
+  index: number[];
+  segmentsOnly: string[];
+  segmentIndex: number[];
+  layout: string[];
+}
+
+const SEGMENT_EVENTS = new Set(['segment_alloc', 'segment_free', 'segment_map', 'segment_unmap', 'oom']);
+
+/** A run's trace and final layout with addresses renamed (see AddressNamer). */
+export function renameRun(entries: readonly TraceEntry[], segments: readonly SegmentInfo[], deviceTotal: number): Renamed {
+  const namer = new AddressNamer(reservationSpan(deviceTotal));
+  const out: Renamed = { entries: [], index: [], segmentsOnly: [], segmentIndex: [], layout: [] };
+  entries.forEach((e, i) => {
+    if (e.action === 'snapshot') return;
+    const where = e.action === 'oom' ? `device_free=${e.device_free}` : namer.name(e.action, e.addr as number, e.size);
+    const s = `${e.action} ${where} size=${e.size} stream=${e.stream}`;
+    out.entries.push(s);
+    out.index.push(i);
+    if (SEGMENT_EVENTS.has(e.action)) {
+      out.segmentsOnly.push(s);
+      out.segmentIndex.push(i);
+    }
+  });
+  const layout = segments.map((seg) => {
+    const blocks = seg.blocks.map((b) => `${namer.lookup(b.address)} ${b.size} ${b.requested_size} ${b.state}`).join('; ');
+    return `${namer.lookup(seg.address)} total=${seg.total_size} allocated=${seg.allocated_size} active=${seg.active_size} ` +
+      `requested=${seg.requested_size} stream=${seg.stream} ${seg.segment_type}${seg.is_expandable ? ' expandable' : ''}: ${blocks}`;
+  });
+  // Snapshots sort segments by address; renamed runs are compared in name order.
+  out.layout = layout.sort();
+  return out;
+}
+
+/** First position where two renamed sequences differ, described with the real run's entry index. */
+function firstDiff(real: string[], realIndex: number[], sim: string[], what: string): string | null {
+  const n = Math.min(real.length, sim.length);
+  for (let i = 0; i < n; i++) {
+    if (real[i] !== sim[i]) return `${what} ${realIndex[i] ?? i}: real ${real[i]}, simulated ${sim[i]}`;
+  }
+  if (real.length > sim.length) return `${what} ${realIndex[n] ?? n}: real ${real[n]}, simulation ended`;
+  if (sim.length > real.length) return `simulation has extra entries after the real trace: ${sim[n]}`;
+  return null;
+}
+
+/** One (workload, X) comparison: `source` replayed under X's settings vs the real run under X. */
+export function crossCompare(
+  workload: string,
+  source: { name: string; snapshot: Snapshot; stats: CaptureStats },
+  target: { name: string; snapshot: Snapshot; stats: CaptureStats },
+): CrossRow {
+  const meta = target.stats.meta;
+  const result = whatIfReplay(source.snapshot, {
+    sourceConfig: parseAllocConf(source.stats.meta.conf ?? ''),
+    sourceFraction: source.stats.meta.fraction,
+    sourceDeviceTotal: source.stats.meta.device_total,
+    config: parseAllocConf(meta.conf ?? ''),
+    fraction: meta.fraction,
+    deviceTotal: meta.device_total,
+    // The device's free memory at the start of the real run decides cudaMalloc failure and `device_free`.
+    capacity: typeof meta.device_free_at_start === 'number' ? meta.device_free_at_start : null,
+    source: `${workload}/${source.name}`,
+  });
+  const realEntries = target.snapshot.device_traces[0] ?? [];
+  const targetPlan = planTraceReplay(realEntries, `${workload}/${target.name}`);
+  const reqDiff = requestDifference(result.plan.workload, targetPlan.workload, source.name, target.name);
+
+  const real = renameRun(realEntries, target.snapshot.segments, meta.device_total);
+  const sim = renameRun(result.recorder.toEntries(), result.snapshot.segments, meta.device_total);
+  const trace = firstDiff(real.entries, real.index, sim.entries, 'trace entry');
+  const segments = firstDiff(real.segmentsOnly, real.segmentIndex, sim.segmentsOnly, 'trace entry');
+  const layout = firstDiff(real.layout, [], sim.layout, 'final segment');
+  const stats = diffStats(target.stats.final, result.stats)
+    .filter(([k, r, s]) => !(k === 'num_sync_all_streams' && r > s));
+  const firstDifference = trace ?? layout ??
+    (stats.length > 0 ? `final ${stats[0][0]}: real ${stats[0][1]}, simulated ${stats[0][2]}` : null);
+  const rs = target.stats.final;
+  return {
+    workload,
+    source: source.name,
+    target: target.name,
+    conf: meta.conf ?? '',
+    fraction: meta.fraction ?? null,
+    sameRequests: reqDiff === null,
+    requestDifference: reqDiff,
+    exact: firstDifference === null,
+    segmentsExact: segments === null,
+    firstDifference,
+    statsDiffering: stats.map(([k]) => k),
+    peakReserved: figure(rs['reserved_bytes.all.peak'], result.stats['reserved_bytes.all.peak']),
+    numDeviceAlloc: figure(rs.num_device_alloc, result.stats.num_device_alloc),
+    peakInactiveSplit: figure(rs['inactive_split_bytes.all.peak'], result.stats['inactive_split_bytes.all.peak']),
+    recordedAnswers: result.recordedAnswers,
+    modelAnswers: result.modelAnswers,
+    divergedAtOp: result.divergedAtOp,
+  };
+}
+
+/** Every (workload, X) pair under `dir` with a capture under the source config. */
+export function runCrossFidelity(dir: string, opts: CrossOptions = {}): CrossRow[] {
+  const sourceName = opts.source ?? 'default';
+  const byWorkload = new Map<string, CaptureRef[]>();
+  for (const c of listCaptures(dir)) {
+    if (opts.only && !c.workload.startsWith(opts.only)) continue;
+    byWorkload.set(c.workload, [...(byWorkload.get(c.workload) ?? []), c]);
+  }
+  const rows: CrossRow[] = [];
+  for (const [workload, refs] of byWorkload) {
+    const src = refs.find((r) => r.config === sourceName);
+    if (src === undefined) continue;
+    const source = { name: src.config, ...src.load() };
+    for (const ref of refs) {
+      if (ref === src) continue;
+      rows.push(crossCompare(workload, source, { name: ref.config, ...ref.load() }));
+    }
+  }
+  return rows;
+}
+
+function pct(f: CrossFigure): string {
+  if (f.relError === 0) return '0';
+  const p = f.relError * 100;
+  return `${p > 0 ? '+' : ''}${Math.abs(p) < 0.01 ? p.toExponential(1) : p.toFixed(2)}%`;
+}
+
+function mib(n: number): string {
+  return `${(n / 1048576).toFixed(0)} MiB`;
+}
+
+/** A markdown table, one row per (workload, X), then the difference details. */
+export function formatCrossFidelity(rows: CrossRow[]): string {
+  const lines = [
+    '| workload | replayed under | real requests | what-if vs real run | peak reserved | num_device_alloc | peak inactive split | driver answers (recorded / model) |',
+    '|---|---|---|---|---|---|---|---|',
+  ];
+  for (const r of rows) {
+    const outcome = r.exact ? 'exact' : r.segmentsExact ? 'segments exact; differs' : 'differs';
+    lines.push(`| ${r.workload} | ${r.target} | ${r.sameRequests ? 'same' : 'differ'} | ${outcome} | ` +
+      `${mib(r.peakReserved.simulated)} (${pct(r.peakReserved)}) | ${r.numDeviceAlloc.simulated} (${pct(r.numDeviceAlloc)}) | ` +
+      `${mib(r.peakInactiveSplit.simulated)} (${pct(r.peakInactiveSplit)}) | ${r.recordedAnswers} / ${r.modelAnswers} |`);
+  }
+  const exact = rows.filter((r) => r.exact).length;
+  const seg = rows.filter((r) => r.segmentsExact).length;
+  lines.push('', `${exact} of ${rows.length} exact; segment sequence exact in ${seg}. Errors are (simulated - real) / real.`);
+  const details = rows.filter((r) => !r.exact);
+  if (details.length > 0) {
+    lines.push('', 'Differences:');
+    for (const r of details) {
+      lines.push(`- ${r.workload} under ${r.target}: ${r.firstDifference}` +
+        (r.statsDiffering.length > 0 ? `; final stats differing: ${r.statsDiffering.join(', ')}` : '') +
+        (r.requestDifference ? `. The real runs' requests differ (${r.requestDifference})` : ''));
+    }
+  }
+  return lines.join('\n');
+}
