@@ -48,6 +48,8 @@ const utf8 = new TextDecoder('utf-8', { fatal: true });
 
 /** Strings up to this many bytes go through the ASCII fast path and the cache. */
 const SHORT_STRING = 32;
+/** Integers with more significant bytes than this are beyond the largest double (2^1024). */
+const MAX_DOUBLE_BYTES = 130;
 const CACHE_SIZE = 1024; // power of two
 
 function fail(name: string, message: string): never {
@@ -80,11 +82,17 @@ function decodeLong(b: Uint8Array, p: number, n: number): number {
     }
     return hi * 4294967296 + lo;
   }
-  // Longer than 8 bytes: exact through BigInt, then rounded (to ±Infinity when out of double range).
-  let digits = '';
-  for (let i = n - 1; i >= 0; i--) digits += b[p + i]!.toString(16).padStart(2, '0');
+  // Longer: drop the sign-extension bytes on top (value = unsigned rest - 2^(8 * rest) when negative), then
+  // round exactly through BigInt. Beyond ~1024 bits the double is ±Infinity, and BigInt need not be asked.
+  const negative = b[p + n - 1]! >= 0x80;
+  const pad = negative ? 0xff : 0x00;
+  let top = n;
+  while (top > 0 && b[p + top - 1] === pad) top--;
+  if (top > MAX_DOUBLE_BYTES) return negative ? -Infinity : Infinity;
+  let digits = '0';
+  for (let i = top - 1; i >= 0; i--) digits += b[p + i]!.toString(16).padStart(2, '0');
   let big = BigInt('0x' + digits);
-  if (b[p + n - 1]! >= 0x80) big -= 1n << BigInt(8 * n);
+  if (negative) big -= 1n << BigInt(8 * top);
   return Number(big);
 }
 
@@ -187,9 +195,19 @@ function popMark(marks: number[], name: string, what: string, opPos: number): nu
 
 /** Memo store at an arbitrary index (PUT/BINPUT/LONG_BINPUT); returns whether the index is new. */
 function memoPutAt(memo: unknown[], idx: number, value: unknown): boolean {
-  const isNew = idx >= memo.length || memo[idx] === undefined;
+  const isNew = memo[idx] === undefined;
   memo[idx] = value;
   return isNew;
+}
+
+/**
+ * Memo lookup; the hot opcodes read in-bounds indices directly and only come here for the rest (sparse indices
+ * that PUT stored far beyond the array, including 2^32 - 1, which JS keeps as a plain property).
+ */
+function memoGet(memo: unknown[], idx: number, name: string, opPos: number): unknown {
+  const v = memo[idx];
+  if (v === undefined) badMemo(name, opPos, idx);
+  return v;
 }
 
 function badMemo(name: string, opPos: number, idx: number): never {
@@ -206,8 +224,9 @@ interface StringCache {
 function decodeUtf8(b: Uint8Array, p: number, n: number, name: string): string {
   try {
     return utf8.decode(b.subarray(p, p + n));
-  } catch {
-    return fail(name, `string at byte ${p} is not valid UTF-8`);
+  } catch (e) {
+    if (e instanceof TypeError) fail(name, `string at byte ${p} is not valid UTF-8`);
+    return fail(name, `string of ${n} bytes at byte ${p} cannot be read (${e instanceof Error ? e.message : String(e)})`);
   }
 }
 
@@ -317,8 +336,7 @@ export function unpickle(bytes: Uint8Array, name = 'pickle'): unknown {
         if (pos >= len) truncated(name, op, opPos, 1, len - pos);
         const idx = b[pos++]!;
         const v = idx < memo.length ? memo[idx] : undefined;
-        if (v === undefined) badMemo(name, opPos, idx);
-        stack[sp++] = v;
+        stack[sp++] = v !== undefined ? v : memoGet(memo, idx, name, opPos);
         break;
       }
       case 0x6a: {
@@ -327,8 +345,7 @@ export function unpickle(bytes: Uint8Array, name = 'pickle'): unknown {
         const idx = view.getUint32(pos, true);
         pos += 4;
         const v = idx < memo.length ? memo[idx] : undefined;
-        if (v === undefined) badMemo(name, opPos, idx);
-        stack[sp++] = v;
+        stack[sp++] = v !== undefined ? v : memoGet(memo, idx, name, opPos);
         break;
       }
       case 0x94: // MEMOIZE
@@ -562,10 +579,7 @@ export function unpickle(bytes: Uint8Array, name = 'pickle'): unknown {
       case 0x67: {
         // GET
         const [t, next] = textArg(b, pos, name, 'GET', opPos);
-        const idx = parseDecimal(t, name, 'GET', opPos);
-        const v = idx >= 0 && idx < memo.length ? memo[idx] : undefined;
-        if (v === undefined) badMemo(name, opPos, idx);
-        stack[sp++] = v;
+        stack[sp++] = memoGet(memo, parseDecimal(t, name, 'GET', opPos), name, opPos);
         pos = next;
         break;
       }

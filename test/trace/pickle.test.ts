@@ -91,6 +91,10 @@ describe('unpickle: opcodes CPython rarely writes', () => {
     ['UNICODE \\U escape', bytes('V\\U0001f642\n', '.'), '\u{1f642}'],
     ['GET/PUT', bytes('(', 'K', 9, 'p3\n', 'g3\n', 'l', '.'), [9, 9]],
     ['LONG_BINPUT/LONG_BINGET', bytes(0x80, 4, 'K', 4, 'r', 0, 1, 0, 0, '0', 'j', 0, 1, 0, 0, '.'), 4],
+    ['LONG1 with redundant sign bytes', bytes(0x80, 4, 0x8a, 12, 5, ...Array(11).fill(0xff), '.'), -251], // int.from_bytes(..., signed=True)
+    ['LONG4 beyond the double range', bytes(0x80, 4, 0x8b, 200, 0, 0, 0, ...Array(199).fill(0), 1, '.'), Infinity],
+    ['LONG4 of all 0xff bytes', bytes(0x80, 4, 0x8b, 200, 0, 0, 0, ...Array(200).fill(0xff), '.'), -1],
+    ['LONG_BINPUT at 2^32 - 1', bytes(0x80, 4, 'K', 4, 'r', 255, 255, 255, 255, '0', 'j', 255, 255, 255, 255, '.'), 4],
     ['a list containing itself', bytes(0x80, 4, ']', 0x94, 'h', 0, 'a', '.'), 'cycle'],
   ];
   for (const [what, input, expected] of cases) {
