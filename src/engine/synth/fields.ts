@@ -25,8 +25,15 @@ export class Fields {
     private readonly path = '',
   ) {}
 
+  /** Whether the field is given; it counts as a known field either way. */
   has(name: string): boolean {
+    this.read.add(name);
     return this.obj[name] !== undefined;
+  }
+
+  /** The fields asked for so far (the generator's vocabulary, when read from an empty object). */
+  names(): string[] {
+    return [...this.read];
   }
 
   fail(name: string, problem: string): never {

@@ -11,6 +11,7 @@ import { describe, expect, it } from 'vitest';
 import { parseAllocConf } from '../../../src/config/index.js';
 import { defaultConfig } from '../../../src/config/types.js';
 import { simulate, type SimulateOptions } from '../../../src/engine/simulate.js';
+import { Fields } from '../../../src/engine/synth/fields.js';
 import { GENERATORS, buildWorkload, loadScenario, parseScenario, type Scenario } from '../../../src/engine/synth/scenario.js';
 import { Op, type Workload } from '../../../src/engine/workload.js';
 
@@ -37,6 +38,21 @@ describe('the scenario library', () => {
   it('has a scenario for every generator', () => {
     const kinds = new Set(FILES.map((f) => loadScenario(join(DIR, f)).kind));
     for (const g of GENERATORS) expect(kinds, g.kind).toContain(g.kind);
+  });
+
+  it('docs/scenarios.md lists every field of every generator, and no others', () => {
+    const doc = readFileSync(join(ROOT, 'docs/scenarios.md'), 'utf8');
+    for (const g of GENERATORS) {
+      const section = doc.split('\n### `').find((x) => x.startsWith(`${g.kind}\``));
+      expect(section, g.kind).toBeDefined();
+      const documented = new Set<string>();
+      for (const row of section!.split('\n').filter((l) => l.startsWith('| `'))) {
+        for (const m of row.split('|')[1]!.matchAll(/`(\w+)`/g)) documented.add(m[1]!);
+      }
+      const f = new Fields({}, 'probe');
+      g.read(f);
+      expect([...documented].sort(), g.kind).toEqual(f.names().sort());
+    }
   });
 
   describe.each(FILES)('%s', (file) => {
