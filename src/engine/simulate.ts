@@ -190,10 +190,9 @@ export function simulate(workload: Workload, opts: SimulateOptions): SimulationR
       }
       case Op.FREE_COMPLETED: {
         const block = blocks[ids[i]];
-        if (block !== null) {
-          allocator.completeDeferredFree(block);
-          blocks[ids[i]] = null;
-        }
+        // A flush may have completed it already, and the Block may since serve another allocation.
+        if (block !== null && block.allocId === ids[i]) allocator.completeDeferredFree(block);
+        blocks[ids[i]] = null;
         break;
       }
       case Op.EMPTY_CACHE:
