@@ -106,7 +106,7 @@ function freeByPoolStream(allocator: DeviceCachingAllocator): FreeByPoolStream[]
 }
 
 /** One segment's (or one mapped range of an expandable reservation's) blocks, in address order. */
-function* mappedRuns(seg: Segment | ExpandableSegment): Generator<Block[]> {
+export function* mappedRuns(seg: Segment | ExpandableSegment): Generator<Block[]> {
   let run: Block[] = [];
   for (let b: Block | null = seg.head; b !== null; b = b.next) {
     if (b.mapped) run.push(b);

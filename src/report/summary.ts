@@ -1,6 +1,7 @@
 /** The figures people ask about first, and the compact aligned table printed after `replay` and `run`. */
 import { formatSize } from '../allocator/format.js';
 import type { SimulationResult } from '../engine/simulate.js';
+import type { OomReport } from './oom.js';
 
 export interface SummaryFigures {
   ops: number;
@@ -11,6 +12,9 @@ export interface SummaryFigures {
   peakRequested: number;
   finalReserved: number;
   finalAllocated: number;
+  finalActive: number;
+  finalInactiveSplit: number;
+  finalRequested: number;
   /** 1 - peak active / peak reserved: the share of reserved memory never in use even at the peak. */
   fragmentation: number;
   deviceAllocs: number;
@@ -32,6 +36,9 @@ export function summarize(result: SimulationResult): SummaryFigures {
     peakRequested: s['requested_bytes.all.peak'],
     finalReserved: s['reserved_bytes.all.current'],
     finalAllocated: s['allocated_bytes.all.current'],
+    finalActive: s['active_bytes.all.current'],
+    finalInactiveSplit: s['inactive_split_bytes.all.current'],
+    finalRequested: s['requested_bytes.all.current'],
     fragmentation: peakReserved > 0 ? 1 - s['active_bytes.all.peak'] / peakReserved : 0,
     deviceAllocs: s.num_device_alloc,
     deviceFrees: s.num_device_free,
@@ -41,22 +48,62 @@ export function summarize(result: SimulationResult): SummaryFigures {
   };
 }
 
-/** Two aligned columns; `title` goes on top. */
-export function formatSummary(f: SummaryFigures, title = ''): string {
-  const rows: [string, string][] = [
-    ['operations', String(f.ops)],
-    ['peak reserved', formatSize(f.peakReserved)],
-    ['peak allocated', formatSize(f.peakAllocated)],
-    ['peak active', formatSize(f.peakActive)],
-    ['peak requested', formatSize(f.peakRequested)],
-    ['peak inactive split', formatSize(f.peakInactiveSplit)],
-    ['fragmentation', `${(f.fragmentation * 100).toFixed(1)}% (1 - peak active / peak reserved)`],
-    ['reserved at end', formatSize(f.finalReserved)],
-    ['device calls', `${f.deviceAllocs} alloc, ${f.deviceFrees} free`],
-    ['alloc retries', String(f.allocRetries)],
-    ['OOMs', String(f.ooms)],
+/**
+ * The table as rows of cells, shared by the terminal and the HTML report: label, peak, at end, note (the first
+ * row is the header; count rows put their value in the peak column).
+ */
+export function summaryTable(f: SummaryFigures): string[][] {
+  const bytes = (label: string, peak: number, end: number) => [label, formatSize(peak), formatSize(end), ''];
+  const count = (label: string, n: number, note = '') => [label, String(n), '', note];
+  return [
+    ['', 'peak', 'at end', ''],
+    bytes('reserved', f.peakReserved, f.finalReserved),
+    bytes('allocated', f.peakAllocated, f.finalAllocated),
+    bytes('active', f.peakActive, f.finalActive),
+    bytes('inactive split', f.peakInactiveSplit, f.finalInactiveSplit),
+    bytes('requested', f.peakRequested, f.finalRequested),
+    ['fragmentation', `${(f.fragmentation * 100).toFixed(1)}%`, '', '1 - peak active / peak reserved'],
+    count('cudaMalloc calls', f.deviceAllocs, 'segments and expandable mappings'),
+    count('cudaFree calls', f.deviceFrees),
+    count('alloc retries', f.allocRetries, 'mallocs that flushed the cache and tried again'),
+    count('OOMs', f.ooms),
+    count('operations', f.ops),
   ];
-  const w = Math.max(...rows.map((r) => r[0].length));
-  const lines = rows.map(([k, v]) => `  ${k.padEnd(w)}  ${v}`);
+}
+
+/** Aligned columns (labels left, figures right), suitable for pasting into an issue; `title` goes on top. */
+export function formatSummary(f: SummaryFigures, title = ''): string {
+  const rows = summaryTable(f);
+  const widths = [0, 1, 2].map((j) => Math.max(...rows.map((r) => r[j].length)));
+  const lines = rows.map(([label, peak, end, note]) =>
+    `  ${label.padEnd(widths[0])}  ${peak.padStart(widths[1])}  ${end.padStart(widths[2])}  ${note}`.trimEnd());
   return (title ? `${title}\n` : '') + lines.join('\n');
+}
+
+/** Word-wraps a paragraph to `width` columns, indenting every line. */
+export function wrap(text: string, width: number, indent = ''): string {
+  const lines: string[] = [];
+  let line = '';
+  // A figure and its unit stay on one line.
+  for (const word of text.split(/\s+(?!(?:bytes|KiB|MiB|GiB)\b)/)) {
+    if (line !== '' && indent.length + line.length + 1 + word.length > width) {
+      lines.push(indent + line);
+      line = word;
+    } else {
+      line = line === '' ? word : `${line} ${word}`;
+    }
+  }
+  if (line !== '') lines.push(indent + line);
+  return lines.join('\n');
+}
+
+/** The OOM explanations for the terminal: one wrapped paragraph each, at most `max` of them. */
+export function formatOomReport(report: OomReport, opts: { max?: number; width?: number } = {}): string {
+  const max = opts.max ?? report.ooms.length;
+  const width = opts.width ?? 100;
+  const parts = report.ooms.slice(0, max).map((e) => wrap(e.text, width, '  '));
+  const more = report.ooms.length - max;
+  if (more > 0) parts.push(`  ... ${more} more OOM${more === 1 ? '' : 's'} (see --json or --report)`);
+  if (report.note !== null) parts.push(wrap(report.note, width, '  '));
+  return parts.join('\n\n');
 }

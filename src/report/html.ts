@@ -1,0 +1,194 @@
+/**
+ * The HTML report: one self-contained file (uPlot and the page script inlined, data embedded, no network) with
+ * the curves, OOM markers and explanations, segment layouts, the summary table and, for sweeps, a comparison.
+ */
+import { readFileSync } from 'node:fs';
+import { createRequire } from 'node:module';
+import { formatSize as fmt } from '../allocator/format.js';
+import type { SimulationResult } from '../engine/simulate.js';
+import { reportClient, type ClientData } from './client.js';
+import { downsampleCurves, type CurveData } from './curves.js';
+import { captureLayout, type LayoutPoint } from './layout.js';
+import type { OomExplanation, OomReport } from './oom.js';
+import type { Observed } from './observer.js';
+import { summarize, summaryTable, type SummaryFigures } from './summary.js';
+import type { WhatIfClaim } from './whatIf.js';
+
+export interface SweepTable {
+  /** Column names; the first column labels the row (the config). */
+  columns: string[];
+  rows: (string | number | null)[][];
+}
+
+export interface HtmlReportInput {
+  title: string;
+  /** Label / value lines under the title (trace, settings, device...). */
+  details?: [string, string][];
+  summary?: SummaryFigures;
+  /** Downsampled curves (`downsampleCurves`); absent when the run kept no timeline. */
+  curves?: CurveData | null;
+  /** Every OOM of the run, in op order (the chart's markers). */
+  ooms?: { op: number; size: number }[];
+  /** Explanations of the OOMs (`RunObserver.finish`). */
+  explanations?: OomReport | null;
+  /** Segment layouts the user can pick (end, peak reserved, OOMs). */
+  layouts?: LayoutPoint[];
+  sweep?: SweepTable | null;
+}
+
+export interface ReportMeta {
+  title: string;
+  details?: [string, string][];
+  sweep?: SweepTable | null;
+}
+
+/** The report input for a run; `observed` adds the OOM explanations and layouts a RunObserver kept. */
+export function reportInputFromSimulation(result: SimulationResult, meta: ReportMeta, observed?: Observed): HtmlReportInput {
+  return {
+    title: meta.title,
+    details: meta.details,
+    summary: summarize(result),
+    curves: result.timeline ? downsampleCurves(result.timeline) : null,
+    ooms: result.ooms.map((o) => ({ op: o.op, size: o.size })),
+    explanations: observed?.ooms ?? null,
+    layouts: observed?.layouts ?? [captureLayout(result.allocator, 'end', result.opsReplayed - 1)],
+    sweep: meta.sweep ?? null,
+  };
+}
+
+const esc = (s: string) =>
+  s.replace(/&/g, '&amp;').replace(/</g, '&lt;').replace(/>/g, '&gt;').replace(/"/g, '&quot;');
+
+/** Inline script text must not close its element early. */
+const scriptSafe = (s: string) => s.replace(/<\/(script)/gi, '<\\/$1');
+
+function uplotAssets(): { js: string; css: string } {
+  const require = createRequire(import.meta.url);
+  const js = require.resolve('uplot/dist/uPlot.iife.min.js');
+  return { js: readFileSync(js, 'utf8'), css: readFileSync(js.replace(/uPlot\.iife\.min\.js$/, 'uPlot.min.css'), 'utf8') };
+}
+
+function summaryHtml(f: SummaryFigures): string {
+  const rows = summaryTable(f);
+  const body = rows.slice(1).map(([label, peak, end, note]) =>
+    `<tr><th>${esc(label)}</th><td>${esc(peak)}</td><td>${esc(end)}</td><td class="note">${esc(note)}</td></tr>`).join('');
+  return `<table class="summary"><thead><tr><th></th><th>peak</th><th>at end</th><th></th></tr></thead><tbody>${body}</tbody></table>`;
+}
+
+const VERDICT: Record<WhatIfClaim['verdict'], string> = {
+  avoids: 'would have avoided it', 'still-ooms': 'would not', inconclusive: 'cannot tell', skipped: 'not checked',
+};
+
+function oomHtml(e: OomExplanation, hasLayout: boolean): string {
+  const claims = e.whatIf.map((c) =>
+    `<tr class="${c.verdict}"><td>${esc(c.change)}</td><td class="verdict">${VERDICT[c.verdict]}</td>` +
+    `<td>${c.check ?? ''}</td><td class="note">${esc(c.detail)}</td></tr>`).join('');
+  const table = claims === '' ? '' :
+    `<table class="whatif"><thead><tr><th>change</th><th>verdict</th><th>check</th><th>how</th></tr></thead><tbody>${claims}</tbody></table>`;
+  const avoided = e.whatIf.some((c) => c.verdict === 'avoids' && c.kind !== 'limit_at_oom' && c.kind !== 'larger_limit');
+  return `<details class="oom" id="oom-${e.index}"${e.index === 0 ? ' open' : ''}><summary><b>OOM #${e.index + 1}</b> at op ${e.op}: ` +
+    `${esc(fmt(e.requested))} request, ${esc(fmt(e.shortfall))} short of the ${e.limit === 'fraction' ? 'fraction limit' : 'device'}` +
+    `, ${esc(fmt(e.stranded))} stranded${avoided ? ' <span class="tag">avoidable</span>' : ''}` +
+    `${hasLayout ? ` <button data-oom="${e.index}">layout</button>` : ''}</summary>` +
+    `<p>${esc(e.text)}</p>${table}</details>`;
+}
+
+function sweepHtml(s: SweepTable): string {
+  const head = s.columns.map((c) => `<th>${esc(c)}</th>`).join('');
+  const body = s.rows.map((r) => `<tr>${r.map((v, j) =>
+    j === 0 ? `<th>${esc(String(v ?? ''))}</th>` : `<td>${esc(v === null ? '' : String(v))}</td>`).join('')}</tr>`).join('');
+  return '<section><h2>Configurations compared</h2>' +
+    '<div class="controls">metric <select id="sweep-metric"></select></div><div id="sweep-bars"></div>' +
+    `<div class="scroll"><table class="sweep"><thead><tr>${head}</tr></thead><tbody>${body}</tbody></table></div></section>`;
+}
+
+const CSS = `
+body{font:14px/1.45 system-ui,-apple-system,Segoe UI,Roboto,sans-serif;color:#1d2330;margin:0;background:#f6f7f9}
+main{max-width:1280px;margin:0 auto;padding:18px 24px 60px}
+h1{font-size:20px;margin:4px 0 2px}h2{font-size:16px;margin:0 0 10px}
+section{background:#fff;border:1px solid #dde1e7;border-radius:8px;padding:14px 16px;margin:14px 0}
+dl.meta{display:grid;grid-template-columns:max-content 1fr;gap:2px 14px;margin:6px 0 0;color:#4a5263}
+dl.meta dt{font-weight:600}dl.meta dd{margin:0;font-family:ui-monospace,Menlo,Consolas,monospace;font-size:12.5px}
+.grid{display:grid;grid-template-columns:minmax(0,max-content) minmax(0,1fr);gap:14px;margin:14px 0}
+.grid>section{margin:0}
+table{border-collapse:collapse}td,th{padding:3px 8px;text-align:left;vertical-align:top}
+table.summary td{text-align:right;font-variant-numeric:tabular-nums}table.summary td.note{text-align:left;color:#6b7280;font-size:12px}
+table.summary tbody tr+tr{border-top:1px solid #eef0f3}
+.controls{display:flex;gap:10px;align-items:center;margin-bottom:8px;color:#4a5263;flex-wrap:wrap}
+button{font:inherit;font-size:12px;border:1px solid #c9ced6;background:#fff;border-radius:5px;padding:2px 8px;cursor:pointer}
+button:hover{background:#eef2f8}
+.hint{color:#6b7280;font-size:12px}
+#chart{position:relative;min-height:420px}
+.markers{position:absolute;inset:0;pointer-events:none}
+.oom-marker{position:absolute;top:0;bottom:0;width:9px;margin-left:-4px;pointer-events:auto;cursor:pointer}
+.oom-marker::before{content:"";position:absolute;top:-2px;left:0;border:4.5px solid transparent;border-top:7px solid #d62728}
+.oom-marker::after{content:"";position:absolute;top:0;bottom:0;left:4px;width:1px;background:rgba(214,39,40,.45)}
+.oom-marker:hover::after{background:#d62728;width:2px}
+details.oom{border-top:1px solid #eef0f3;padding:6px 0}details.oom summary{cursor:pointer}
+details.oom p{margin:6px 0 8px;max-width:100ch}
+.tag{background:#e7f6ea;color:#1e7a34;border-radius:4px;padding:0 5px;font-size:11.5px}
+table.whatif{font-size:12.5px;width:100%}table.whatif th{border-bottom:1px solid #dde1e7}
+table.whatif td.note{color:#6b7280}
+tr.avoids td.verdict{color:#1e7a34;font-weight:600}tr.still-ooms td.verdict{color:#b42318}
+tr.inconclusive td.verdict,tr.skipped td.verdict{color:#8a6d00}
+#layout-wrap{max-height:560px;overflow:auto;border:1px solid #eef0f3}
+#layout-info{font-family:ui-monospace,Menlo,Consolas,monospace;font-size:12px;min-height:18px;color:#333;margin-top:6px}
+.swatch{display:inline-flex;align-items:center;gap:5px;margin-right:12px;font-size:12px}
+.swatch i{display:inline-block;width:12px;height:12px;border-radius:2px}
+#sweep-bars{margin:6px 0 12px}.bar-row{display:grid;grid-template-columns:220px 1fr 110px;gap:8px;align-items:center;margin:2px 0}
+.bar-label{overflow:hidden;text-overflow:ellipsis;white-space:nowrap;font-family:ui-monospace,Menlo,Consolas,monospace;font-size:12px}
+.bar-track{background:#f0f2f5;border-radius:3px;height:14px}.bar{display:block;height:14px;background:#6a3fc8;border-radius:3px}
+.bar-value{text-align:right;font-variant-numeric:tabular-nums;font-size:12px}
+.scroll{overflow:auto}table.sweep{font-size:12.5px}table.sweep td{text-align:right;font-variant-numeric:tabular-nums}
+table.sweep tbody tr:nth-child(odd){background:#f8f9fb}
+`;
+
+export function renderHtmlReport(input: HtmlReportInput): string {
+  const explanations = input.explanations?.ooms ?? [];
+  const layouts = input.layouts ?? [];
+  const ooms = input.ooms ?? explanations.map((e) => ({ op: e.op, size: e.size }));
+  const data: ClientData = {
+    curves: input.curves ?? null,
+    ooms: ooms.map((o, index) => ({ op: o.op, size: o.size, index })),
+    layouts,
+    sweep: input.sweep ?? null,
+  };
+  const layoutLabels = new Set(layouts.map((l) => l.label));
+  const { js, css } = uplotAssets();
+  const details = (input.details ?? []).map(([k, v]) => `<dt>${esc(k)}</dt><dd>${esc(v)}</dd>`).join('');
+  const oomSection = ooms.length === 0 ? '' :
+    `<section id="ooms"><h2>${ooms.length} OOM${ooms.length === 1 ? '' : 's'}</h2>` +
+    (explanations.length === 0 ? '<p class="hint">No explanations were kept for this run.</p>' :
+      explanations.map((e) => oomHtml(e, layoutLabels.has(`OOM #${e.index + 1}`))).join('')) +
+    (input.explanations?.note ? `<p class="hint">${esc(input.explanations.note)}</p>` : '') + '</section>';
+  const layoutSection = layouts.length === 0 ? '' :
+    '<section id="layout"><h2>Segments and blocks</h2>' +
+    '<div class="controls">point <select id="layout-select"></select>' +
+    '<label><input type="checkbox" id="layout-common" checked> same scale for every segment</label>' +
+    '<span class="hint">or click the chart near a point</span></div>' +
+    '<div id="layout-legend" class="controls"></div><div id="layout-head"></div>' +
+    '<div id="layout-wrap"><canvas id="layout-canvas"></canvas></div><div id="layout-info"></div></section>';
+  // Dev builds (tsx, vitest) wrap functions in esbuild's __name(); the shim keeps the inlined source valid.
+  const boot = `var __name=function(f){return f};\n(${reportClient.toString()})(JSON.parse(document.getElementById('report-data').textContent));`;
+  return `<!DOCTYPE html>
+<html lang="en"><head><meta charset="utf-8"><meta name="viewport" content="width=device-width,initial-scale=1">
+<title>${esc(input.title)}</title>
+<style>${css}</style><style>${CSS}</style></head>
+<body><main>
+<header><h1>${esc(input.title)}</h1>${details ? `<dl class="meta">${details}</dl>` : ''}</header>
+<section id="curves"><h2>Memory over the run</h2>
+<div class="controls"><button id="reset-zoom">reset zoom</button><span class="hint">drag to zoom, double-click to reset;
+red markers are OOMs (click one for its explanation)</span></div><div id="chart"></div></section>
+<div class="grid">
+${input.summary ? `<section id="summary"><h2>Summary</h2>${summaryHtml(input.summary)}</section>` : '<div></div>'}
+${layoutSection || '<div></div>'}
+</div>
+${oomSection}
+${input.sweep ? sweepHtml(input.sweep) : ''}
+</main>
+<script type="application/json" id="report-data">${JSON.stringify(data).replace(/</g, '\\u003c')}</script>
+<script>${scriptSafe(js)}</script>
+<script>${scriptSafe(boot)}</script>
+</body></html>
+`;
+}

@@ -1,0 +1,29 @@
+/** The `--report FILE.html` option shared by `replay`, `run` and `sweep`. */
+import { renameSync, rmSync, writeFileSync } from 'node:fs';
+import { basename, dirname, join } from 'node:path';
+import type { Argv } from 'yargs';
+import { renderHtmlReport, type HtmlReportInput } from './html.js';
+
+export interface ReportArgs {
+  report?: string;
+}
+
+export function addReportOption<T>(y: Argv<T>): Argv<T & ReportArgs> {
+  return y.option('report', {
+    type: 'string',
+    describe: 'write a self-contained HTML report to FILE (curves, OOM explanations, segment layouts; opens offline)',
+  }) as Argv<T & ReportArgs>;
+}
+
+/** Renders and writes the report atomically (temp file beside it, then renamed): no half-written report. */
+export function writeReport(path: string, input: HtmlReportInput): void {
+  const html = renderHtmlReport(input);
+  const tmp = join(dirname(path), `.${basename(path)}.${process.pid}.tmp`);
+  try {
+    writeFileSync(tmp, html);
+    renameSync(tmp, path);
+  } catch (err) {
+    rmSync(tmp, { force: true });
+    throw err;
+  }
+}
