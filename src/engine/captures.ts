@@ -4,7 +4,7 @@
  * ../shared/groundtruth/dev holds them), or of <workload>/<config>.pickle.br + .stats.json.br (test fixtures).
  */
 import { execFileSync } from 'node:child_process';
-import { existsSync, mkdtempSync, readdirSync, readFileSync, statSync } from 'node:fs';
+import { existsSync, mkdtempSync, readdirSync, readFileSync, rmSync, statSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { brotliDecompressSync } from 'node:zlib';
@@ -29,6 +29,7 @@ export function listCaptures(dir: string): CaptureRef[] {
   const archives = readdirSync(dir).filter((f) => f.endsWith('.tar.xz'));
   if (archives.length > 0) {
     const tmp = mkdtempSync(join(tmpdir(), 'allocsim-captures-'));
+    process.once('exit', () => rmSync(tmp, { recursive: true, force: true }));
     for (const a of archives) {
       try {
         execFileSync('tar', ['-xJf', join(dir, a), '-C', tmp], { stdio: ['ignore', 'ignore', 'pipe'] });

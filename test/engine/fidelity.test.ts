@@ -10,6 +10,7 @@ import { listCaptures } from '../../src/engine/captures.js';
 import { checkCapture, formatCaptureCheck } from '../../src/engine/fidelity.js';
 
 const captures = listCaptures(new URL('../fixtures/captures', import.meta.url).pathname);
+const extra = listCaptures(new URL('../fixtures/captures-h100-extra', import.meta.url).pathname);
 
 describe('exact replay of real captures', () => {
   it('covers every dev workload and config', () => {
@@ -19,7 +20,11 @@ describe('exact replay of real captures', () => {
     expect(captures.length).toBe(69);
   });
 
-  it.each(captures.map((c) => [`${c.workload}/${c.config}`, c] as const))('%s', (name, ref) => {
+  it('covers the project\'s own generalisation captures', () => {
+    expect(extra.length).toBe(22);
+  });
+
+  it.each([...captures, ...extra].map((c) => [`${c.workload}/${c.config}`, c] as const))('%s', (name, ref) => {
     const { snapshot, stats } = ref.load();
     const check = checkCapture(name, snapshot, stats);
     expect(formatCaptureCheck(check)).toBe(formatCaptureCheck({ ...check, trace: null, layout: null, finalStats: [], samples: [], unalignedSamples: [], exact: true }));
