@@ -17,7 +17,7 @@ import { H100_TOTAL_GLOBAL_MEM } from '../allocator/constants.js';
 import type { Snapshot, TraceEntry } from '../trace/types.js';
 import { AddressModel, CHUNK, reservationSpan, roundUp, type HoleOrder } from './addressModel.js';
 import type { Driver } from './driver.js';
-import { defaultCapacity, simulate, type SimulationResult } from './simulate.js';
+import { defaultCapacity, simulate, type SimulateOptions, type SimulationResult } from './simulate.js';
 import { planTraceReplay, resolveWorkload, type TracePlan } from './traceWorkload.js';
 import type { Workload } from './workload.js';
 
@@ -42,7 +42,7 @@ export interface WhatIfOptions {
   spread?: boolean;
   /** Name of the capture in messages. */
   source?: string;
-  onOp?: Parameters<typeof simulate>[1]['onOp'];
+  onOp?: SimulateOptions['onOp'];
 }
 
 /** How a figure of the result was obtained. */
@@ -276,6 +276,35 @@ export function statBasis(key: string, allRecorded: boolean): FigureBasis {
   return isSplitKey(key) ? 'estimate' : 'modelled';
 }
 
+export interface DriverModelReplayOptions extends Omit<SimulateOptions, 'driver' | 'plan' | 'capacity'> {
+  /** Bytes cudaMalloc can hand out in all. */
+  capacity: number;
+  holeOrder?: HoleOrder;
+}
+
+/**
+ * Replays a resolved workload with a ReplayingDriver over `calls` (a recording's driver calls; empty for a
+ * synthetic workload, which then gets every address from the model).
+ */
+export function replayWithDriverModel(
+  workload: Workload, calls: Float64Array, opts: DriverModelReplayOptions,
+): { driver: ReplayingDriver; result: SimulationResult } {
+  const model = new AddressModel({ capacity: opts.capacity, holeOrder: opts.holeOrder });
+  const driver = new ReplayingDriver(calls, model);
+  let allocator: DeviceCachingAllocator | null = null;
+  model.liveReservations = () => allocator && liveReservationBases(allocator);
+  const result = simulate(workload, {
+    ...opts,
+    driver,
+    onOp: (i, a) => {
+      allocator = a;
+      driver.currentOp = i + 1;
+      opts.onOp?.(i, a);
+    },
+  });
+  return { driver, result };
+}
+
 /**
  * Replays a capture under other settings. See the module comment; `notes` says what is exact and what is not.
  */
@@ -290,26 +319,9 @@ export function whatIfReplay(snapshot: Snapshot, opts: WhatIfOptions): WhatIfRes
   });
   const calls = recordedDriverCalls(plan.entries, sourceDeviceTotal);
   const capacity = opts.capacity ?? defaultCapacity(deviceTotal);
-  const run = (holeOrder: HoleOrder, timeline: boolean, recordTrace: boolean) => {
-    const model = new AddressModel({ capacity, holeOrder });
-    const driver = new ReplayingDriver(calls, model);
-    let allocator: DeviceCachingAllocator | null = null;
-    model.liveReservations = () => allocator && liveReservationBases(allocator);
-    const result = simulate(workload, {
-      config: opts.config,
-      fraction: opts.fraction,
-      deviceTotal,
-      driver,
-      timeline,
-      recordTrace,
-      onOp: (i, a) => {
-        allocator = a;
-        driver.currentOp = i + 1;
-        opts.onOp?.(i, a);
-      },
-    });
-    return { driver, result };
-  };
+  const run = (holeOrder: HoleOrder, timeline: boolean, recordTrace: boolean) => replayWithDriverModel(workload, calls, {
+    config: opts.config, fraction: opts.fraction, deviceTotal, capacity, holeOrder, timeline, recordTrace, onOp: opts.onOp,
+  });
   const { driver, result } = run('newest-chunk', opts.timeline ?? false, opts.recordTrace ?? true);
   const allRecorded = driver.identical;
   const basis: Record<string, FigureBasis> = {};

@@ -2,6 +2,8 @@ import type { CommandModule } from 'yargs';
 import { replayCommand } from './replay.js';
 import { runCommand } from './run.js';
 import { synthCommand } from './synth.js';
+import { sweepCommand } from './sweep.js';
+import { fitCommand } from './fit.js';
 
 /** Every CLI command; each module exports one yargs CommandModule. */
 // eslint-disable-next-line @typescript-eslint/no-explicit-any
@@ -9,4 +11,6 @@ export const commands: CommandModule<any, any>[] = [
   replayCommand,
   runCommand,
   synthCommand,
+  sweepCommand,
+  fitCommand,
 ];
