@@ -41,7 +41,7 @@ export function addDeviceOptions<T>(y: Argv<T>): Argv<T & DeviceArgs> {
 
 export function addOutputOptions<T>(y: Argv<T>): Argv<T & OutputArgs> {
   return y
-    .option('json', { type: 'string', describe: 'write results as JSON to FILE (- for stdout)' })
+    .option('json', { type: 'string', nargs: 1, describe: 'write results as JSON to FILE (- for stdout)' })
     .option('timeline', { type: 'string', describe: 'write one CSV row per operation to FILE.csv' })
     .option('export-snapshot', { type: 'string', describe: 'write the simulated run as a snapshot pickle (opens in pytorch.org/memory_viz)' }) as Argv<T & OutputArgs>;
 }
