@@ -19,17 +19,22 @@ export interface ClientData {
   curves: CurveData | null;
   ooms: ClientOom[];
   layouts: LayoutPoint[];
-  sweep: { columns: string[]; rows: (string | number | null)[][] } | null;
+  /** `bytes[j]`: column j holds byte counts. */
+  sweep: { columns: string[]; rows: (string | number | null)[][]; bytes: boolean[] } | null;
 }
 
 /** Entry point; sets `window.allocsimReport` ({ready, errors, ...}) for tests and scripting. */
 export function reportClient(data: ClientData): void {
-  const state = { ready: false, markers: 0, layout: '', points: 0, level: 0, error: '' };
+  const state = {
+    ready: false, markers: 0, layout: '', points: 0, level: 0, error: '',
+    /** The uPlot instance, for scripting (tests drag-zoom at op positions with chart.valToPos). */
+    chart: null as uPlotType | null,
+  };
   (window as unknown as { allocsimReport: typeof state }).allocsimReport = state;
   const $ = (id: string) => document.getElementById(id) as HTMLElement;
   const COLORS = {
     reserved_bytes: '#6a3fc8', allocated_bytes: '#1f77b4', active_bytes: '#2ca02c',
-    inactive_split_bytes: '#ff7f0e', requested_bytes: '#17becf',
+    inactive_split_bytes: '#f39c3d', requested_bytes: '#17becf',
   } as Record<string, string>;
   const LABELS = {
     reserved_bytes: 'reserved', allocated_bytes: 'allocated', active_bytes: 'active',
@@ -220,6 +225,8 @@ export function reportClient(data: ClientData): void {
       if ((x1 - x0) / l.bucket <= 3000) break;
     }
     state.level = lv.bucket;
+    $('resolution').textContent = lv.bucket === 1 ? 'every operation shown'
+      : `each point pair: min and max over ${lv.bucket.toLocaleString('en')} operations (zoom in for detail)`;
     const j0 = Math.max(0, Math.floor(x0 / lv.bucket) - 1);
     const j1 = Math.min(lv.n - 1, Math.ceil(x1 / lv.bucket) + 1);
     const xs: number[] = [];
@@ -283,7 +290,7 @@ export function reportClient(data: ClientData): void {
       height: 380,
       scales: { x: { time: false } },
       series: [
-        { label: 'op', value: (_u, v) => (v === null ? '' : String(Math.round(v))) },
+        { label: 'operation', value: (_u, v) => (v === null ? '' : String(Math.round(v))) },
         ...c.names.map((name) => ({
           label: LABELS[name],
           stroke: COLORS[name],
@@ -294,7 +301,7 @@ export function reportClient(data: ClientData): void {
         })),
       ],
       axes: [
-        { label: c.bucket > 1 ? `operation (each point: min/max of ${c.bucket}+ ops; zoom for detail)` : 'operation' },
+        { label: 'operation' },
         // Ticks at binary steps (256 MiB, 512 MiB, 1 GiB...) so byte labels come out round.
         { values: (_u, ticks) => ticks.map(fmtBytes), size: 80, incrs: Array.from({ length: 48 }, (_, i) => 2 ** (i + 4)) },
       ],
@@ -320,6 +327,7 @@ export function reportClient(data: ClientData): void {
       },
     };
     u = new uPlot(opts, view(ls, full[0], full[1]), el);
+    state.chart = u;
     u.over.appendChild(markerLayer);
     function resetZoom(): void {
       shown = full;
@@ -357,7 +365,7 @@ export function reportClient(data: ClientData): void {
       const j = Number(select.value);
       const vals = s.rows.map((r) => (typeof r[j] === 'number' ? (r[j] as number) : 0));
       const max = Math.max(1e-300, ...vals.map(Math.abs));
-      const bytes = /bytes|reserved|allocated|active|requested|split/.test(s.columns[j]);
+      const bytes = s.bytes[j];
       bars.textContent = '';
       s.rows.forEach((r, i) => {
         const row = document.createElement('div');

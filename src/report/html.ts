@@ -93,10 +93,17 @@ function oomHtml(e: OomExplanation, hasLayout: boolean): string {
     `<p>${esc(e.text)}</p>${table}</details>`;
 }
 
+/** Sweep columns holding byte counts (shown as sizes; the client's bar chart uses the same rule). */
+export const BYTES_COLUMN = /bytes|reserved|allocated|active|requested|split/i;
+
 function sweepHtml(s: SweepTable): string {
   const head = s.columns.map((c) => `<th>${esc(c)}</th>`).join('');
+  const cell = (v: string | number | null, j: number) => {
+    if (typeof v === 'number' && BYTES_COLUMN.test(s.columns[j])) return `<td title="${v}">${esc(fmt(v))}</td>`;
+    return `<td>${esc(v === null ? '' : String(v))}</td>`;
+  };
   const body = s.rows.map((r) => `<tr>${r.map((v, j) =>
-    j === 0 ? `<th>${esc(String(v ?? ''))}</th>` : `<td>${esc(v === null ? '' : String(v))}</td>`).join('')}</tr>`).join('');
+    j === 0 ? `<th>${esc(String(v ?? ''))}</th>` : cell(v, j)).join('')}</tr>`).join('');
   return '<section><h2>Configurations compared</h2>' +
     '<div class="controls">metric <select id="sweep-metric"></select></div><div id="sweep-bars"></div>' +
     `<div class="scroll"><table class="sweep"><thead><tr>${head}</tr></thead><tbody>${body}</tbody></table></div></section>`;
@@ -151,7 +158,7 @@ export function renderHtmlReport(input: HtmlReportInput): string {
     curves: input.curves ?? null,
     ooms: ooms.map((o, index) => ({ op: o.op, size: o.size, index })),
     layouts,
-    sweep: input.sweep ?? null,
+    sweep: input.sweep ? { ...input.sweep, bytes: input.sweep.columns.map((c) => BYTES_COLUMN.test(c)) } : null,
   };
   const layoutLabels = new Set(layouts.map((l) => l.label));
   const { js, css } = uplotAssets();
@@ -178,7 +185,8 @@ export function renderHtmlReport(input: HtmlReportInput): string {
 <header><h1>${esc(input.title)}</h1>${details ? `<dl class="meta">${details}</dl>` : ''}</header>
 <section id="curves"><h2>Memory over the run</h2>
 <div class="controls"><button id="reset-zoom">reset zoom</button><span class="hint">drag to zoom, double-click to reset;
-red markers are OOMs (click one for its explanation)</span></div><div id="chart"></div></section>
+red markers are OOMs (click one for its explanation)</span><span class="hint" id="resolution"></span></div>
+<div id="chart"></div></section>
 <div class="grid">
 ${input.summary ? `<section id="summary"><h2>Summary</h2>${summaryHtml(input.summary)}</section>` : '<div></div>'}
 ${layoutSection || '<div></div>'}

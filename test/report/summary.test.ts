@@ -1,0 +1,48 @@
+/** The terminal summary and OOM text, with figures from a real capture (oom-grow/default). */
+import { beforeAll, describe, expect, it } from 'vitest';
+import { formatSize } from '../../src/allocator/format.js';
+import { formatOomReport, formatSummary, summarize, wrap } from '../../src/report/summary.js';
+import { observeCapture, type ObservedReplay } from './helpers.js';
+
+describe('summary of oom-grow/default', () => {
+  let run: ObservedReplay;
+  beforeAll(() => {
+    run = observeCapture('oom-grow', 'default');
+  });
+
+  it('shows the real run\'s peaks, counts and fragmentation in aligned columns', () => {
+    const real = run.stats.final;
+    const f = summarize(run.result);
+    expect(f).toMatchObject({
+      peakReserved: real['reserved_bytes.all.peak'], peakActive: real['active_bytes.all.peak'],
+      peakInactiveSplit: real['inactive_split_bytes.all.peak'], ooms: 12, allocRetries: real.num_alloc_retries,
+      deviceAllocs: real.num_device_alloc, deviceFrees: real.num_device_free,
+    });
+    expect(f.fragmentation).toBeCloseTo(1 - real['active_bytes.all.peak'] / real['reserved_bytes.all.peak'], 12);
+    const lines = formatSummary(f, 'title').split('\n');
+    expect(lines[0]).toBe('title');
+    const reserved = lines.find((l) => l.trimStart().startsWith('reserved'))!;
+    expect(reserved).toContain(formatSize(real['reserved_bytes.all.peak']));
+    // Figures are right-aligned: the peak column ends at the same place on every row that has one.
+    const ends = lines.slice(2, 7).map((l) => l.indexOf(' ', l.search(/\d/)));
+    expect(new Set(ends).size).toBe(1);
+    expect(lines.find((l) => l.includes('fragmentation'))).toContain(`${(f.fragmentation * 100).toFixed(1)}%`);
+  });
+
+  it('prints OOM paragraphs wrapped, figures kept with their units, the rest counted', () => {
+    const text = formatOomReport(run.observed.ooms, { max: 2, width: 80 });
+    const paragraphs = text.split('\n\n');
+    expect(paragraphs).toHaveLength(3);
+    expect(paragraphs[0]).toMatch(/^ {2}OOM #1 at op \d+/);
+    expect(paragraphs[2]).toBe('  ... 10 more OOMs (see --json or --report)');
+    for (const line of text.split('\n')) {
+      expect(line.length).toBeLessThanOrEqual(80);
+      expect(line).not.toMatch(/^\s*(MiB|GiB|KiB|bytes)\b/);
+    }
+  });
+
+  it('wraps without losing words', () => {
+    const s = 'a 12.00 MiB block and 3 bytes of slack in one segment of 20.00 MiB';
+    expect(wrap(s, 12).split('\n').join(' ')).toBe(s);
+  });
+});
