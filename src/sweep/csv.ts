@@ -2,7 +2,7 @@
  * The sweep's results file: one csv-stringify row per config, appended as each config finishes, so an
  * interrupted sweep keeps what it finished and `--resume` can skip those configs.
  */
-import { appendFileSync, existsSync, readFileSync } from 'node:fs';
+import { appendFileSync, existsSync, readFileSync, renameSync, statSync, writeFileSync } from 'node:fs';
 import { stringify } from 'csv-stringify/sync';
 import { AllocsimInputError } from '../errors.js';
 import type { SweepRow } from './evaluate.js';
@@ -22,9 +22,16 @@ function cells(row: SweepRow): string[] {
 
 /** Appends rows (and the header first, when the file is new or empty). */
 export function appendRows(path: string, rows: SweepRow[]): void {
-  const fresh = !existsSync(path) || readFileSync(path).length === 0;
+  const fresh = !existsSync(path) || statSync(path).size === 0;
   const text = stringify(rows.map(cells), { header: fresh, columns: SWEEP_COLUMNS as string[] });
   appendFileSync(path, text);
+}
+
+/** Replaces the file with a header and `rows`, atomically (a temp file renamed over it). */
+export function rewriteRows(path: string, rows: SweepRow[]): void {
+  const tmp = `${path}.${process.pid}.tmp`;
+  writeFileSync(tmp, stringify(rows.map(cells), { header: true, columns: SWEEP_COLUMNS as string[] }));
+  renameSync(tmp, path);
 }
 
 /** RFC 4180 fields of one CSV text (quotes doubled inside quoted fields), as csv-stringify writes them. */

@@ -2,9 +2,8 @@
  * A settings sweep: every combination of `--grid` values replayed (in parallel), one results row per config
  * appended to the results file as it finishes, then ranked by an objective with a recommendation.
  */
-import { writeFileSync } from 'node:fs';
 import { expandGrid, parseGridSpec, type GridSpec } from '../config/grid.js';
-import { appendRows, readRows } from './csv.js';
+import { appendRows, readRows, rewriteRows } from './csv.js';
 import type { SweepRow } from './evaluate.js';
 import type { SweepInput } from './input.js';
 import { runConfigs, type PoolOptions } from './pool.js';
@@ -51,7 +50,9 @@ export async function runSweep(input: SweepInput, opts: SweepOptions): Promise<S
   const previous = opts.out !== undefined && opts.resume ? readRows(opts.out) : new Map<string, SweepRow>();
   const kept = [...previous.values()].filter((r) => wanted.has(r.conf));
   const todo = confs.filter((c) => !previous.has(c));
-  if (opts.out !== undefined && !opts.resume) writeFileSync(opts.out, '');
+  // A fresh sweep starts an empty file; a resumed one is rewritten from the rows read back, which drops a
+  // last row cut short by an interruption (its config runs again).
+  if (opts.out !== undefined) rewriteRows(opts.out, [...previous.values()]);
   opts.onStart?.(todo.length, confs.length);
   const rows = await runConfigs(input, todo, {
     ...opts,
