@@ -24,6 +24,8 @@ const MAX_DEPTH = 1000;
 const BATCH = 1000;
 const FRAME_TARGET = 64 * 1024;
 const FRAME_MIN = 4;
+/** Bytes of the largest double (2^1024 - 2^971) as a signed little-endian int. */
+const MAX_DOUBLE_LONG_BYTES = 129;
 
 const enc = new TextEncoder();
 
@@ -88,30 +90,25 @@ class Sink {
   }
 }
 
-/**
- * Minimal little-endian two's complement bytes of a nonzero integer (CPython's `encode_long`), given as a
- * number (any integral double: dividing by 256 is exact) or a bigint.
- */
-function encodeLong(x: number | bigint, out: number[]): void {
-  out.length = 0;
-  if (typeof x === 'number') {
-    let v = x;
-    while (v !== 0 && v !== -1) {
-      const q = Math.floor(v / 256);
-      out.push(v - q * 256);
-      v = q;
-    }
-  } else {
-    let v = x;
-    while (v !== 0n && v !== -1n) {
-      out.push(Number(v & 0xffn));
-      v >>= 8n;
-    }
+/** Minimal little-endian two's complement bytes of a nonzero bigint (CPython's `encode_long`). */
+function encodeLong(x: bigint): number[] {
+  const out: number[] = [];
+  let v = x;
+  while (v !== 0n && v !== -1n) {
+    out.push(Number(v & 0xffn));
+    v >>= 8n;
   }
   // One more byte when the top bit of the last byte disagrees with the sign.
-  const negative = x < 0;
-  const last = out.length > 0 ? out[out.length - 1]! : 0;
-  if (out.length === 0 || ((last & 0x80) !== 0) !== negative) out.push(negative ? 0xff : 0);
+  const negative = x < 0n;
+  if (out.length === 0 || ((out[out.length - 1]! & 0x80) !== 0) !== negative) out.push(negative ? 0xff : 0);
+  return out;
+}
+
+interface StringInfo {
+  memo: number;
+  /** As a dict key: its number value is a float / its array value is a tuple. */
+  float: boolean;
+  tuple: boolean;
 }
 
 /** Thrown inside the pickler; collects the path to the bad value on the way out. */
@@ -126,19 +123,25 @@ function inside(e: unknown, key: string | number): unknown {
 
 class Pickler {
   private readonly sink = new Sink();
-  private readonly strings = new Map<string, number>();
-  /** Containers being written, to refuse cycles (pickle would memoize them; plain data has none). */
-  private readonly active = new Set<object>();
-  /** Scratch space for LONG1 payloads. */
-  private readonly longBytes: number[] = [];
+  /** Every string written so far: its memo index, and whether it is one of the float/tuple keys. */
+  private readonly strings = new Map<string, StringInfo>();
+  /**
+   * Containers being written, outermost first, to refuse cycles (pickle would memoize them; plain data has
+   * none). A linear scan: snapshots nest only a few levels, and MAX_DEPTH bounds the rest.
+   */
+  private readonly ancestors: object[] = [];
   private readonly floatKeys: ReadonlySet<string>;
   private readonly tupleKeys: ReadonlySet<string>;
   private readonly name: string;
+  /** Whether for-in over a plain object yields only its own keys (nobody added enumerables to Object.prototype). */
+  private readonly forInIsOwn: boolean;
 
   constructor(options: PickleOptions) {
     this.floatKeys = options.floatKeys ?? new Set();
     this.tupleKeys = options.tupleKeys ?? new Set();
     this.name = options.name ?? 'pickle';
+    this.forInIsOwn = true;
+    for (const _ in Object.prototype) this.forInIsOwn = false;
   }
 
   dump(value: unknown): Uint8Array {
@@ -198,9 +201,9 @@ class Pickler {
       this.saveBytes(v);
       return;
     }
+    if (this.ancestors.includes(v)) throw new Unpicklable('it contains itself (a cycle)');
     if (depth >= MAX_DEPTH) throw new Unpicklable(`nested more than ${MAX_DEPTH} levels deep`);
-    if (this.active.has(v)) throw new Unpicklable('it contains itself (a cycle)');
-    this.active.add(v);
+    this.ancestors.push(v);
     if (Array.isArray(v)) {
       if (asTuple) this.saveTuple(v, depth);
       else this.saveList(v, depth);
@@ -211,7 +214,7 @@ class Pickler {
       }
       this.saveDict(v as Record<string, unknown>, depth);
     }
-    this.active.delete(v);
+    this.ancestors.pop();
   }
 
   private saveInt(v: number): void {
@@ -227,19 +230,38 @@ class Pickler {
       s.byte(0x4a); // BININT
       s.uint32(v >>> 0);
     } else {
-      this.saveLong(v);
+      this.saveLongNumber(v);
     }
   }
 
-  private saveBigInt(v: bigint): void {
-    if (v >= -0x80000000n && v <= 0x7fffffffn) this.saveInt(Number(v));
-    else this.saveLong(v);
+  /** LONG1 of an integral double, written straight into the buffer (the common case: addresses, times). */
+  private saveLongNumber(v: number): void {
+    const s = this.sink;
+    s.reserve(2 + MAX_DOUBLE_LONG_BYTES);
+    const buf = s.buf;
+    buf[s.pos] = 0x8a; // LONG1
+    const lenAt = s.pos + 1;
+    let pos = s.pos + 2;
+    let x = v;
+    while (x !== 0 && x !== -1) {
+      // Exact for every integral double: division by 256 only shifts the exponent.
+      const q = Math.floor(x / 256);
+      buf[pos++] = x - q * 256;
+      x = q;
+    }
+    const negative = v < 0;
+    // One more byte when the top bit of the last byte disagrees with the sign.
+    if (pos === lenAt + 1 || ((buf[pos - 1]! & 0x80) !== 0) !== negative) buf[pos++] = negative ? 0xff : 0;
+    buf[lenAt] = pos - lenAt - 1;
+    s.pos = pos;
   }
 
-  /** LONG1/LONG4 for ints beyond BININT's 32 bits. */
-  private saveLong(v: number | bigint): void {
-    const bytes = this.longBytes;
-    encodeLong(v, bytes);
+  private saveBigInt(v: bigint): void {
+    if (v >= -0x80000000n && v <= 0x7fffffffn) {
+      this.saveInt(Number(v));
+      return;
+    }
+    const bytes = encodeLong(v);
     const s = this.sink;
     if (bytes.length < 256) {
       s.byte(0x8a); // LONG1
@@ -252,10 +274,11 @@ class Pickler {
     for (let i = 0; i < bytes.length; i++) s.buf[s.pos++] = bytes[i]!;
   }
 
-  private saveString(v: string): void {
+  private saveString(v: string): StringInfo {
     const s = this.sink;
-    const memo = this.strings.get(v);
-    if (memo !== undefined) {
+    const known = this.strings.get(v);
+    if (known !== undefined) {
+      const memo = known.memo;
       if (memo < 256) {
         s.byte(0x68); // BINGET
         s.byte(memo);
@@ -263,7 +286,7 @@ class Pickler {
         s.byte(0x6a); // LONG_BINGET
         s.uint32(memo);
       }
-      return;
+      return known;
     }
     const utf8 = enc.encode(v);
     if (utf8.length < 256) {
@@ -278,7 +301,9 @@ class Pickler {
     }
     s.bytes(utf8);
     s.byte(0x94); // MEMOIZE
-    this.strings.set(v, this.strings.size);
+    const info = { memo: this.strings.size, float: this.floatKeys.has(v), tuple: this.tupleKeys.has(v) };
+    this.strings.set(v, info);
+    return info;
   }
 
   private saveBytes(v: Uint8Array): void {
@@ -330,30 +355,39 @@ class Pickler {
   private saveDict(v: Record<string, unknown>, depth: number): void {
     const s = this.sink;
     s.byte(0x7d); // EMPTY_DICT
-    // Keys with undefined values are left out, as JSON.stringify does.
-    let keys = Object.keys(v);
-    for (const k of keys) {
-      if (v[k] === undefined) {
-        keys = keys.filter((key) => v[key] !== undefined);
-        break;
-      }
+    // Keys with undefined values are left out, as JSON.stringify does. Dicts of up to BATCH keys (all of a
+    // snapshot's) are walked with for-in, which allocates no key array per dict; it sees only own keys because
+    // the prototype is Object.prototype or null and Object.prototype has no enumerable keys (else: Object.keys).
+    let n = 0;
+    if (this.forInIsOwn) {
+      for (const k in v) if (v[k] !== undefined) n++;
+    } else {
+      n = BATCH + 1;
     }
-    for (let start = 0; start < keys.length; start += BATCH) {
-      const end = Math.min(keys.length, start + BATCH);
-      if (end - start > 1) s.byte(0x28); // MARK
-      let k = '';
-      try {
-        for (let i = start; i < end; i++) {
-          k = keys[i]!;
-          this.saveString(k);
-          this.save(v[k], depth + 1, this.floatKeys.has(k), this.tupleKeys.has(k));
-        }
-      } catch (e) {
-        throw inside(e, k);
+    if (n === 0) return;
+    if (n > BATCH) {
+      const keys = Object.keys(v).filter((k) => v[k] !== undefined);
+      for (let start = 0; start < keys.length; start += BATCH) {
+        s.byte(0x28); // MARK
+        for (let i = start; i < Math.min(keys.length, start + BATCH); i++) this.saveItem(v, keys[i]!, depth);
+        s.byte(0x75); // SETITEMS
       }
-      s.byte(end - start > 1 ? 0x75 : 0x73); // SETITEMS / SETITEM
+      return;
+    }
+    if (n > 1) s.byte(0x28); // MARK
+    for (const k in v) if (v[k] !== undefined) this.saveItem(v, k, depth);
+    s.byte(n > 1 ? 0x75 : 0x73); // SETITEMS / SETITEM
+  }
+
+  private saveItem(v: Record<string, unknown>, k: string, depth: number): void {
+    const key = this.saveString(k);
+    try {
+      this.save(v[k], depth + 1, key.float, key.tuple);
+    } catch (e) {
+      throw inside(e, k);
     }
   }
+
 }
 
 /**

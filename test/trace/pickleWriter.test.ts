@@ -140,6 +140,17 @@ describe('pickleValue: refuses what is not plain data', () => {
     expect(inputError(() => pickleValue(new Map())).message).toMatch(/a Map object/);
   });
 
+  it('pickles only own keys even when Object.prototype has gained an enumerable key', () => {
+    const proto = Object.prototype as Record<string, unknown>;
+    proto.polluted = 1;
+    try {
+      expect(unpickle(pickleValue({ a: 1, b: { c: 2 } }))).toEqual({ a: 1, b: { c: 2 } });
+      expect(Object.keys(unpickle(pickleValue({ a: 1 })) as object)).toEqual(['a']);
+    } finally {
+      delete proto.polluted;
+    }
+  });
+
   it('leaves out undefined dict values and writes undefined list items as None', () => {
     expect(unpickle(pickleValue({ a: undefined, b: [undefined] }))).toEqual({ b: [null] });
   });
