@@ -10,11 +10,13 @@
 import type { DeviceCachingAllocator } from '../allocator/cachingAllocator.js';
 import { S } from '../allocator/stats.js';
 import { TraceRecorder } from '../allocator/traceRecorder.js';
+import { H100_TOTAL_GLOBAL_MEM } from '../allocator/constants.js';
 import { formatSize } from '../allocator/format.js';
 import { MiB, type AllocatorConfig } from '../config/types.js';
-import { CapacityDriver } from '../engine/capacityDriver.js';
-import { defaultCapacity, simulate, type SimulateOptions } from '../engine/simulate.js';
+import type { Driver } from '../engine/driver.js';
+import { defaultCapacity, type SimulateOptions } from '../engine/simulate.js';
 import { TraceDriver } from '../engine/traceDriver.js';
+import { recordedDriverCalls, replayWithDriverModel } from '../engine/whatIf.js';
 import { resolveWorkload, type TracePlan } from '../engine/traceWorkload.js';
 import { Op, WorkloadBuilder, type Workload } from '../engine/workload.js';
 import type { OomFacts } from './oomFacts.js';
@@ -33,8 +35,11 @@ export interface WhatIfClaim {
   /** The change, as a user would make it ("PYTORCH_CUDA_ALLOC_CONF=expandable_segments:True"). */
   change: string;
   verdict: WhatIfVerdict;
-  /** What backs the verdict: a retry on a copy of the OOM state, or a from-scratch replay; null when skipped. */
-  check: 'clone' | 'replay' | null;
+  /**
+   * What backs the verdict: a retry on a copy of the OOM state, a from-scratch replay, or the state alone (the
+   * change would have done nothing there); null when not checked.
+   */
+  check: 'clone' | 'replay' | 'state' | null;
   /** How it was checked, or why it could not be, in one sentence. */
   detail: string;
 }
@@ -47,6 +52,13 @@ export function detachedClone(allocator: DeviceCachingAllocator): DeviceCachingA
   const c = allocator.clone(new TraceRecorder(false));
   if (c.driver instanceof TraceDriver) c.driver = c.driver.fallback;
   return c;
+}
+
+/** The capacity bookkeeping of the driver models (CapacityDriver, AddressModel, the what-if ReplayingDriver). */
+function deviceUsage(driver: Driver): { used: number } | null {
+  const d = driver as Driver & { used?: unknown; model?: Driver };
+  if (typeof d.used === 'number') return d as { used: number };
+  return d.model !== undefined ? deviceUsage(d.model) : null;
 }
 
 /** Clone checks: empty_cache() right before the call, and the smallest limit that lets the call succeed then. */
@@ -72,15 +84,14 @@ export function cloneClaims(f: OomFacts, allocator: DeviceCachingAllocator): Wha
     const fraction = raised.allowedMemoryMaximum / f.deviceTotal;
     change = `${formatSize(f.shortfall)} more allowed memory (fraction >= ${fraction.toPrecision(4)})`;
   } else {
-    const model = raised.driver;
-    if (!(model instanceof CapacityDriver)) {
+    const usage = deviceUsage(raised.driver);
+    if (usage === null) {
       claims.push({ kind: 'limit_at_oom', change: 'more device memory', verdict: 'skipped', check: null,
-        detail: 'the driver model of this run has no adjustable capacity' });
+        detail: 'the driver of this run does not model device capacity' });
       return claims;
     }
-    const bigger = new CapacityDriver(model.capacity + f.shortfall);
-    bigger.used = model.used;
-    raised.driver = bigger;
+    // As much more free memory as the shortfall: the same as a device that much larger.
+    usage.used -= f.shortfall;
     change = `${formatSize(f.shortfall)} more free device memory`;
   }
   const ok = raised.malloc(f.requested, f.stream) !== null;
@@ -110,10 +121,11 @@ export interface WhatIfSource {
   /** The reverse: the run's op number of a workload index (an inserted op maps to the op before it). */
   opOf?: (index: number) => number;
   /**
-   * The recorded trace the run replayed (op numbers = its workload's): replays then take cudaMalloc addresses
-   * from the trace while their requests match it, and the driver model's after (driver-addresses.md).
+   * The driver calls of the recording the run replayed (`recordedDriverCalls`): a replay takes its segment
+   * addresses from them while its cudaMalloc / cudaFree calls are the recorded ones, then from the address
+   * model (engine/whatIf.ts). Absent for synthetic runs: every address comes from the model.
    */
-  plan?: TracePlan;
+  calls?: Float64Array;
 }
 
 export interface ReplayCheckOptions {
@@ -121,7 +133,8 @@ export interface ReplayCheckOptions {
   budgetOps?: number;
 }
 
-export const DEFAULT_REPLAY_BUDGET_OPS = 20_000_000;
+/** About 10 s of replays: a million-operation trace gets every settings check and the first low-point ones. */
+export const DEFAULT_REPLAY_BUDGET_OPS = 10_000_000;
 
 interface Variant {
   workload: Workload;
@@ -176,14 +189,15 @@ function variantSpecs(src: WhatIfSource, facts: readonly OomFacts[]): VariantSpe
     specs.push({ kind: 'expandable_segments', change: `PYTORCH_CUDA_ALLOC_CONF=${key}`,
       options: { ...base, config: withSetting(cfg, key, { expandableSegments: true }) } });
   }
+  // Most telling first: when the budget runs out, the ladder is what goes unchecked.
+  const larger = largerLimit(src, facts);
+  if (larger !== null) specs.push(larger);
   for (const mb of MAX_SPLIT_LADDER_MB) {
     if (mb * MiB >= cfg.maxSplitSize || mb * MiB < cfg.largeSegmentSize) continue;
     const key = `max_split_size_mb:${mb}`;
     specs.push({ kind: 'max_split_size', change: `PYTORCH_CUDA_ALLOC_CONF=${key}`,
       options: { ...base, config: withSetting(cfg, key, { maxSplitSize: mb * MiB }) } });
   }
-  const larger = largerLimit(src, facts);
-  if (larger !== null) specs.push(larger);
   return specs;
 }
 
@@ -210,40 +224,26 @@ function largerLimit(src: WhatIfSource, facts: readonly OomFacts[]): VariantSpec
   return { kind: 'larger_limit', change: changes.join(' and '), options: opts };
 }
 
-/**
- * The trace plan for a variant: the trace answers the driver where the variant's mallocs match it; nothing is
- * forced to fail (a what-if may succeed where the run failed) and no empty_cache() is inferred (the source
- * workload has them explicit).
- */
-function variantPlan(src: WhatIfSource, v: Variant): TracePlan | undefined {
-  const plan = src.plan;
-  if (plan === undefined) return undefined;
-  const opOf = src.opOf ?? ((index: number) => index);
-  const n = v.workload.length;
-  const traceIndex = new Int32Array(n).fill(-1);
-  for (let i = 0; i < n; i++) {
-    if (v.workload.op[i] === Op.MALLOC) traceIndex[i] = plan.traceIndex[opOf(v.source[i])];
-  }
-  return { ...plan, workload: v.workload, traceIndex, releasesBefore: new Uint8Array(n), expectOom: new Uint8Array(n) };
-}
-
-/** Replays a variant; calls back with the source index of every failed malloc and after every op. */
+/** Replays a variant the way `allocsim replay --conf` replays a what-if; returns the source index of each failed malloc. */
 function replayVariant(
   src: WhatIfSource, v: Variant, options: SimulateOptions, onOp?: SimulateOptions['onOp'],
 ): Set<number> {
   const out = new Set<number>();
-  simulate(v.workload, {
-    ...options, timeline: false, recordTrace: false, plan: variantPlan(src, v), onOp,
+  const { config, fraction, deviceTotal = H100_TOTAL_GLOBAL_MEM, capacity } = options;
+  replayWithDriverModel(v.workload, src.calls ?? NO_CALLS, {
+    config, fraction, deviceTotal, capacity: capacity ?? defaultCapacity(deviceTotal), timeline: false, recordTrace: false, onOp,
     onOom: (i) => { if (v.source[i] >= 0) out.add(v.source[i]); },
   });
   return out;
 }
 
+const NO_CALLS = new Float64Array(0);
+
 /** How a replay answered cudaMalloc, for the claims' details. */
 function addressNote(src: WhatIfSource): string {
-  return src.plan !== undefined
-    ? 'cudaMalloc addresses from the trace while the requests match it, modelled after'
-    : 'cudaMalloc addresses modelled';
+  return src.calls !== undefined && src.calls.length > 0
+    ? 'segment addresses from the recording while the driver calls match it, then from the driver model'
+    : 'segment addresses from the driver model';
 }
 
 interface Baseline {
@@ -252,12 +252,15 @@ interface Baseline {
   reproduced: boolean[];
   /** Per OOM, the source index after which allocated_bytes was lowest since the previous OOM (-1: none). */
   lowPoint: Int32Array;
+  /** Whether an empty_cache() at the low point would release anything (whole free segments, pending frees). */
+  releasable: boolean[];
 }
 
 /** The run's own settings replayed from scratch: what each what-if is compared with. */
 function baseline(src: WhatIfSource, idx: readonly number[], failed: ReadonlySet<number>): Baseline {
   const variant = buildVariant(src.workload, idx[idx.length - 1], failed);
   const lowPoint = new Int32Array(idx.length).fill(-1);
+  const releasable = idx.map(() => false);
   let next = 0;
   let minAllocated = Infinity;
   const fails = replayVariant(src, variant, src.options, (i, allocator) => {
@@ -273,9 +276,13 @@ function baseline(src: WhatIfSource, idx: readonly number[], failed: ReadonlySet
       minAllocated = allocated;
       // An inserted FREE belongs to the failed malloc before it: the empty_cache() goes after both.
       lowPoint[next] = s >= 0 ? s : variant.source[i - 1];
+      // Free bytes outside split segments are whole cached segments (or expandable pages): what it would release.
+      const st = allocator.stats;
+      releasable[next] = allocator.pendingFrees.length > 0 ||
+        st.current(S.reserved_bytes) - st.current(S.active_bytes) - st.current(S.inactive_split_bytes) > 0;
     }
   });
-  return { variant, reproduced: idx.map((i) => fails.has(i)), lowPoint };
+  return { variant, reproduced: idx.map((i) => fails.has(i)), lowPoint, releasable };
 }
 
 /**
@@ -335,6 +342,12 @@ export function replayClaims(src: WhatIfSource, facts: readonly OomFacts[], opts
     const already = w.op[low] === Op.EMPTY_CACHE || w.op[low + 1] === Op.EMPTY_CACHE;
     const change = `torch.cuda.empty_cache() after op ${opOf(low)} (lowest allocated memory ${since}` +
       `${already ? '; the run did call it there' : ''})`;
+    if (base.reproduced[k] && !base.releasable[k]) {
+      out[k].push({ kind: 'empty_cache_at_low_point', change, verdict: 'still-ooms', check: 'state',
+        detail: 'in the baseline replay there was nothing to release there (no whole free segment, no pending ' +
+          'free), so the call would have changed nothing' });
+      return;
+    }
     out[k].push(claim(k, 'empty_cache_at_low_point', change, () => {
       if (budget < i + 1) return null;
       const v = buildVariant(w, i, failed, low);
@@ -367,7 +380,7 @@ export function replaySource(
   return {
     workload: resolveWorkload(plan, inserted),
     options,
-    plan,
+    calls: recordedDriverCalls(plan.entries, options.deviceTotal ?? H100_TOTAL_GLOBAL_MEM),
     indexOf: (op) => op + countUpTo(op),
     // The k-th inserted call sits at index inserted[k] + k; an index maps to the run op it follows or is.
     opOf: (index) => {
