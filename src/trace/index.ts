@@ -17,5 +17,6 @@ export {
   readSnapshotFile,
   serializeSnapshot,
   writeSnapshotFile,
+  type ReadOptions,
   type SnapshotFormat,
 } from './snapshot.js';

@@ -218,7 +218,7 @@ function badMemo(name: string, opPos: number, idx: number): never {
 interface StringCache {
   strings: (string | undefined)[];
   /** Offset in the input of the bytes each cached string was decoded from. */
-  offsets: Int32Array;
+  offsets: Float64Array;
 }
 
 function decodeUtf8(b: Uint8Array, p: number, n: number, name: string): string {
@@ -259,7 +259,7 @@ function uint64(view: DataView, p: number): number {
   return view.getUint32(p, true) + view.getUint32(p + 4, true) * 4294967296;
 }
 
-/** Returns the array unless it is a list (not a tuple/set) sitting at `stack[at - 1]` above `base`. */
+/** The list at `stack[at - 1]` (above `base`) that APPEND/APPENDS extend; tuples and sets are refused. */
 function listAt(stack: unknown[], at: number, base: number, kinds: Map<unknown, ArrayKind>, name: string, what: string, opPos: number): unknown[] {
   if (at - 1 < base) underflow(name, what, opPos);
   const list = stack[at - 1];
@@ -322,7 +322,7 @@ export function unpickle(bytes: Uint8Array, name = 'pickle'): unknown {
   const memo: unknown[] = [];
   let memoCount = 0; // Python's len(memo), where MEMOIZE stores
   const kinds = new Map<unknown, ArrayKind>();
-  const cache: StringCache = { strings: new Array<string | undefined>(CACHE_SIZE).fill(undefined), offsets: new Int32Array(CACHE_SIZE) };
+  const cache: StringCache = { strings: new Array<string | undefined>(CACHE_SIZE).fill(undefined), offsets: new Float64Array(CACHE_SIZE) };
   let pos = 0;
 
   for (;;) {

@@ -12,7 +12,11 @@ import { pickleSnapshot } from './pickleWriter.js';
 import { validateSnapshot } from './validate.js';
 import type { Snapshot } from './types.js';
 
-/** Decompressed input larger than this is refused rather than exhausting memory (gzip bombs). */
+export interface ReadOptions {
+  /** Gzipped input that inflates beyond this many bytes is refused (gzip bombs). Default 2 GiB - 1. */
+  maxDecompressedBytes?: number;
+}
+
 const MAX_DECOMPRESSED = 2 ** 31 - 1;
 
 function fail(name: string, message: string): never {
@@ -27,12 +31,12 @@ function oneLine(e: unknown): string {
   return (e instanceof Error ? e.message : String(e)).split('\n')[0]!;
 }
 
-function gunzip(bytes: Uint8Array, name: string): Uint8Array {
+function gunzip(bytes: Uint8Array, name: string, limit: number): Uint8Array {
   try {
-    return gunzipSync(bytes, { maxOutputLength: MAX_DECOMPRESSED });
+    return gunzipSync(bytes, { maxOutputLength: limit });
   } catch (e) {
     if (errorCode(e) === 'ERR_BUFFER_TOO_LARGE' || e instanceof RangeError) {
-      fail(name, `decompresses to more than ${MAX_DECOMPRESSED} bytes; refusing to read it`);
+      fail(name, `decompresses to more than ${limit} bytes; refusing to read it`);
     }
     return fail(name, `gzip data is corrupt or truncated (${oneLine(e)})`);
   }
@@ -63,9 +67,11 @@ function firstTextByte(b: Uint8Array): number {
  * Parses snapshot file contents: a pickle (first byte 0x80, protocol 2 or later), JSON with the same structure,
  * or either gzipped. `name` (usually the path) prefixes error messages.
  */
-export function parseSnapshot(bytes: Uint8Array, name: string): Snapshot {
+export function parseSnapshot(bytes: Uint8Array, name: string, options: ReadOptions = {}): Snapshot {
   let data = bytes;
-  if (data.length >= 2 && data[0] === 0x1f && data[1] === 0x8b) data = gunzip(data, name);
+  if (data.length >= 2 && data[0] === 0x1f && data[1] === 0x8b) {
+    data = gunzip(data, name, options.maxDecompressedBytes ?? MAX_DECOMPRESSED);
+  }
   if (data.length === 0) fail(name, 'file is empty, not a snapshot');
   let value: unknown;
   if (data[0] === 0x80) {
@@ -82,7 +88,7 @@ export function parseSnapshot(bytes: Uint8Array, name: string): Snapshot {
 }
 
 /** Reads and validates a snapshot file (see `parseSnapshot` for the accepted formats). */
-export function readSnapshotFile(path: string): Snapshot {
+export function readSnapshotFile(path: string, options: ReadOptions = {}): Snapshot {
   let bytes: Uint8Array;
   try {
     bytes = readFileSync(path);
@@ -93,7 +99,7 @@ export function readSnapshotFile(path: string): Snapshot {
     if (code === 'EACCES' || code === 'EPERM') fail(path, 'permission denied');
     return fail(path, `cannot read (${oneLine(e)})`);
   }
-  return parseSnapshot(bytes, path);
+  return parseSnapshot(bytes, path, options);
 }
 
 export type SnapshotFormat = 'pickle' | 'json';

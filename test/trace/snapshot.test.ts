@@ -151,6 +151,13 @@ describe('readSnapshotFile: file problems', () => {
     });
   }
 
+  it('refuses gzip that inflates beyond the limit', () => {
+    const bomb = gzipSync(new Uint8Array(10_000_000)); // ~10 KB of gzip
+    expect(inputError(() => parseSnapshot(bomb, 'bomb.gz', { maxDecompressedBytes: 1_000_000 })).message).toBe(
+      'bomb.gz: decompresses to more than 1000000 bytes; refusing to read it',
+    );
+  });
+
   it('accepts JSON with a BOM and leading whitespace', () => {
     const text = '\ufeff \n' + readFileSync(FIXTURES + 'frag-seed-default.json', 'utf8');
     expect(parseSnapshot(new TextEncoder().encode(text), 'bom.json').device_traces[0]).toHaveLength(186);
