@@ -11,7 +11,7 @@ import { evaluateConfig, type DeviceOptions, type SweepRow } from './evaluate.js
 import type { SweepInput } from './input.js';
 
 export interface PoolOptions {
-  /** Worker threads; 0 or 1 runs in this thread. Default: the machine's available parallelism. */
+  /** Threads in all, this one included; 0 or 1 runs in this thread only. Default: the available parallelism. */
   workers?: number;
   device?: DeviceOptions;
   /** Also find each config's smallest capacity without OOM (a bisection of replays). Default true. */
@@ -56,19 +56,13 @@ export async function runConfigs(input: SweepInput, confs: readonly string[], op
     rows.push(row);
     opts.onRow?.(row);
   };
-  if (n <= 1) {
-    for (const conf of confs) {
-      done(evaluateConfig(input, conf, device, fit));
-      // Let timers (a progress bar) and signals run between configs.
-      await new Promise((r) => setImmediate(r));
-    }
-    return rows;
-  }
+  // The main thread is one of the n workers: it is warm (it resolved the input) while new threads still
+  // load and compile, which matters on small machines and short sweeps.
   const queue = [...confs];
   const data: WorkerData = { input, device, fit };
   const workers: Worker[] = [];
   try {
-    await new Promise<void>((resolve, reject) => {
+    const threads = n <= 1 ? Promise.resolve() : new Promise<void>((resolve, reject) => {
       let running = 0;
       const feed = (w: Worker) => {
         const conf = queue.shift();
@@ -78,7 +72,7 @@ export async function runConfigs(input: SweepInput, confs: readonly string[], op
         }
         w.postMessage(conf);
       };
-      for (let k = 0; k < n; k++) {
+      for (let k = 0; k < n - 1; k++) {
         const w = startWorker(data);
         workers.push(w);
         running++;
@@ -97,6 +91,14 @@ export async function runConfigs(input: SweepInput, confs: readonly string[], op
         feed(w);
       }
     });
+    let failed = false;
+    threads.catch(() => { failed = true; });
+    for (let conf = queue.shift(); conf !== undefined && !failed; conf = queue.shift()) {
+      done(evaluateConfig(input, conf, device, fit));
+      // Let worker replies, timers (a progress bar) and signals through between configs.
+      await new Promise((r) => setImmediate(r));
+    }
+    await threads;
   } finally {
     await Promise.all(workers.map((w) => w.terminate()));
   }
