@@ -7,10 +7,10 @@ import { gzipSync } from 'node:zlib';
 import type { Timeline } from '../engine/timeline.js';
 
 /**
- * In drawing order: later curves are drawn over earlier ones (inactive split lowest, allocated over active,
- * which it usually equals).
+ * In drawing order: later curves are drawn over earlier ones. Allocated goes over active (which it usually
+ * equals) and over requested (just below it); reserved, the top curve, last.
  */
-export const CURVES = ['inactive_split_bytes', 'reserved_bytes', 'active_bytes', 'allocated_bytes', 'requested_bytes'] as const;
+export const CURVES = ['inactive_split_bytes', 'requested_bytes', 'active_bytes', 'allocated_bytes', 'reserved_bytes'] as const;
 export type CurveName = (typeof CURVES)[number];
 
 /** Buckets kept at most; the browser builds coarser levels from these. */

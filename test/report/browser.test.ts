@@ -101,7 +101,7 @@ describe.skipIf(!haveChromium)(title, () => {
     });
     expect(reservedPixels).toBeGreaterThan(500);
     const legend = await page.$$eval('.u-legend .u-series .u-label', (ls) => ls.map((l) => l.textContent));
-    expect(legend).toEqual(['operation', 'inactive split', 'reserved', 'active', 'allocated', 'requested']);
+    expect(legend).toEqual(['operation', 'inactive split', 'requested', 'active', 'allocated', 'reserved']);
 
     // One marker per OOM (OOMs a pixel or two apart share a marker that counts both).
     expect(await markerCount(page)).toBe(run.result.ooms.length);
