@@ -6,7 +6,7 @@
 import { parseAllocConf } from '../config/parse.js';
 import type { SegmentInfo, Snapshot, TraceEntry } from '../trace/types.js';
 import { listCaptures, type CaptureRef } from './captures.js';
-import { reservationSpan } from './addressModel.js';
+import { reservationSpan, scoreAddressModel, type HoleOrder } from './addressModel.js';
 import { diffStats } from './check.js';
 import type { CaptureStats } from './fidelity.js';
 import { planTraceReplay } from './traceWorkload.js';
@@ -43,6 +43,11 @@ export interface CrossRow {
   recordedAnswers: number;
   modelAnswers: number;
   divergedAtOp: number | null;
+  /**
+   * Largest shortfall, at the real run's OOMs, of the device's free memory against free-at-start minus what
+   * the allocator held: memory used outside the allocator, which no replay can know of.
+   */
+  externalMemory: number;
 }
 
 export interface CrossOptions {
@@ -56,12 +61,31 @@ function figure(real: number, simulated: number): CrossFigure {
   return { real, simulated, relError: real === simulated ? 0 : (simulated - real) / (real === 0 ? 1 : real) };
 }
 
-/** The malloc / free requests of a recorded run, as comparable tokens (frees name the malloc they undo). */
+/**
+ * Stream handles are cudaStream_t pointer values, different in every process: streams are named by order of
+ * first use (the default stream 0 keeps its name).
+ */
+class StreamNamer {
+  private names = new Map<number, string>([[0, '0']]);
+  name(stream: number): string {
+    let n = this.names.get(stream);
+    if (n === undefined) {
+      n = `side${this.names.size}`;
+      this.names.set(stream, n);
+    }
+    return n;
+  }
+}
+
+/** The requests of a recorded run, as comparable tokens (frees name the malloc they undo). */
 function requestTokens(w: Workload): string[] {
   const out: string[] = [];
+  const streams = new StreamNamer();
   for (let i = 0; i < w.length; i++) {
-    if (w.op[i] === Op.MALLOC) out.push(`malloc #${w.id[i]} of ${w.size[i]} B on stream ${w.stream[i]}`);
+    if (w.op[i] === Op.MALLOC) out.push(`malloc #${w.id[i]} of ${w.size[i]} B on stream ${streams.name(w.stream[i])}`);
     else if (w.op[i] === Op.FREE) out.push(`free #${w.id[i]}`);
+    // Where a deferred (record_stream) free completes depends on GPU timing, which differs from run to run.
+    else if (w.op[i] === Op.FREE_COMPLETED) out.push(`deferred free of #${w.id[i]} completes`);
   }
   return out;
 }
@@ -81,8 +105,8 @@ export function requestDifference(a: Workload, b: Workload, aName: string, bName
 /**
  * Two runs of one program get different segment addresses from the driver (another base, and the driver is not
  * fully deterministic), so runs are compared with every address renamed to (segment, offset): a segment is
- * named by the order of its cudaMalloc (`s3`) or, for expandable segments, of its reservation (`r0`). Equal
- * renamed traces mean the allocator made the same decisions, whatever numbers the driver handed out.
+ * named by the order of its cudaMalloc (`s3`) or, for expandable segments, of its reservation (`r0`); streams
+ * likewise by order of first use. Equal renamed traces mean the allocator made the same decisions, whatever numbers the driver handed out.
  */
 export class AddressNamer {
   /** Live cudaMalloc segments: [base, end, ordinal]. */
@@ -126,11 +150,12 @@ const SEGMENT_EVENTS = new Set(['segment_alloc', 'segment_free', 'segment_map', 
 /** A run's trace and final layout with addresses renamed (see AddressNamer). */
 export function renameRun(entries: readonly TraceEntry[], segments: readonly SegmentInfo[], deviceTotal: number): Renamed {
   const namer = new AddressNamer(reservationSpan(deviceTotal));
+  const streams = new StreamNamer();
   const out: Renamed = { entries: [], index: [], segmentsOnly: [], segmentIndex: [], layout: [] };
   entries.forEach((e, i) => {
     if (e.action === 'snapshot') return;
     const where = e.action === 'oom' ? `device_free=${e.device_free}` : namer.name(e.action, e.addr as number, e.size);
-    const s = `${e.action} ${where} size=${e.size} stream=${e.stream}`;
+    const s = `${e.action} ${where} size=${e.size} stream=${streams.name(e.stream)}`;
     out.entries.push(s);
     out.index.push(i);
     if (SEGMENT_EVENTS.has(e.action)) {
@@ -141,7 +166,7 @@ export function renameRun(entries: readonly TraceEntry[], segments: readonly Seg
   const layout = segments.map((seg) => {
     const blocks = seg.blocks.map((b) => `${namer.lookup(b.address)} ${b.size} ${b.requested_size} ${b.state}`).join('; ');
     return `${namer.lookup(seg.address)} total=${seg.total_size} allocated=${seg.allocated_size} active=${seg.active_size} ` +
-      `requested=${seg.requested_size} stream=${seg.stream} ${seg.segment_type}${seg.is_expandable ? ' expandable' : ''}: ${blocks}`;
+      `requested=${seg.requested_size} stream=${streams.name(seg.stream)} ${seg.segment_type}${seg.is_expandable ? ' expandable' : ''}: ${blocks}`;
   });
   // Snapshots sort segments by address; renamed runs are compared in name order.
   out.layout = layout.sort();
@@ -159,11 +184,25 @@ function firstDiff(real: string[], realIndex: number[], sim: string[], what: str
   return null;
 }
 
+/** See CrossRow.externalMemory. */
+export function externalMemory(entries: readonly TraceEntry[], freeAtStart: number | undefined): number {
+  if (freeAtStart === undefined) return 0;
+  let held = 0;
+  let most = 0;
+  for (const e of entries) {
+    if (e.action === 'segment_alloc' || e.action === 'segment_map') held += e.size;
+    else if (e.action === 'segment_free' || e.action === 'segment_unmap') held -= e.size;
+    else if (e.action === 'oom' && e.device_free !== undefined) most = Math.max(most, freeAtStart - held - e.device_free);
+  }
+  return most;
+}
+
 /** One (workload, X) comparison: `source` replayed under X's settings vs the real run under X. */
 export function crossCompare(
   workload: string,
   source: { name: string; snapshot: Snapshot; stats: CaptureStats },
   target: { name: string; snapshot: Snapshot; stats: CaptureStats },
+  modelOnly = false,
 ): CrossRow {
   const meta = target.stats.meta;
   const result = whatIfReplay(source.snapshot, {
@@ -176,6 +215,7 @@ export function crossCompare(
     // The device's free memory at the start of the real run decides cudaMalloc failure and `device_free`.
     capacity: typeof meta.device_free_at_start === 'number' ? meta.device_free_at_start : null,
     source: `${workload}/${source.name}`,
+    modelOnly,
   });
   const realEntries = target.snapshot.device_traces[0] ?? [];
   const targetPlan = planTraceReplay(realEntries, `${workload}/${target.name}`);
@@ -209,6 +249,7 @@ export function crossCompare(
     recordedAnswers: result.recordedAnswers,
     modelAnswers: result.modelAnswers,
     divergedAtOp: result.divergedAtOp,
+    externalMemory: externalMemory(realEntries, typeof meta.device_free_at_start === 'number' ? meta.device_free_at_start : undefined),
   };
 }
 
@@ -255,17 +296,116 @@ export function formatCrossFidelity(rows: CrossRow[]): string {
       `${mib(r.peakReserved.simulated)} (${pct(r.peakReserved)}) | ${r.numDeviceAlloc.simulated} (${pct(r.numDeviceAlloc)}) | ` +
       `${mib(r.peakInactiveSplit.simulated)} (${pct(r.peakInactiveSplit)}) | ${r.recordedAnswers} / ${r.modelAnswers} |`);
   }
-  const exact = rows.filter((r) => r.exact).length;
-  const seg = rows.filter((r) => r.segmentsExact).length;
-  lines.push('', `${exact} of ${rows.length} exact; segment sequence exact in ${seg}. Errors are (simulated - real) / real.`);
+  const tally = (rs: CrossRow[]) => {
+    const n = (f: (r: CrossRow) => boolean) => rs.filter(f).length;
+    return `${n((r) => r.exact)} exact, segment sequence exact in ${n((r) => r.segmentsExact)}, peak reserved exact in ` +
+      `${n((r) => r.peakReserved.relError === 0)}, num_device_alloc exact in ${n((r) => r.numDeviceAlloc.relError === 0)}`;
+  };
+  const same = rows.filter((r) => r.sameRequests);
+  lines.push('', `Pairs whose two real runs made the same requests: ${same.length} of ${rows.length}; of those ${tally(same)}.`);
+  if (same.length < rows.length) lines.push(`All pairs: ${tally(rows)}.`);
+  lines.push('Errors are (simulated - real) / real; sizes are the simulated figures.');
   const details = rows.filter((r) => !r.exact);
   if (details.length > 0) {
     lines.push('', 'Differences:');
     for (const r of details) {
+      const keys = r.statsDiffering.length > 6
+        ? `${r.statsDiffering.slice(0, 6).join(', ')} and ${r.statsDiffering.length - 6} more`
+        : r.statsDiffering.join(', ');
       lines.push(`- ${r.workload} under ${r.target}: ${r.firstDifference}` +
-        (r.statsDiffering.length > 0 ? `; final stats differing: ${r.statsDiffering.join(', ')}` : '') +
-        (r.requestDifference ? `. The real runs' requests differ (${r.requestDifference})` : ''));
+        (r.statsDiffering.length > 0 ? `; final stats differing: ${keys}` : '') +
+        (r.requestDifference ? `. The real runs' requests differ (${r.requestDifference})` : '') +
+        (r.externalMemory > 0
+          ? `. At its OOMs the real device had up to ${r.externalMemory} bytes less free memory than free-at-start minus ` +
+            'what the allocator held (memory used outside the allocator)'
+          : ''));
     }
+  }
+  return lines.join('\n');
+}
+
+export interface AddressFitRow {
+  workload: string;
+  captures: number;
+  /** cudaMalloc calls, and how many the model named one step ahead, per hole order. */
+  segments: number;
+  hits: Record<HoleOrder, number>;
+  /** Split of the default order's predictions: reuse of a hole, or a new chunk. */
+  hole: { n: number; hits: number };
+  newChunk: { n: number; hits: number };
+  /** Each capture replayed under its own settings with every address from the model (none recorded). */
+  ownReplays: { segmentsExact: number; statsExact: number; peakReservedExact: number; deviceAllocExact: number };
+}
+
+const HOLE_ORDERS: HoleOrder[] = ['newest-chunk', 'lowest-address', 'best-fit'];
+
+/**
+ * How well the driver model fits the captures under `dir` (docs/driver-model.md): one-step-ahead address
+ * predictions per hole order, and own-settings replays with every address modelled.
+ */
+export function runAddressFit(dir: string, opts: CrossOptions = {}): AddressFitRow[] {
+  const byWorkload = new Map<string, AddressFitRow>();
+  for (const ref of listCaptures(dir)) {
+    if (opts.only && !ref.workload.startsWith(opts.only)) continue;
+    const row = byWorkload.get(ref.workload) ?? {
+      workload: ref.workload, captures: 0, segments: 0, hits: { 'newest-chunk': 0, 'lowest-address': 0, 'best-fit': 0 },
+      hole: { n: 0, hits: 0 }, newChunk: { n: 0, hits: 0 },
+      ownReplays: { segmentsExact: 0, statsExact: 0, peakReservedExact: 0, deviceAllocExact: 0 },
+    };
+    byWorkload.set(ref.workload, row);
+    const capture = { name: ref.config, ...ref.load() };
+    const entries = capture.snapshot.device_traces[0] ?? [];
+    row.captures++;
+    for (const order of HOLE_ORDERS) {
+      const s = scoreAddressModel(entries, { holeOrder: order });
+      row.hits[order] += s.hits;
+      if (order === 'newest-chunk') {
+        row.segments += s.segments;
+        row.hole.n += s.hole.n;
+        row.hole.hits += s.hole.hits;
+        row.newChunk.n += s.newChunk.n;
+        row.newChunk.hits += s.newChunk.hits;
+      }
+    }
+    const own = crossCompare(ref.workload, capture, capture, true);
+    if (own.segmentsExact) row.ownReplays.segmentsExact++;
+    if (own.statsDiffering.length === 0) row.ownReplays.statsExact++;
+    if (own.peakReserved.relError === 0) row.ownReplays.peakReservedExact++;
+    if (own.numDeviceAlloc.relError === 0) row.ownReplays.deviceAllocExact++;
+  }
+  return [...byWorkload.values()];
+}
+
+function share(hits: number, n: number): string {
+  return n === 0 ? '-' : `${((100 * hits) / n).toFixed(0)}% (${hits}/${n})`;
+}
+
+export function formatAddressFit(rows: AddressFitRow[]): string {
+  const sum = (f: (r: AddressFitRow) => number) => rows.reduce((a, r) => a + f(r), 0);
+  const total: AddressFitRow = {
+    workload: 'all', captures: sum((r) => r.captures), segments: sum((r) => r.segments),
+    hits: {
+      'newest-chunk': sum((r) => r.hits['newest-chunk']),
+      'lowest-address': sum((r) => r.hits['lowest-address']),
+      'best-fit': sum((r) => r.hits['best-fit']),
+    },
+    hole: { n: sum((r) => r.hole.n), hits: sum((r) => r.hole.hits) },
+    newChunk: { n: sum((r) => r.newChunk.n), hits: sum((r) => r.newChunk.hits) },
+    ownReplays: {
+      segmentsExact: sum((r) => r.ownReplays.segmentsExact), statsExact: sum((r) => r.ownReplays.statsExact),
+      peakReservedExact: sum((r) => r.ownReplays.peakReservedExact), deviceAllocExact: sum((r) => r.ownReplays.deviceAllocExact),
+    },
+  };
+  const lines = [
+    '| workload | captures | cudaMallocs | next address named (newest chunk first) | lowest address first | best fit | of hole reuses | of new chunks | own-settings replays, all addresses modelled: segments / memory_stats / peak reserved / num_device_alloc exact |',
+    '|---|---|---|---|---|---|---|---|---|',
+  ];
+  for (const r of [...rows, total]) {
+    const o = r.ownReplays;
+    lines.push(`| ${r.workload} | ${r.captures} | ${r.segments} | ${share(r.hits['newest-chunk'], r.segments)} | ` +
+      `${share(r.hits['lowest-address'], r.segments)} | ${share(r.hits['best-fit'], r.segments)} | ` +
+      `${share(r.hole.hits, r.hole.n)} | ${share(r.newChunk.hits, r.newChunk.n)} | ` +
+      `${o.segmentsExact} / ${o.statsExact} / ${o.peakReservedExact} / ${o.deviceAllocExact} of ${r.captures} |`);
   }
   return lines.join('\n');
 }

@@ -40,6 +40,8 @@ export interface WhatIfOptions {
   recordTrace?: boolean;
   /** Also replay under the other hole orders of the address model and report the spread of the estimates. */
   spread?: boolean;
+  /** Ignore the recording's addresses: every driver answer from the model (to measure the model alone). */
+  modelOnly?: boolean;
   /** Name of the capture in messages. */
   source?: string;
   onOp?: SimulateOptions['onOp'];
@@ -317,7 +319,7 @@ export function whatIfReplay(snapshot: Snapshot, opts: WhatIfOptions): WhatIfRes
     deviceTotal: sourceDeviceTotal,
     source: opts.source,
   });
-  const calls = recordedDriverCalls(plan.entries, sourceDeviceTotal);
+  const calls = opts.modelOnly ? new Float64Array(0) : recordedDriverCalls(plan.entries, sourceDeviceTotal);
   const capacity = opts.capacity ?? defaultCapacity(deviceTotal);
   const run = (holeOrder: HoleOrder, timeline: boolean, recordTrace: boolean) => replayWithDriverModel(workload, calls, {
     config: opts.config, fraction: opts.fraction, deviceTotal, capacity, holeOrder, timeline, recordTrace, onOp: opts.onOp,

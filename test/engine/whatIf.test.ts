@@ -138,3 +138,16 @@ describe('renamed comparison', () => {
     expect(statBasis('requested_bytes.all.peak', false)).toBe('exact');
   });
 });
+
+describe('cross fidelity table', () => {
+  it('has one row per other config, and counts what matched', async () => {
+    const { runCrossFidelity, formatCrossFidelity } = await import('../../src/engine/crossFidelity.js');
+    const rows = runCrossFidelity(new URL('../fixtures/captures', import.meta.url).pathname, { only: 'frag-seed' });
+    expect(rows.map((r) => r.target).sort()).toEqual(
+      ['combo', 'default-nofrac', 'exp-combo', 'expandable', 'gc06', 'msplit128', 'nonsplit', 'rp2-4', 'rp2-list']);
+    const text = formatCrossFidelity(rows);
+    expect(text).toContain('Pairs whose two real runs made the same requests: 9 of 9; of those 7 exact');
+    expect(text).toContain('peak reserved exact in 9, num_device_alloc exact in 9');
+    expect(text).toMatch(/- frag-seed under rp2-4: trace entry \d+: real segment_free/);
+  });
+});
