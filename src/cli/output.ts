@@ -3,8 +3,10 @@
  * summary / --json / --timeline / --export-snapshot outputs. Files are written atomically (temp + rename),
  * so a failed run leaves nothing half-written.
  */
-import { createWriteStream, renameSync, rmSync, writeFileSync } from 'node:fs';
-import { dirname, basename, join } from 'node:path';
+import { createWriteStream, rmSync } from 'node:fs';
+import { cannotWrite, commitTemp, tempPathFor, writeFileAtomic } from '../fsutil.js';
+
+export { writeFileAtomic };
 import { stringify } from 'csv-stringify';
 import type { Argv } from 'yargs';
 import { H100_TOTAL_GLOBAL_MEM } from '../allocator/constants.js';
@@ -78,18 +80,6 @@ export function deviceSettings(argv: DeviceArgs): DeviceSettings {
   return out;
 }
 
-/** Writes a file atomically: to a temp name beside it, then renamed. */
-export function writeFileAtomic(path: string, data: string | Uint8Array): void {
-  const tmp = join(dirname(path), `.${basename(path)}.${process.pid}.tmp`);
-  try {
-    writeFileSync(tmp, data);
-    renameSync(tmp, path);
-  } catch (err) {
-    rmSync(tmp, { force: true });
-    throw err;
-  }
-}
-
 const OP_ACTIONS = ['alloc', 'free_requested', 'record_stream', 'free_completed', 'empty_cache', 'set_fraction', 'mark'];
 
 /** The --timeline CSV: one row per operation with the cumulative counters and byte curves after it. */
@@ -97,7 +87,7 @@ export async function writeTimelineCsv(path: string, workload: Workload, result:
   const t = result.timeline;
   if (!t) throw new Error('timeline was not recorded');
   const oomOps = new Set(result.ooms.map((o) => o.op));
-  const tmp = join(dirname(path), `.${basename(path)}.${process.pid}.tmp`);
+  const tmp = tempPathFor(path);
   const columns = ['event', 'action', 'time_us', 'size', 'stream', ...TIMELINE_COLUMNS];
   await new Promise<void>((resolve, reject) => {
     const out = createWriteStream(tmp);
@@ -126,9 +116,9 @@ export async function writeTimelineCsv(path: string, workload: Workload, result:
     pump();
   }).catch((err: unknown) => {
     rmSync(tmp, { force: true });
-    throw err;
+    cannotWrite(path, err);
   });
-  renameSync(tmp, path);
+  commitTemp(tmp, path);
 }
 
 export interface JsonExtras {

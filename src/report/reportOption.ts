@@ -1,6 +1,5 @@
 /** The `--report FILE.html` option shared by `replay`, `run` and `sweep`. */
-import { renameSync, rmSync, writeFileSync } from 'node:fs';
-import { basename, dirname, join } from 'node:path';
+import { writeFileAtomic } from '../fsutil.js';
 import type { Argv } from 'yargs';
 import { renderHtmlReport, type HtmlReportInput } from './html.js';
 
@@ -17,13 +16,5 @@ export function addReportOption<T>(y: Argv<T>): Argv<T & ReportArgs> {
 
 /** Renders and writes the report atomically (temp file beside it, then renamed): no half-written report. */
 export function writeReport(path: string, input: HtmlReportInput): void {
-  const html = renderHtmlReport(input);
-  const tmp = join(dirname(path), `.${basename(path)}.${process.pid}.tmp`);
-  try {
-    writeFileSync(tmp, html);
-    renameSync(tmp, path);
-  } catch (err) {
-    rmSync(tmp, { force: true });
-    throw err;
-  }
+  writeFileAtomic(path, renderHtmlReport(input));
 }

@@ -3,8 +3,8 @@
  * optionally gzipped. Every problem with the input becomes a one-line `AllocsimInputError` naming the file and
  * the offending field.
  */
-import { readFileSync, renameSync, unlinkSync, writeFileSync } from 'node:fs';
-import { basename, dirname, join } from 'node:path';
+import { readFileSync } from 'node:fs';
+import { writeFileAtomic } from '../fsutil.js';
 import { gunzipSync, gzipSync } from 'node:zlib';
 import { AllocsimInputError } from '../errors.js';
 import { unpickle } from './pickle.js';
@@ -138,19 +138,5 @@ export function writeSnapshotFile(path: string, snapshot: Snapshot): void {
   const checked = validateSnapshot(snapshot, path);
   const { format, gzip } = formatForPath(path);
   const data = serializeSnapshot(checked, format, gzip, path);
-  const tmp = join(dirname(path), `.${basename(path)}.${process.pid}.${Math.random().toString(36).slice(2)}.tmp`);
-  try {
-    writeFileSync(tmp, data, { flag: 'wx' });
-    renameSync(tmp, path);
-  } catch (e) {
-    try {
-      unlinkSync(tmp);
-    } catch {
-      // The temporary file was never created.
-    }
-    const code = errorCode(e);
-    if (code === 'ENOENT') fail(path, 'cannot write: directory does not exist');
-    if (code === 'EACCES' || code === 'EPERM') fail(path, 'cannot write: permission denied');
-    fail(path, `cannot write (${oneLine(e)})`);
-  }
+  writeFileAtomic(path, data);
 }
