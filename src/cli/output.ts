@@ -17,7 +17,11 @@ import type { SimulationResult } from '../engine/simulate.js';
 import { TIMELINE_COLUMNS } from '../engine/timeline.js';
 import { Op, type Workload } from '../engine/workload.js';
 import { AllocsimInputError } from '../errors.js';
-import { summarize } from '../report/summary.js';
+import { reportInputFromSimulation } from '../report/html.js';
+import { RunObserver } from '../report/observer.js';
+import { addReportOption, writeReport, type ReportArgs } from '../report/reportOption.js';
+import { formatOomReport, formatSummary, summarize } from '../report/summary.js';
+import type { WhatIfSource } from '../report/whatIf.js';
 import { writeSnapshotFile } from '../trace/index.js';
 
 export interface DeviceArgs {
@@ -27,7 +31,7 @@ export interface DeviceArgs {
   capacity?: number;
 }
 
-export interface OutputArgs {
+export interface OutputArgs extends ReportArgs {
   json?: string;
   timeline?: string;
   'export-snapshot'?: string;
@@ -41,11 +45,11 @@ export function addDeviceOptions<T>(y: Argv<T>): Argv<T & DeviceArgs> {
     .option('capacity', { type: 'number', describe: 'bytes the driver can hand out before cudaMalloc fails (default: what a fresh CUDA context leaves free)' }) as Argv<T & DeviceArgs>;
 }
 
-export function addOutputOptions<T>(y: Argv<T>): Argv<T & OutputArgs> {
-  return y
+export function addOutputOptions<T>(y: Argv<T>): Argv<T & OutputArgs & ReportArgs> {
+  return addReportOption(y)
     .option('json', { type: 'string', nargs: 1, describe: 'write results as JSON to FILE (- for stdout)' })
     .option('timeline', { type: 'string', describe: 'write one CSV row per operation to FILE.csv' })
-    .option('export-snapshot', { type: 'string', describe: 'write the simulated run as a snapshot pickle (opens in pytorch.org/memory_viz)' }) as Argv<T & OutputArgs>;
+    .option('export-snapshot', { type: 'string', describe: 'write the simulated run as a snapshot pickle (opens in pytorch.org/memory_viz)' }) as Argv<T & OutputArgs & ReportArgs>;
 }
 
 export interface DeviceSettings {
@@ -156,4 +160,43 @@ export async function writeOutputs(
   }
   if (argv.timeline !== undefined) await writeTimelineCsv(argv.timeline, workload, result);
   if (argv['export-snapshot'] !== undefined) writeSnapshotFile(argv['export-snapshot'], result.snapshot);
+}
+
+/** Hooks and recording switches a simulating command passes to the run, from its output options. */
+export function runHooks(argv: OutputArgs): { observer: RunObserver; timeline: boolean } {
+  return {
+    observer: new RunObserver({ layouts: argv.report !== undefined }),
+    timeline: argv.timeline !== undefined || argv.report !== undefined,
+  };
+}
+
+export interface FinishedRun {
+  /** One line naming what ran (summary heading, report title). */
+  title: string;
+  workload: Workload;
+  result: SimulationResult;
+  observer: RunObserver;
+  /** Where OOM what-ifs replay from; null skips the replay checks. */
+  whatIfSource: WhatIfSource | null;
+  /** Command-specific keys of the --json document. */
+  json: JsonExtras;
+  /** Label/value lines shown in the report's header. */
+  details: [string, string][];
+}
+
+/** Everything after the run: OOM explanations, --json, --timeline, --export-snapshot, --report and the summary. */
+export async function finishRun(argv: OutputArgs, run: FinishedRun): Promise<void> {
+  const { result, observer } = run;
+  const observed = observer.finish(result, run.whatIfSource);
+  await writeOutputs(argv, run.workload, result, () => ({
+    ...resultJson(result, run.json),
+    oom_explanations: observed.ooms.ooms,
+    ...(observed.ooms.note ? { oom_note: observed.ooms.note } : {}),
+  }));
+  if (argv.report !== undefined) {
+    writeReport(argv.report, reportInputFromSimulation(result, { title: run.title, details: run.details }, observed));
+  }
+  const out = argv.json === '-' ? process.stderr : process.stdout;
+  out.write(`${formatSummary(summarize(result), run.title)}\n`);
+  if (observed.ooms.ooms.length > 0) out.write(`${formatOomReport(observed.ooms, { max: 5 })}\n`);
 }

@@ -3,11 +3,11 @@ import type { Argv, CommandModule } from 'yargs';
 import { compareSegments, compareTrace } from '../../engine/check.js';
 import { replaySnapshot, sameBehaviour, snapshotConfig } from '../../engine/replay.js';
 import { AllocsimInputError } from '../../errors.js';
-import { formatSummary, summarize } from '../../report/summary.js';
+import { replaySource } from '../../report/whatIf.js';
 import { readSnapshotFile } from '../../trace/index.js';
 import { allocatorSettingsDict } from '../../config/settings.js';
 import {
-  addDeviceOptions, addOutputOptions, deviceSettings, resultJson, writeOutputs, type DeviceArgs, type OutputArgs,
+  addDeviceOptions, addOutputOptions, deviceSettings, finishRun, runHooks, type DeviceArgs, type OutputArgs,
 } from '../output.js';
 
 interface ReplayArgs extends DeviceArgs, OutputArgs {
@@ -46,30 +46,36 @@ export const replayCommand: CommandModule<object, ReplayArgs> = {
         'pass --fraction as the job set it\n',
       );
     }
-    const result = replaySnapshot(snapshot, { ...settings, config, timeline: argv.timeline !== undefined, source: argv.trace });
+    const { observer, timeline } = runHooks(argv);
+    const result = replaySnapshot(snapshot, {
+      ...settings, config, timeline, source: argv.trace, onOp: observer.onOp, onOom: observer.onOom,
+    });
     const trace = snapshot.device_traces[0] ?? [];
     const traceDivergence = argv.check ? compareTrace(trace, result.recorder, true) : null;
     const layoutDivergence = argv.check ? compareSegments(snapshot.segments, result.snapshot.segments) : null;
-
-    await writeOutputs(argv, result.plan.workload, result, () => resultJson(result, {
-      trace: argv.trace,
-      mode: 'exact',
-      allocator_settings: allocatorSettingsDict(config),
-      replay: {
-        trace_entries: trace.length,
-        operations: result.opsReplayed,
-        inferred_empty_caches: result.inferredEmptyCaches,
-        deferred_frees: result.plan.deferredFrees,
-        unknown_frees: result.plan.unknownFrees,
-        driver_fallbacks: result.driverFallbacks,
+    const title = `${argv.trace}: ${trace.length} trace entries, ${result.opsReplayed} operations replayed`;
+    await finishRun(argv, {
+      title,
+      workload: result.plan.workload,
+      result,
+      observer,
+      whatIfSource: replaySource(result.plan, result.emptyCacheBefore, { ...settings, config }),
+      details: [['trace', argv.trace], ['settings', config.source || '(PyTorch defaults)'], ['mode', 'exact replay']],
+      json: {
+        trace: argv.trace,
+        mode: 'exact',
+        allocator_settings: allocatorSettingsDict(config),
+        replay: {
+          trace_entries: trace.length,
+          operations: result.opsReplayed,
+          inferred_empty_caches: result.inferredEmptyCaches,
+          deferred_frees: result.plan.deferredFrees,
+          unknown_frees: result.plan.unknownFrees,
+          driver_fallbacks: result.driverFallbacks,
+        },
+        ...(argv.check ? { check: { trace: traceDivergence, layout: layoutDivergence } } : {}),
       },
-      ...(argv.check ? { check: { trace: traceDivergence, layout: layoutDivergence } } : {}),
-    }));
-
-    const out = argv.json === '-' ? process.stderr : process.stdout;
-    out.write(`${formatSummary(summarize(result), `${argv.trace}: ${trace.length} trace entries, ${result.opsReplayed} operations replayed`)}\n`);
-    for (const oom of result.ooms.slice(0, 5)) out.write(`  OOM at operation ${oom.op}: ${oom.message}\n`);
-    if (result.ooms.length > 5) out.write(`  ... ${result.ooms.length - 5} more OOMs (see --json)\n`);
+    });
     if (result.plan.unknownFrees > 0) {
       process.stderr.write(`allocsim: note: ${result.plan.unknownFrees} frees of blocks allocated before recording started were skipped\n`);
     }

@@ -4,9 +4,8 @@ import { allocatorSettingsDict } from '../../config/settings.js';
 import { defaultConfig } from '../../config/types.js';
 import { simulate } from '../../engine/simulate.js';
 import { buildWorkload, loadScenario, scenarioSeed, workloadFacts } from '../../engine/synth/index.js';
-import { formatSummary, summarize } from '../../report/summary.js';
 import {
-  addDeviceOptions, addOutputOptions, deviceSettings, resultJson, writeOutputs, type DeviceArgs, type OutputArgs,
+  addDeviceOptions, addOutputOptions, deviceSettings, finishRun, runHooks, type DeviceArgs, type OutputArgs,
 } from '../output.js';
 
 interface RunArgs extends DeviceArgs, OutputArgs {
@@ -30,21 +29,24 @@ export const runCommand: CommandModule<object, RunArgs> = {
     const settings = deviceSettings(argv);
     const config = settings.config ?? defaultConfig();
     const workload = buildWorkload(scenario, seed);
-    const result = simulate(workload, { ...settings, config, timeline: argv.timeline !== undefined });
-
-    await writeOutputs(argv, workload, result, () => resultJson(result, {
-      scenario: argv.scenario,
-      kind: scenario.kind,
-      seed,
-      allocator_settings: allocatorSettingsDict(config),
-      workload: workloadFacts(workload),
-    }));
-
+    const { observer, timeline } = runHooks(argv);
+    const options = { ...settings, config };
+    const result = simulate(workload, { ...options, timeline, onOp: observer.onOp, onOom: observer.onOom });
     const facts = workloadFacts(workload);
-    const out = argv.json === '-' ? process.stderr : process.stdout;
-    out.write(`${formatSummary(summarize(result), `${argv.scenario} (${scenario.kind}, seed ${seed}): ${facts.operations} operations, ` +
-      `${facts.allocations} allocations`)}\n`);
-    for (const oom of result.ooms.slice(0, 5)) out.write(`  OOM at operation ${oom.op}: ${oom.message}\n`);
-    if (result.ooms.length > 5) out.write(`  ... ${result.ooms.length - 5} more OOMs (see --json)\n`);
+    await finishRun(argv, {
+      title: `${argv.scenario} (${scenario.kind}, seed ${seed}): ${facts.operations} operations, ${facts.allocations} allocations`,
+      workload,
+      result,
+      observer,
+      whatIfSource: { workload, options },
+      details: [['scenario', argv.scenario], ['kind', scenario.kind], ['seed', String(seed)], ['settings', config.source || '(PyTorch defaults)']],
+      json: {
+        scenario: argv.scenario,
+        kind: scenario.kind,
+        seed,
+        allocator_settings: allocatorSettingsDict(config),
+        workload: facts,
+      },
+    });
   },
 };
