@@ -3,7 +3,8 @@
  * summary / --json / --timeline / --export-snapshot outputs. Files are written atomically (temp + rename),
  * so a failed run leaves nothing half-written.
  */
-import { createWriteStream, rmSync } from 'node:fs';
+import { createWriteStream, existsSync, rmSync, statSync } from 'node:fs';
+import { dirname } from 'node:path';
 import { cannotWrite, commitTemp, tempPathFor, writeFileAtomic } from '../fsutil.js';
 
 export { writeFileAtomic };
@@ -162,8 +163,24 @@ export async function writeOutputs(
   if (argv['export-snapshot'] !== undefined) writeSnapshotFile(argv['export-snapshot'], result.snapshot);
 }
 
-/** Hooks and recording switches a simulating command passes to the run, from its output options. */
+/** Fails before any work when an output file could not be written (its directory is missing). */
+export function checkOutputPaths(argv: OutputArgs): void {
+  for (const path of [argv.json, argv.timeline, argv['export-snapshot'], argv.report]) {
+    if (path === undefined || path === '-') continue;
+    const dir = dirname(path);
+    if (!existsSync(dir) || !statSync(dir).isDirectory()) {
+      throw new AllocsimInputError(`${path}: cannot write: directory does not exist`);
+    }
+    if (existsSync(path) && statSync(path).isDirectory()) throw new AllocsimInputError(`${path}: cannot write: is a directory`);
+  }
+}
+
+/**
+ * Hooks and recording switches a simulating command passes to the run, from its output options (checked
+ * here, before the run, so a bad path costs no simulation and leaves no other output behind).
+ */
 export function runHooks(argv: OutputArgs): { observer: RunObserver; timeline: boolean } {
+  checkOutputPaths(argv);
   return {
     observer: new RunObserver({ layouts: argv.report !== undefined }),
     timeline: argv.timeline !== undefined || argv.report !== undefined,
