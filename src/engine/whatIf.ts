@@ -263,6 +263,19 @@ export function resolveSourceWorkload(
   };
 }
 
+/** Mallocs the capture recorded as OOMs. */
+export function recordedOoms(plan: TracePlan): number {
+  let n = 0;
+  for (let i = 0; i < plan.expectOom.length; i++) n += plan.expectOom[i];
+  return n;
+}
+
+/** What replaying a capture's failed requests under other settings means. */
+export function oomNote(failed: number): string {
+  return `${failed} requests failed with OOM in the capture; what the program did after them is all the trace has, ` +
+    'so where other settings let such a request succeed, the block stays allocated to the end of the replay';
+}
+
 /** Keys that follow address ties (which block of equal size is split) rather than the request sequence. */
 function isSplitKey(key: string): boolean {
   return key.startsWith('inactive_split');
@@ -358,6 +371,8 @@ export function whatIfReplay(snapshot: Snapshot, opts: WhatIfOptions): WhatIfRes
     notes.push(`${plan.deferredFrees} deferred cross-stream frees (record_stream) complete at their recorded points ` +
       'relative to the requests; GPU timing is not simulated');
   }
+  const failed = recordedOoms(plan);
+  if (failed > 0) notes.push(oomNote(failed));
   if (sourceReplay.unknownFrees > 0) {
     notes.push(`${sourceReplay.unknownFrees} frees of blocks allocated before recording started are skipped`);
   }

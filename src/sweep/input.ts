@@ -7,7 +7,7 @@ import { H100_TOTAL_GLOBAL_MEM } from '../allocator/constants.js';
 import type { AllocatorConfig } from '../config/types.js';
 import { snapshotConfig } from '../engine/replay.js';
 import { buildWorkload, parseScenario, scenarioSeed } from '../engine/synth/scenario.js';
-import { recordedDriverCalls, resolveSourceWorkload } from '../engine/whatIf.js';
+import { oomNote, recordedDriverCalls, recordedOoms, resolveSourceWorkload } from '../engine/whatIf.js';
 import type { Workload } from '../engine/workload.js';
 import { readSnapshotFile } from '../trace/index.js';
 import type { Snapshot } from '../trace/types.js';
@@ -71,6 +71,8 @@ export function snapshotSweepInput(snapshot: Snapshot, name: string, opts: Sweep
   if (plan.deferredFrees > 0) {
     notes.push(`${plan.deferredFrees} deferred cross-stream frees complete at their recorded points relative to the requests`);
   }
+  const failed = recordedOoms(plan);
+  if (failed > 0) notes.push(oomNote(failed));
   if (plan.unknownFrees > 0) notes.push(`${plan.unknownFrees} frees of blocks allocated before recording started are skipped`);
   return {
     kind: 'trace',

@@ -6,7 +6,7 @@ import { parseAllocConf } from '../../config/parse.js';
 import { validateFraction } from '../../config/fraction.js';
 import { AllocsimInputError } from '../../errors.js';
 import { loadSweepInput, runConfigs, sweepConfigs } from '../../sweep/index.js';
-import { writeFileAtomic } from '../output.js';
+import { checkOutputPaths, writeFileAtomic } from '../output.js';
 
 export interface SourceArgs {
   'source-fraction'?: number;
@@ -48,7 +48,7 @@ export const fitCommand: CommandModule<object, FitArgs> = {
       .option('conf', { type: 'string', array: true, describe: 'PYTORCH_CUDA_ALLOC_CONF to fit (repeat for several; default the input\'s own)' })
       .option('fraction', { type: 'number', describe: 'keep set_per_process_memory_fraction F while fitting (it arms garbage_collection_threshold)' })
       .option('device-total', { type: 'number', describe: `totalGlobalMem the fraction refers to (default ${H100_TOTAL_GLOBAL_MEM}, H100 80GB)` })
-      .option('json', { type: 'string', describe: 'write the results as JSON to FILE (- for stdout)' })
+      .option('json', { type: 'string', nargs: 1, describe: 'write the results as JSON to FILE (- for stdout)' })
       .example('$0 fit run.pickle', 'how small a GPU this run fits on, with its own settings')
       .example("$0 fit run.pickle --conf '' --conf expandable_segments:True", 'the same for two settings') as Argv<FitArgs>,
   handler: async (argv) => {
@@ -59,6 +59,7 @@ export const fitCommand: CommandModule<object, FitArgs> = {
     }
     const workers = workerCount(argv.workers);
     for (const c of argv.conf ?? []) parseAllocConf(c);
+    checkOutputPaths({ json: argv.json });
     const input = loadSweepInput(argv.input, { sourceFraction: argv['source-fraction'] ?? argv.fraction, seed: argv.seed });
     const confs = (argv.conf ?? [input.ownConf]).map((c) => sweepConfigs(c, []).baseline);
     for (const note of input.notes) process.stderr.write(`allocsim: note: ${note}\n`);

@@ -3,7 +3,7 @@ import cliProgress from 'cli-progress';
 import type { Argv, CommandModule } from 'yargs';
 import { formatSize } from '../../allocator/format.js';
 import { AllocsimInputError } from '../../errors.js';
-import { writeFileAtomic, addDeviceOptions, deviceSettings, type DeviceArgs } from '../output.js';
+import { checkOutputPaths, writeFileAtomic, addDeviceOptions, deviceSettings, type DeviceArgs } from '../output.js';
 import {
   loadSweepInput, runSweep, sweepConfigs, parseObjective, OBJECTIVES, type SweepInput, type SweepRow, type SweepResult,
 } from '../../sweep/index.js';
@@ -64,7 +64,7 @@ export const sweepCommand: CommandModule<object, SweepArgs> = {
       .option('out', { type: 'string', describe: 'results CSV, one row per config, written as each finishes' })
       .option('resume', { type: 'boolean', default: false, describe: 'keep the rows already in --out and skip their configs' })
       .option('fit', { type: 'boolean', default: true, describe: 'also find each config\'s smallest capacity without OOM (--no-fit to skip)' })
-      .option('json', { type: 'string', describe: 'write the ranked results as JSON to FILE (- for stdout)' })
+      .option('json', { type: 'string', nargs: 1, describe: 'write the ranked results as JSON to FILE (- for stdout)' })
       .option('top', { type: 'number', describe: 'rows of the ranking to print (default all)' })
       .example("$0 sweep run.pickle --grid 'max_split_size_mb=none,64,128,512' --grid 'expandable_segments=False,True' --out results.csv",
         'eight configs, ranked by peak reserved')
@@ -74,6 +74,10 @@ export const sweepCommand: CommandModule<object, SweepArgs> = {
     const objective = parseObjective(argv.objective);
     if (argv.resume && argv.out === undefined) throw new AllocsimInputError('--resume needs --out (the results file to continue)');
     const settings = deviceSettings(argv);
+    // Both outputs are checked before any work.
+    if (argv.out === '-') throw new AllocsimInputError('--out names the results CSV file (rows are appended as configs finish); use --json - for stdout');
+    checkOutputPaths({ json: argv.json });
+    if (argv.out !== undefined) checkOutputPaths({ json: argv.out });
     const workers = workerCount(argv.workers);
     // Every grid value is checked before any work, with PyTorch's error text (again below with the input's base).
     sweepConfigs(argv.conf ?? '', argv.grid);
