@@ -3,9 +3,9 @@
  *
  * 1. An own-settings replay of the capture resolves the request sequence, every inferred empty_cache() explicit.
  * 2. That sequence is replayed under the target settings. The driver answers with the capture's own segment
- *    addresses as long as the target's cudaMalloc / cudaFree / map / unmap calls are the ones the capture made,
- *    in the same order (the real driver, asked the same, answers the same); from the first call that differs it
- *    hands over to the address model (addressModel.ts), seeded with the live segments at their real addresses.
+ *    addresses as long as the target's driver calls correspond to the ones the capture made, in the same order
+ *    (the real driver, asked the same, answers the same; see ReplayingDriver); from the first call that does
+ *    not it hands over to the address model (addressModel.ts), told every placement at its real address.
  *
  * Deferred frees (blocks used on another stream via record_stream) complete where the recording shows them
  * completing, relative to the requests: GPU timing is not simulated.
@@ -51,7 +51,10 @@ export interface WhatIfOptions {
 export type FigureBasis =
   /** Independent of segment addresses, or every driver answer came from the recording. */
   | 'exact'
-  /** Decided by which segments exist, which the address model can change (reproduced on every dev pair). */
+  /**
+   * Decided by which segments exist, which the address model can change (exact on every dev what-if pair whose
+   * two real runs made the same requests, docs/fidelity.md).
+   */
   | 'modelled'
   /** Split counters: they follow address ties the driver's order decides; treat as estimates. */
   | 'estimate';
