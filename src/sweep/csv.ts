@@ -2,9 +2,10 @@
  * The sweep's results file: one csv-stringify row per config, appended as each config finishes, so an
  * interrupted sweep keeps what it finished and `--resume` can skip those configs.
  */
-import { appendFileSync, existsSync, readFileSync, renameSync, statSync, writeFileSync } from 'node:fs';
+import { appendFileSync, existsSync, readFileSync, statSync } from 'node:fs';
 import { stringify } from 'csv-stringify/sync';
 import { AllocsimInputError } from '../errors.js';
+import { writeFileAtomic } from '../fsutil.js';
 import type { SweepRow } from './evaluate.js';
 
 export const SWEEP_COLUMNS: readonly (keyof SweepRow)[] = [
@@ -29,9 +30,7 @@ export function appendRows(path: string, rows: SweepRow[]): void {
 
 /** Replaces the file with a header and `rows`, atomically (a temp file renamed over it). */
 export function rewriteRows(path: string, rows: SweepRow[]): void {
-  const tmp = `${path}.${process.pid}.tmp`;
-  writeFileSync(tmp, stringify(rows.map(cells), { header: true, columns: SWEEP_COLUMNS as string[] }));
-  renameSync(tmp, path);
+  writeFileAtomic(path, stringify(rows.map(cells), { header: true, columns: SWEEP_COLUMNS as string[] }));
 }
 
 /** RFC 4180 fields of one CSV text (quotes doubled inside quoted fields), as csv-stringify writes them. */
