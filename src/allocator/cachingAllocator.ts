@@ -555,6 +555,8 @@ export class DeviceCachingAllocator {
   private releaseExpandableSegment(block: Block): void {
     block.pool.eraseUnmapped(block);
     this.segments.delete(block.segment);
+    const segment = block.segment as ExpandableSegment;
+    this.driver.release?.(segment.base, segment.size);
   }
 
   // ---------------------------------------------------------------- copies

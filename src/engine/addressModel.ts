@@ -91,12 +91,6 @@ export class AddressModel implements Driver {
   private readonly reserveBase: number;
   /** Live reservations as far as the model knows: [base, end) pairs. */
   private reservations: [number, number][] = [];
-  /**
-   * Bases of the reservations the allocator still holds. The Driver interface has no call for releasing one
-   * (release_expandable_segment frees it without a trace event), so a what-if replay supplies this; without it
-   * released reservations are never reused.
-   */
-  liveReservations: (() => Iterable<number> | null) | null = null;
 
   constructor(opts: AddressModelOptions) {
     this.capacity = opts.capacity;
@@ -142,11 +136,6 @@ export class AddressModel implements Driver {
 
   /** cuMemAddressReserve: the lowest free address from the first reservation's base, in 32 MiB steps. */
   reserve(size: number): number {
-    const live = this.liveReservations?.();
-    if (live) {
-      const keep = new Set(live);
-      this.reservations = this.reservations.filter(([b]) => keep.has(b));
-    }
     const len = roundUp(size, CHUNK);
     let base = this.reserveBase;
     for (const [b, e] of [...this.reservations].sort((x, y) => x[0] - y[0])) {
@@ -155,6 +144,11 @@ export class AddressModel implements Driver {
     }
     this.reservations.push([base, base + len]);
     return base;
+  }
+
+  /** cuMemAddressFree: the range can be reserved again. */
+  release(base: number): void {
+    this.reservations = this.reservations.filter(([b]) => b !== base);
   }
 
   map(bytes: number): boolean {
@@ -205,7 +199,6 @@ export class AddressModel implements Driver {
   clone(): AddressModel {
     const c = new AddressModel({ capacity: this.capacity, holeOrder: this.holeOrder, reserveBase: this.reserveBase });
     c.reservations = this.reservations.map((r) => [r[0], r[1]]);
-    c.liveReservations = this.liveReservations;
     c.used = this.used;
     c.chunks = this.chunks.map((k) => ({ ...k, ranges: k.ranges.slice() }));
     c.seq = this.seq;

@@ -9,6 +9,8 @@ export interface Driver {
   free(ptr: number, size: number): void;
   /** cuMemAddressReserve for one expandable segment (spec §7.1): the reservation's base address. */
   reserve(size: number): number;
+  /** cuMemAddressFree of a reservation whose pages are all unmapped (release_expandable_segment). */
+  release?(base: number, size: number): void;
   /** cuMemCreate + map of `bytes` of physical pages: false when the device has no room. */
   map(bytes: number): boolean;
   /** cuMemUnmap + release of `bytes` of physical pages. */

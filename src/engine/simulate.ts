@@ -11,7 +11,7 @@ import { A, ACTION_CODES, TraceRecorder } from '../allocator/traceRecorder.js';
 import { allocatorSettingsDict } from '../config/settings.js';
 import type { AllocatorConfig } from '../config/types.js';
 import type { Snapshot, TraceEntry } from '../trace/types.js';
-import { CapacityDriver, FREE_AT_START_RATIO } from './capacityDriver.js';
+import { AddressModel } from './addressModel.js';
 import type { Driver } from './driver.js';
 import { Timeline } from './timeline.js';
 import { TraceDriver } from './traceDriver.js';
@@ -30,7 +30,7 @@ export interface SimulateOptions {
   timeline?: boolean;
   /** Record the simulated trace (default true; sweeps turn it off for speed). */
   recordTrace?: boolean;
-  /** Driver model for requests no trace answers; default a CapacityDriver. */
+  /** Driver model for requests no trace answers; default the AddressModel (docs/driver-model.md). */
   driver?: Driver;
   /** Steer the replay with a recorded trace (exact replay under the capture's own settings). */
   plan?: TracePlan;
@@ -69,6 +69,10 @@ export interface SimulationResult {
   opsReplayed: number;
 }
 
+/** Fraction of totalGlobalMem a fresh H100 context leaves free (81,265,688,576 of 85,017,493,504; spec §12.3). */
+export const FREE_AT_START_RATIO = 81265688576 / 85017493504;
+
+/** What cudaMalloc can hand out in all when nothing else says: what a fresh CUDA context leaves free (an estimate). */
 export function defaultCapacity(deviceTotal: number): number {
   return Math.floor(deviceTotal * FREE_AT_START_RATIO);
 }
@@ -76,7 +80,7 @@ export function defaultCapacity(deviceTotal: number): number {
 export function createAllocator(opts: SimulateOptions, recorder: TraceRecorder): DeviceCachingAllocator {
   const deviceTotal = opts.deviceTotal ?? H100_TOTAL_GLOBAL_MEM;
   const fraction = opts.fraction ?? opts.config.perProcessMemoryFraction ?? null;
-  const model = opts.driver ?? new CapacityDriver(opts.capacity ?? defaultCapacity(deviceTotal));
+  const model = opts.driver ?? new AddressModel({ capacity: opts.capacity ?? defaultCapacity(deviceTotal) });
   const driver = opts.plan ? new TraceDriver(opts.plan.entries, model) : model;
   const allocator = new DeviceCachingAllocator({
     config: opts.config,

@@ -58,6 +58,10 @@ export class TraceDriver implements Driver {
     return this.fallback.reserve(size);
   }
 
+  release(base: number, size: number): void {
+    this.fallback.release?.(base, size);
+  }
+
   map(bytes: number): boolean {
     const e = this.nextInWindow('segment_map', bytes);
     if (e !== null) {

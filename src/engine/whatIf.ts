@@ -203,6 +203,10 @@ export class ReplayingDriver implements Driver {
     return this.model.reserve(size);
   }
 
+  release(base: number): void {
+    this.model.release(base);
+  }
+
   map(bytes: number): boolean {
     if (!this.diverged && this.model.used + bytes > this.model.capacity) this.diverge();
     const p = this.diverged ? -1 : this.next(Call.MAP);
@@ -231,13 +235,6 @@ export class ReplayingDriver implements Driver {
     c.divergedAtOp = this.divergedAtOp;
     return c;
   }
-}
-
-/** Bases of the expandable reservations an allocator holds. */
-export function liveReservationBases(allocator: DeviceCachingAllocator): number[] {
-  const out: number[] = [];
-  for (const s of allocator.segments) if (s instanceof ExpandableSegment) out.push(s.base);
-  return out;
 }
 
 /** The request sequence of a capture with every empty_cache() explicit, from an own-settings replay. */
@@ -309,13 +306,10 @@ export function replayWithDriverModel(
 ): { driver: ReplayingDriver; result: SimulationResult } {
   const model = new AddressModel({ capacity: opts.capacity, holeOrder: opts.holeOrder });
   const driver = new ReplayingDriver(calls, model);
-  let allocator: DeviceCachingAllocator | null = null;
-  model.liveReservations = () => allocator && liveReservationBases(allocator);
   const result = simulate(workload, {
     ...opts,
     driver,
     onOp: (i, a) => {
-      allocator = a;
       driver.currentOp = i + 1;
       opts.onOp?.(i, a);
     },

@@ -54,7 +54,7 @@ export function detachedClone(allocator: DeviceCachingAllocator): DeviceCachingA
   return c;
 }
 
-/** The capacity bookkeeping of the driver models (CapacityDriver, AddressModel, the what-if ReplayingDriver). */
+/** The capacity bookkeeping of the driver models (AddressModel, the what-if ReplayingDriver). */
 function deviceUsage(driver: Driver): { used: number } | null {
   const d = driver as Driver & { used?: unknown; model?: Driver };
   if (typeof d.used === 'number') return d as { used: number };

@@ -5,7 +5,7 @@ import { formatSize } from '../../src/allocator/format.js';
 import { snapshotSegments } from '../../src/allocator/snapshot.js';
 import { TraceRecorder } from '../../src/allocator/traceRecorder.js';
 import { defaultConfig, MiB, type AllocatorConfig } from '../../src/config/types.js';
-import { CapacityDriver } from '../../src/engine/capacityDriver.js';
+import { AddressModel } from '../../src/engine/addressModel.js';
 
 const H100 = 85017493504;
 
@@ -15,7 +15,7 @@ function make(overrides: Partial<AllocatorConfig> = {}, fraction: number | null 
     config: { ...defaultConfig(), ...overrides },
     allowedMemoryMaximum: null,
     deviceTotal: H100,
-    driver: new CapacityDriver(80e9),
+    driver: new AddressModel({ capacity: 80e9 }),
     recorder,
   });
   if (fraction !== null) a.setMemoryFraction(fraction);

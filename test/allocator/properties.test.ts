@@ -12,7 +12,7 @@ import { kSmallBuffer } from '../../src/allocator/constants.js';
 import { getAllocationSize, roundSize } from '../../src/allocator/rounding.js';
 import { TraceRecorder } from '../../src/allocator/traceRecorder.js';
 import { defaultConfig, MiB, type AllocatorConfig } from '../../src/config/types.js';
-import { CapacityDriver } from '../../src/engine/capacityDriver.js';
+import { AddressModel } from '../../src/engine/addressModel.js';
 import { checkAfterEmptyCache, checkInvariants } from './invariants.js';
 
 type Action =
@@ -57,7 +57,7 @@ function makeConfig(s: fc.RecordValue<typeof settingsArb extends fc.Arbitrary<in
 
 function run(settings: fc.RecordValue<any>, actions: Action[], check: boolean) {
   const config = makeConfig(settings);
-  const driver = new CapacityDriver(settings.capacity);
+  const driver = new AddressModel({ capacity: settings.capacity });
   const recorder = new TraceRecorder();
   const a = new DeviceCachingAllocator({ config, allowedMemoryMaximum: null, deviceTotal: 85017493504, driver, recorder });
   if (settings.fraction !== null) a.setMemoryFraction(settings.fraction);
