@@ -45,6 +45,8 @@ export interface WhatIfOptions {
   /** Name of the capture in messages. */
   source?: string;
   onOp?: SimulateOptions['onOp'];
+  /** Called at each OOM of the main replay (not the spread replays). */
+  onOom?: SimulateOptions['onOom'];
 }
 
 /** How a figure of the result was obtained. */
@@ -331,10 +333,11 @@ export function whatIfReplay(snapshot: Snapshot, opts: WhatIfOptions): WhatIfRes
   });
   const calls = opts.modelOnly ? new Float64Array(0) : recordedDriverCalls(plan.entries, sourceDeviceTotal);
   const capacity = opts.capacity ?? defaultCapacity(deviceTotal);
-  const run = (holeOrder: HoleOrder, timeline: boolean, recordTrace: boolean) => replayWithDriverModel(workload, calls, {
-    config: opts.config, fraction: opts.fraction, deviceTotal, capacity, holeOrder, timeline, recordTrace, onOp: opts.onOp,
+  const run = (holeOrder: HoleOrder, timeline: boolean, recordTrace: boolean, main: boolean) => replayWithDriverModel(workload, calls, {
+    config: opts.config, fraction: opts.fraction, deviceTotal, capacity, holeOrder, timeline, recordTrace,
+    ...(main ? { onOp: opts.onOp, onOom: opts.onOom } : {}),
   });
-  const { driver, result } = run('newest-chunk', opts.timeline ?? false, opts.recordTrace ?? true);
+  const { driver, result } = run('newest-chunk', opts.timeline ?? false, opts.recordTrace ?? true, true);
   const allRecorded = driver.identical;
   const basis: Record<string, FigureBasis> = {};
   for (const k of Object.keys(result.stats)) basis[k] = statBasis(k, allRecorded);
@@ -342,7 +345,7 @@ export function whatIfReplay(snapshot: Snapshot, opts: WhatIfOptions): WhatIfRes
   let spread: Record<string, [number, number]> | undefined;
   if (opts.spread && !allRecorded) {
     spread = {};
-    const others = (['lowest-address', 'best-fit'] as HoleOrder[]).map((o) => run(o, false, false).result.stats);
+    const others = (['lowest-address', 'best-fit'] as HoleOrder[]).map((o) => run(o, false, false, false).result.stats);
     for (const k of Object.keys(result.stats)) {
       if (basis[k] === 'exact') continue;
       const values = [result.stats[k], ...others.map((s) => s[k])];

@@ -51,6 +51,17 @@ describe('allocsim', () => {
     expect(doc.oom_explanations).toHaveLength(12);
   });
 
+  it('replay under other settings is a what-if that says what is exact and what is estimated', () => {
+    const r = allocsim('replay', example, '--fraction', '0.04', '--conf', 'expandable_segments:True', '--json', '-');
+    expect(r.code).toBe(0);
+    const doc = JSON.parse(r.stdout);
+    expect(doc.mode).toBe('what-if');
+    expect(doc.basis['inactive_split_bytes.all.peak']).toMatch(/exact|estimate/);
+    expect(doc.notes.length).toBeGreaterThan(0);
+    expect(r.stderr).toContain('what-if:');
+    expectOneLineError(allocsim('replay', example, '--conf', 'expandable_segments:True', '--check'), /--check compares with the recorded run/);
+  });
+
   it('refuses a hostile pickle without running it', () => {
     const marker = join(dir, 'pwned');
     const evil = join(dir, 'evil.pickle');

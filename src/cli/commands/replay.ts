@@ -1,11 +1,16 @@
-/** `allocsim replay TRACE`: replay a memory snapshot through the allocator model. */
+/**
+ * `allocsim replay TRACE`: replay a memory snapshot through the allocator model — exactly under the settings it
+ * was captured with, or as a what-if under other settings, another memory fraction or a smaller device.
+ */
 import type { Argv, CommandModule } from 'yargs';
+import { allocatorSettingsDict } from '../../config/settings.js';
+import { validateFraction } from '../../config/fraction.js';
 import { compareSegments, compareTrace } from '../../engine/check.js';
 import { replaySnapshot, sameBehaviour, snapshotConfig } from '../../engine/replay.js';
+import { whatIfReplay } from '../../engine/whatIf.js';
 import { AllocsimInputError } from '../../errors.js';
 import { replaySource } from '../../report/whatIf.js';
 import { readSnapshotFile } from '../../trace/index.js';
-import { allocatorSettingsDict } from '../../config/settings.js';
 import {
   addDeviceOptions, addOutputOptions, deviceSettings, finishRun, runHooks, type DeviceArgs, type OutputArgs,
 } from '../output.js';
@@ -13,6 +18,9 @@ import {
 interface ReplayArgs extends DeviceArgs, OutputArgs {
   trace: string;
   check: boolean;
+  'source-fraction'?: number;
+  'source-device-total'?: number;
+  spread: boolean;
 }
 
 export const replayCommand: CommandModule<object, ReplayArgs> = {
@@ -26,45 +34,91 @@ export const replayCommand: CommandModule<object, ReplayArgs> = {
         default: false,
         describe: 'compare the simulated segment events and final layout with the recorded ones; exit 1 at the first divergence',
       })
+      .option('source-fraction', {
+        type: 'number',
+        describe: 'memory fraction the capture ran under (snapshots do not record it; default: --fraction)',
+      })
+      .option('source-device-total', { type: 'number', describe: 'totalGlobalMem of the GPU the capture ran on (default: --device-total)' })
+      .option('spread', {
+        type: 'boolean',
+        default: false,
+        describe: 'what-if only: also replay under the other plausible driver address orders and report the range of the estimates',
+      })
       .example('$0 replay run.pickle --fraction 0.25', 'exact replay under the recorded settings')
       .example('$0 replay run.pickle --check', 'does the model reproduce this run?')
+      .example('$0 replay run.pickle --conf expandable_segments:True --fraction 0.25', 'what-if: the same requests with expandable segments')
+      .example('$0 replay run.pickle --source-fraction 0.25 --fraction 0.15', 'what-if: a smaller share of the GPU')
       .example('$0 replay run.pickle --timeline curves.csv --json -', 'curves and memory_stats() as data') as Argv<ReplayArgs>,
   handler: async (argv) => {
     const snapshot = readSnapshotFile(argv.trace);
     const settings = deviceSettings(argv);
     const sourceConfig = snapshotConfig(snapshot);
     const config = settings.config ?? sourceConfig;
-    if (!sameBehaviour(config, sourceConfig)) {
-      throw new AllocsimInputError(
-        `${argv.trace}: replaying under settings other than the recorded ones (what-if) is not available in this build; ` +
-        'omit --conf to replay exactly',
-      );
+    const fraction = settings.fraction ?? config.perProcessMemoryFraction ?? null;
+    const sourceFraction = argv['source-fraction'] !== undefined ? validateFraction(argv['source-fraction']) : fraction;
+    const sourceDeviceTotal = argv['source-device-total'] ?? settings.deviceTotal;
+    const whatIf = !sameBehaviour(config, sourceConfig) || sourceFraction !== fraction ||
+      sourceDeviceTotal !== settings.deviceTotal || settings.capacity !== undefined;
+    if (whatIf && argv.check) {
+      throw new AllocsimInputError('--check compares with the recorded run: use it without other settings (--conf, --capacity, another fraction)');
     }
-    if (config.garbageCollectionThreshold > 0 && settings.fraction === undefined && config.perProcessMemoryFraction === null) {
+    if (sourceConfig.garbageCollectionThreshold > 0 && sourceFraction === null) {
       process.stderr.write(
         'allocsim: note: snapshots do not record the memory fraction, and garbage_collection_threshold acts only with one; ' +
-        'pass --fraction as the job set it\n',
+        'pass --fraction (or --source-fraction) as the job set it\n',
       );
     }
     const { observer, timeline } = runHooks(argv);
-    const result = replaySnapshot(snapshot, {
-      ...settings, config, timeline, source: argv.trace, onOp: observer.onOp, onOom: observer.onOom,
-    });
     const trace = snapshot.device_traces[0] ?? [];
+    const common = {
+      trace: argv.trace,
+      allocator_settings: allocatorSettingsDict(config),
+    };
+
+    if (whatIf) {
+      const result = whatIfReplay(snapshot, {
+        sourceConfig, sourceFraction, sourceDeviceTotal, config, fraction, deviceTotal: settings.deviceTotal,
+        capacity: settings.capacity, timeline, spread: argv.spread, source: argv.trace,
+        onOp: observer.onOp, onOom: observer.onOom,
+      });
+      await finishRun(argv, {
+        title: `${argv.trace}: what-if under ${config.source || 'PyTorch defaults'}${fraction !== null ? `, fraction ${fraction}` : ''}: ` +
+          `${result.opsReplayed} operations`,
+        workload: result.workload,
+        result,
+        observer,
+        whatIfSource: { workload: result.workload, options: { config, fraction, deviceTotal: settings.deviceTotal, capacity: settings.capacity } },
+        details: [['trace', argv.trace], ['settings', config.source || '(PyTorch defaults)'], ['mode', 'what-if replay'],
+          ...result.notes.map((n): [string, string] => ['note', n])],
+        json: {
+          ...common,
+          mode: 'what-if',
+          source_allocator_settings: allocatorSettingsDict(sourceConfig),
+          notes: result.notes,
+          basis: result.basis,
+          ...(result.spread ? { spread: result.spread } : {}),
+          driver: { recorded_answers: result.recordedAnswers, model_answers: result.modelAnswers, diverged_at_op: result.divergedAtOp },
+        },
+      });
+      for (const note of result.notes) process.stderr.write(`allocsim: what-if: ${note}\n`);
+      return;
+    }
+
+    const result = replaySnapshot(snapshot, {
+      ...settings, config, fraction, timeline, source: argv.trace, onOp: observer.onOp, onOom: observer.onOom,
+    });
     const traceDivergence = argv.check ? compareTrace(trace, result.recorder, true) : null;
     const layoutDivergence = argv.check ? compareSegments(snapshot.segments, result.snapshot.segments) : null;
-    const title = `${argv.trace}: ${trace.length} trace entries, ${result.opsReplayed} operations replayed`;
     await finishRun(argv, {
-      title,
+      title: `${argv.trace}: ${trace.length} trace entries, ${result.opsReplayed} operations replayed`,
       workload: result.plan.workload,
       result,
       observer,
-      whatIfSource: replaySource(result.plan, result.emptyCacheBefore, { ...settings, config }),
+      whatIfSource: replaySource(result.plan, result.emptyCacheBefore, { ...settings, config, fraction }),
       details: [['trace', argv.trace], ['settings', config.source || '(PyTorch defaults)'], ['mode', 'exact replay']],
       json: {
-        trace: argv.trace,
+        ...common,
         mode: 'exact',
-        allocator_settings: allocatorSettingsDict(config),
         replay: {
           trace_entries: trace.length,
           operations: result.opsReplayed,
