@@ -2,14 +2,14 @@
  * BlockPool: the free blocks of one pool kind, ordered by (stream, size, address) like
  * BlockComparatorSize, plus the unmapped expandable blocks ordered by (stream, address).
  *
- * The ordered set is a list of sorted chunks of at most CHUNK blocks: a lookup is two binary searches and an
+ * The ordered set is a list of sorted chunks of at most CHUNK (32) blocks: a lookup is two binary searches and an
  * insert or erase moves at most CHUNK pointers, so pools of tens of thousands of free blocks stay cheap,
  * and there is no per-node allocation as in a balanced tree. (A single flat sorted array spent most of a
  * replay moving pointers once pools held a few thousand blocks.)
  */
 import type { Block } from './block.js';
 
-const CHUNK = 64;
+const CHUNK = 32;
 
 /** A position in a pool: chunk index and offset. `c === chunks.length` is the end. */
 export class Cursor {
