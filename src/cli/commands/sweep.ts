@@ -1,6 +1,7 @@
 /** `allocsim sweep INPUT --grid key=v1,v2 ...`: replay a trace or scenario under every combination of settings. */
 import cliProgress from 'cli-progress';
 import type { Argv, CommandModule } from 'yargs';
+import { addReportOption, writeReport, type ReportArgs } from '../../report/reportOption.js';
 import { formatSize } from '../../allocator/format.js';
 import { AllocsimInputError } from '../../errors.js';
 import { checkOutputPaths, writeFileAtomic, addDeviceOptions, deviceSettings, type DeviceArgs } from '../output.js';
@@ -9,7 +10,7 @@ import {
 } from '../../sweep/index.js';
 import { sourceOptions, workerCount, type SourceArgs } from './fit.js';
 
-interface SweepArgs extends DeviceArgs, SourceArgs {
+interface SweepArgs extends DeviceArgs, SourceArgs, ReportArgs {
   input: string;
   grid: string[];
   objective: string;
@@ -54,7 +55,7 @@ export const sweepCommand: CommandModule<object, SweepArgs> = {
   command: 'sweep <input>',
   describe: 'Replay a trace (or scenario) under every combination of --grid settings, rank them, recommend one',
   builder: (y: Argv) =>
-    sourceOptions(addDeviceOptions(y))
+    addReportOption(sourceOptions(addDeviceOptions(y)))
       .positional('input', { type: 'string', demandOption: true, describe: 'snapshot pickle / JSON, or a scenario JSON file' })
       .option('grid', {
         type: 'string', array: true, demandOption: true,
@@ -76,7 +77,7 @@ export const sweepCommand: CommandModule<object, SweepArgs> = {
     const settings = deviceSettings(argv);
     // Both outputs are checked before any work.
     if (argv.out === '-') throw new AllocsimInputError('--out names the results CSV file (rows are appended as configs finish); use --json - for stdout');
-    checkOutputPaths({ json: argv.json });
+    checkOutputPaths({ json: argv.json, report: argv.report });
     if (argv.out !== undefined) checkOutputPaths({ json: argv.out });
     const workers = workerCount(argv.workers);
     // Every grid value is checked before any work, with PyTorch's error text (again below with the input's base).
@@ -123,5 +124,16 @@ export const sweepCommand: CommandModule<object, SweepArgs> = {
       `, ranked by ${objective}${settings.fraction != null ? `, fraction ${settings.fraction}` : ''}\n`);
     out.write(`${table(res.ranked, res.baseline, argv.top ?? res.ranked.length)}\n`);
     out.write(`${res.recommendation.text}\n`);
+    if (argv.report !== undefined) {
+      const columns = ['config', 'peak reserved', 'peak allocated', 'peak inactive split bytes', 'fragmentation %', 'OOMs',
+        'num_device_alloc', 'num_alloc_retries', 'min capacity bytes'];
+      const rows = res.ranked.map((r) => [r.conf || '(PyTorch defaults)', r.peak_reserved, r.peak_allocated, r.peak_inactive_split,
+        Math.round(r.fragmentation * 1000) / 10, r.ooms, r.num_device_alloc, r.num_alloc_retries, r.min_capacity ?? '']);
+      writeReport(argv.report, {
+        title: `${input.name}: sweep of ${res.confs.length} configs`,
+        details: [['input', argv.input], ['objective', objective], ['recommendation', res.recommendation.text]],
+        sweep: { columns, rows },
+      });
+    }
   },
 };
