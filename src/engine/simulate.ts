@@ -118,6 +118,8 @@ export function simulate(workload: Workload, opts: SimulateOptions): SimulationR
   let inferredEmptyCaches = plan ? plan.inferredEmptyCaches : 0;
   let lastTraceIndex = -1;
   const emptyCacheBefore: number[] = [];
+  const onOp = opts.onOp;
+  const traceIndexOf = plan ? plan.traceIndex : null;
 
   for (let i = 0; i < n; i++) {
     recorder.currentOp = i;
@@ -208,9 +210,9 @@ export function simulate(workload: Workload, opts: SimulateOptions): SimulationR
       case Op.MARK:
         break;
     }
-    if (plan !== undefined && plan.traceIndex[i] >= 0) lastTraceIndex = plan.traceIndex[i];
+    if (traceIndexOf !== null && traceIndexOf[i] >= 0) lastTraceIndex = traceIndexOf[i];
     if (timeline !== undefined) timeline.record(i, allocator);
-    opts.onOp?.(i, allocator);
+    if (onOp !== undefined) onOp(i, allocator);
   }
 
   return {
