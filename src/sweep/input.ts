@@ -9,7 +9,7 @@ import { snapshotConfig } from '../engine/replay.js';
 import { buildWorkload, parseScenario, scenarioSeed } from '../engine/synth/scenario.js';
 import { oomNote, recordedDriverCalls, recordedOoms, resolveSourceWorkload } from '../engine/whatIf.js';
 import type { Workload } from '../engine/workload.js';
-import { readSnapshotFile } from '../trace/index.js';
+import { readSnapshotFile, selectDevice } from '../trace/index.js';
 import type { Snapshot } from '../trace/types.js';
 
 /** Everything a worker needs to replay the input under any settings (structured-clone friendly). */
@@ -99,5 +99,5 @@ export function loadSweepInput(path: string, opts: SweepInputOptions = {}): Swee
       notes: [`scenario ${scenario.kind}, seed ${seed}; segment addresses come from the driver model`],
     };
   }
-  return snapshotSweepInput(readSnapshotFile(path), path, opts);
+  return snapshotSweepInput(selectDevice(readSnapshotFile(path), path).snapshot, path, opts);
 }

@@ -20,3 +20,4 @@ export {
   type ReadOptions,
   type SnapshotFormat,
 } from './snapshot.js';
+export { selectDevice, type DeviceChoice } from './device.js';

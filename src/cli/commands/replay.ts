@@ -10,7 +10,7 @@ import { replaySnapshot, sameBehaviour, snapshotConfig } from '../../engine/repl
 import { whatIfReplay } from '../../engine/whatIf.js';
 import { AllocsimInputError } from '../../errors.js';
 import { replaySource } from '../../report/whatIf.js';
-import { readSnapshotFile } from '../../trace/index.js';
+import { readSnapshotFile, selectDevice } from '../../trace/index.js';
 import {
   addDeviceOptions, addOutputOptions, deviceSettings, finishRun, runHooks, type DeviceArgs, type OutputArgs,
 } from '../output.js';
@@ -21,6 +21,7 @@ interface ReplayArgs extends DeviceArgs, OutputArgs {
   'source-fraction'?: number;
   'source-device-total'?: number;
   spread: boolean;
+  device?: number;
 }
 
 export const replayCommand: CommandModule<object, ReplayArgs> = {
@@ -39,6 +40,7 @@ export const replayCommand: CommandModule<object, ReplayArgs> = {
         describe: 'memory fraction the capture ran under (snapshots do not record it; default: --fraction)',
       })
       .option('source-device-total', { type: 'number', describe: 'totalGlobalMem of the GPU the capture ran on (default: --device-total)' })
+      .option('device', { type: 'number', describe: 'which GPU of a multi-device snapshot to replay (default: the first with a trace)' })
       .option('spread', {
         type: 'boolean',
         default: false,
@@ -50,7 +52,11 @@ export const replayCommand: CommandModule<object, ReplayArgs> = {
       .example('$0 replay run.pickle --source-fraction 0.25 --fraction 0.15', 'what-if: a smaller share of the GPU')
       .example('$0 replay run.pickle --timeline curves.csv --json -', 'curves and memory_stats() as data') as Argv<ReplayArgs>,
   handler: async (argv) => {
-    const snapshot = readSnapshotFile(argv.trace);
+    const chosen = selectDevice(readSnapshotFile(argv.trace), argv.trace, argv.device);
+    const snapshot = chosen.snapshot;
+    if (chosen.others.length > 0) {
+      process.stderr.write(`allocsim: note: replaying device ${chosen.device}; devices ${chosen.others.join(', ')} have traces too (--device)\n`);
+    }
     const settings = deviceSettings(argv);
     const sourceConfig = snapshotConfig(snapshot);
     const config = settings.config ?? sourceConfig;
