@@ -113,3 +113,28 @@ describe('allocator invariants under random workloads and settings', () => {
     );
   });
 });
+
+describe('snapshot export', () => {
+  it('re-reads to the same layout and trace', async () => {
+    const { simulate } = await import('../../src/engine/simulate.js');
+    const { WorkloadBuilder } = await import('../../src/engine/workload.js');
+    const { parseSnapshot, pickleSnapshot } = await import('../../src/trace/index.js');
+    fc.assert(
+      fc.property(settingsArb, fc.array(actionArb, { maxLength: 120 }), (settings, actions) => {
+        const w = new WorkloadBuilder();
+        const live: number[] = [];
+        for (const act of actions) {
+          if (act.kind === 'malloc') live.push(w.malloc(act.size, act.stream));
+          else if (act.kind === 'free' && live.length > 0) w.free(live.splice(act.pick % live.length, 1)[0]);
+          else if (act.kind === 'empty_cache') w.emptyCache();
+        }
+        const r = simulate(w.finish(), { config: makeConfig(settings), fraction: settings.fraction, capacity: settings.capacity });
+        const back = parseSnapshot(pickleSnapshot(r.snapshot), 'export');
+        expect(back.segments).toEqual(r.snapshot.segments);
+        expect(back.device_traces[0].map((e) => [e.action, e.addr ?? e.device_free, e.size, e.stream]))
+          .toEqual(r.snapshot.device_traces[0].map((e) => [e.action, e.addr ?? e.device_free, e.size, e.stream]));
+      }),
+      { numRuns: 40 },
+    );
+  });
+});
