@@ -15,7 +15,7 @@ async function main(): Promise<void> {
     .help()
     .alias('h', 'help')
     .version()
-    .wrap(Math.min(110, process.stdout.columns || 100))
+    .wrap(Math.min(120, process.stdout.columns || 120))
     .fail((msg, err) => {
       if (err) throw err;
       throw new UsageError(msg);

@@ -41,7 +41,7 @@ interface FitArgs extends SourceArgs {
 
 export const fitCommand: CommandModule<object, FitArgs> = {
   command: 'fit <input>',
-  describe: 'Smallest device memory (bytes, and fraction of the device) at which the workload runs without OOM, per config',
+  describe: 'Smallest device memory (bytes and fraction) without OOM, per config',
   builder: (y: Argv) =>
     sourceOptions(y)
       .positional('input', { type: 'string', demandOption: true, describe: 'snapshot pickle / JSON, or a scenario JSON file' })

@@ -26,7 +26,7 @@ interface ReplayArgs extends DeviceArgs, OutputArgs {
 
 export const replayCommand: CommandModule<object, ReplayArgs> = {
   command: 'replay <trace>',
-  describe: 'Replay a torch.cuda.memory._dump_snapshot pickle (or its JSON) through the allocator model',
+  describe: 'Replay a memory snapshot (_dump_snapshot pickle or JSON): exactly, or as a what-if',
   builder: (y: Argv) =>
     addOutputOptions(addDeviceOptions(y))
       .positional('trace', { type: 'string', demandOption: true, describe: 'snapshot pickle or JSON' })

@@ -15,7 +15,7 @@ interface RunArgs extends DeviceArgs, OutputArgs {
 
 export const runCommand: CommandModule<object, RunArgs> = {
   command: 'run <scenario>',
-  describe: 'Simulate a synthetic workload described by a scenario file (see scenarios/)',
+  describe: 'Simulate a synthetic workload from a scenario file (see scenarios/)',
   builder: (y: Argv) =>
     addOutputOptions(addDeviceOptions(y))
       .positional('scenario', { type: 'string', demandOption: true, describe: 'scenario JSON file' })

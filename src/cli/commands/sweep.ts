@@ -53,7 +53,7 @@ function sweepJson(input: SweepInput, res: SweepResult, objective: string): Reco
 
 export const sweepCommand: CommandModule<object, SweepArgs> = {
   command: 'sweep <input>',
-  describe: 'Replay a trace (or scenario) under every combination of --grid settings, rank them, recommend one',
+  describe: 'Replay under every combination of --grid settings; rank them, recommend one',
   builder: (y: Argv) =>
     addReportOption(sourceOptions(addDeviceOptions(y)))
       .positional('input', { type: 'string', demandOption: true, describe: 'snapshot pickle / JSON, or a scenario JSON file' })

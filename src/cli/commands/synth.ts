@@ -13,7 +13,7 @@ interface SynthArgs {
 
 export const synthCommand: CommandModule<object, SynthArgs> = {
   command: 'synth <scenario>',
-  describe: 'Write a scenario\'s run (under PyTorch\'s default settings) as a snapshot for replay, sweep and memory_viz',
+  describe: 'Write a scenario\'s run as a snapshot pickle for replay, sweep and memory_viz',
   builder: (y: Argv) =>
     y
       .positional('scenario', { type: 'string', demandOption: true, describe: 'scenario JSON file' })
