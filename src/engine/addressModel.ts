@@ -7,10 +7,11 @@
  *  1. a new chunk is carved top-down, right below the lowest chunk carved so far, unless a returned range
  *     (rule 3) is larger than the chunk: then at the top of the highest such range;
  *  2. a request that fits a hole inside a live chunk goes to the start of that hole (bottom-up), choosing the
- *     newest chunk first, then its lowest hole; chunks opened by a segment of at most 2 MiB take only such
- *     segments;
+ *     newest chunk first, then its smallest fitting hole (lowest first among equal ones); chunks opened by a
+ *     segment of at most 2 MiB take only such segments;
  *  3. a chunk whose segments are all freed is returned; returned ranges merge, and one that reaches the bottom
- *     of the carved space raises that bottom;
+ *     of the carved space raises that bottom; a returned range the driver used below its top has the skipped
+ *     top held by something the trace does not show, which is not handed out again;
  *  4. a driver chunk exists before the first request: 8 MiB of it are the driver's own, the rest (24 MiB) takes
  *     small first segments, "8 MiB past a 32 MiB boundary", above everything else;
  *  5. the first step of a run is irregular (placements in gaps of the carved space); told of such placements
@@ -61,6 +62,8 @@ interface Chunk {
   pinned: boolean;
   /** Opened by a segment of at most 2 MiB: its holes take only such segments. */
   small: boolean;
+  /** Space held by something the trace does not show (`noteSkippedTop`): one range covering the chunk. */
+  foreign?: boolean;
 }
 
 /**
@@ -172,7 +175,32 @@ export class AddressModel implements Driver {
       return;
     }
     if (!this.anchored && this.looksLikeDriverChunk(ptr, size)) this.anchor(ptr - DRIVER_RESERVED);
+    const held = this.chunkAt(ptr);
+    if (held?.foreign) {
+      // The driver used part of the held space after all: that part becomes an ordinary chunk.
+      this.chunks.splice(this.chunks.indexOf(held), 1);
+      this.holdForeign(held.lo, ptr);
+      this.holdForeign(Math.min(held.hi, ptr + roundUp(size, CHUNK)), held.hi);
+    } else if (this.findHole(size) < 0) this.noteSkippedTop(ptr, roundUp(size, CHUNK));
     this.place(ptr, size);
+  }
+
+  /**
+   * Rule 3's range was used below its top: something the trace does not show (the driver's own allocations)
+   * holds the space above the new chunk, so it is never handed out again.
+   */
+  private noteSkippedTop(ptr: number, chunk: number): void {
+    const r = this.returned;
+    let k = r.length - 2;
+    while (k >= 0 && r[k + 1] - r[k] <= chunk) k -= 2;
+    if (k < 0 || ptr < r[k] || ptr + chunk >= r[k + 1]) return;
+    this.holdForeign(ptr + chunk, r[k + 1]);
+  }
+
+  private holdForeign(lo: number, hi: number): void {
+    if (hi <= lo) return;
+    this.chunks.push({ lo, hi, seq: -Infinity, ranges: [lo, hi], pinned: true, small: false, foreign: true });
+    this.carve(lo, hi);
   }
 
   /** A recorded cuMemAddressReserve answer. */
@@ -180,10 +208,10 @@ export class AddressModel implements Driver {
     this.reservations.push([base, base + roundUp(size, CHUNK)]);
   }
 
-  /** Whether [ptr, ptr + size) overlaps no live segment. */
+  /** Whether [ptr, ptr + size) overlaps no live segment (space only guessed to be held, `foreign`, counts as free). */
   isFree(ptr: number, size: number): boolean {
     for (const c of this.chunks) {
-      if (ptr >= c.hi || ptr + size <= c.lo) continue;
+      if (c.foreign || ptr >= c.hi || ptr + size <= c.lo) continue;
       const r = c.ranges;
       for (let k = 0; k < r.length; k += 2) if (ptr < r[k + 1] && ptr + size > r[k]) return false;
     }
@@ -251,9 +279,10 @@ export class AddressModel implements Driver {
         const gap = end - start;
         if (gap >= size) {
           if (this.holeOrder === 'newest-chunk') {
-            // The lowest hole of the newest chunk that has one.
-            if (c.seq > bestSeq) { bestSeq = c.seq; best = start; }
-            break;
+            // The newest chunk that has a fitting hole, then its smallest such hole (lowest first among equals).
+            if (c.seq > bestSeq || (c.seq === bestSeq && gap < bestGap)) { bestSeq = c.seq; best = start; bestGap = gap; }
+            if (k < r.length) start = r[k + 1];
+            continue;
           }
           const better = best < 0 ||
             (this.holeOrder === 'best-fit' ? gap < bestGap || (gap === bestGap && start < best) : start < best);
