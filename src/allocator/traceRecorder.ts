@@ -16,23 +16,46 @@ export const ACTION_NAMES: readonly TraceAction[] = [
   'alloc', 'free_requested', 'free_completed', 'segment_alloc', 'segment_free', 'segment_map', 'segment_unmap',
   'snapshot', 'oom',
 ];
-export const ACTION_CODES: Record<string, A> = Object.fromEntries(ACTION_NAMES.map((n, i) => [n, i])) as Record<string, A>;
+/** The code of an action name, -1 if unknown. */
+export function actionCode(action: string): number {
+  switch (action) {
+    case 'alloc': return A.alloc;
+    case 'free_requested': return A.free_requested;
+    case 'free_completed': return A.free_completed;
+    case 'segment_alloc': return A.segment_alloc;
+    case 'segment_free': return A.segment_free;
+    case 'segment_map': return A.segment_map;
+    case 'segment_unmap': return A.segment_unmap;
+    case 'snapshot': return A.snapshot;
+    case 'oom': return A.oom;
+    default: return -1;
+  }
+}
 
 export class TraceRecorder {
   length = 0;
-  action = new Uint8Array(1024);
+  action: Uint8Array;
   /** Address, or device_free for oom entries. */
-  addr = new Float64Array(1024);
-  size = new Float64Array(1024);
-  stream = new Float64Array(1024);
-  time = new Float64Array(1024);
+  addr: Float64Array;
+  size: Float64Array;
+  stream: Float64Array;
+  time: Float64Array;
   /** Workload op index that emitted the entry. */
-  op = new Int32Array(1024);
+  op: Int32Array;
   /** Set by the engine before each operation. */
   now = 0;
   currentOp = -1;
 
-  constructor(public enabled = true) {}
+  /** `capacity`: expected entries (a good guess saves regrowing tens of MB of columns). */
+  constructor(public enabled = true, capacity = 1024) {
+    const n = enabled ? Math.max(16, capacity) : 16;
+    this.action = new Uint8Array(n);
+    this.addr = new Float64Array(n);
+    this.size = new Float64Array(n);
+    this.stream = new Float64Array(n);
+    this.time = new Float64Array(n);
+    this.op = new Int32Array(n);
+  }
 
   record(action: A, addr: number, size: number, stream: number): void {
     if (!this.enabled) return;

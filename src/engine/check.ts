@@ -24,21 +24,24 @@ function describe(e: { action: string; addr?: number; device_free?: number; size
  * and OOMs (what the driver and the fallbacks decide); otherwise every entry is compared.
  */
 export function compareTrace(recorded: TraceEntry[], sim: TraceRecorder, segmentsOnly = false): Divergence | null {
-  let j = 0;
   const keep = (action: string) => action !== 'snapshot' && (!segmentsOnly || SEGMENT_EVENTS.has(action));
+  const keepCode = ACTION_NAMES.map(keep);
+  const { action, size, stream, addr } = sim;
+  const n = sim.length;
+  let j = 0;
   for (let i = 0; i < recorded.length; i++) {
     const e = recorded[i];
     if (!keep(e.action)) continue;
-    while (j < sim.length && !keep(ACTION_NAMES[sim.action[j]])) j++;
-    if (j >= sim.length) return { index: i, message: `trace entry ${i}: recorded ${describe(e)}, simulation ended` };
-    const s = sim.entry(j);
-    const same = s.action === e.action && s.size === e.size && s.stream === e.stream &&
-      (e.action === 'oom' ? s.device_free === e.device_free : s.addr === e.addr);
-    if (!same) return { index: i, message: `trace entry ${i}: recorded ${describe(e)}, simulated ${describe(s)}` };
+    while (j < n && !keepCode[action[j]]) j++;
+    if (j >= n) return { index: i, message: `trace entry ${i}: recorded ${describe(e)}, simulation ended` };
+    // Column by column, comparing action names as strings (constants after validation): no objects, no lookups.
+    const same = ACTION_NAMES[action[j]] === e.action && size[j] === e.size && stream[j] === e.stream &&
+      addr[j] === (e.action === 'oom' ? e.device_free : e.addr);
+    if (!same) return { index: i, message: `trace entry ${i}: recorded ${describe(e)}, simulated ${describe(sim.entry(j))}` };
     j++;
   }
-  while (j < sim.length && !keep(ACTION_NAMES[sim.action[j]])) j++;
-  if (j < sim.length) {
+  while (j < n && !keepCode[action[j]]) j++;
+  if (j < n) {
     return { index: recorded.length, message: `simulation has extra entries after the recorded trace: ${describe(sim.entry(j))}` };
   }
   return null;

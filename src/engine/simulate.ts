@@ -7,7 +7,7 @@ import { DeviceCachingAllocator, type OomEvent } from '../allocator/cachingAlloc
 import { H100_TOTAL_GLOBAL_MEM, kOneExabyte } from '../allocator/constants.js';
 import { snapshotSegments } from '../allocator/snapshot.js';
 import { S } from '../allocator/stats.js';
-import { A, ACTION_CODES, TraceRecorder } from '../allocator/traceRecorder.js';
+import { A, actionCode, TraceRecorder } from '../allocator/traceRecorder.js';
 import { allocatorSettingsDict } from '../config/settings.js';
 import type { AllocatorConfig } from '../config/types.js';
 import type { Snapshot, TraceEntry } from '../trace/types.js';
@@ -99,14 +99,16 @@ function windowMatches(rec: TraceRecorder, mark: number, entries: TraceEntry[], 
   for (let k = 0; k < to - from; k++) {
     const e = entries[from + 1 + k];
     const i = mark + k;
-    if (rec.action[i] !== ACTION_CODES[e.action] || rec.size[i] !== e.size || rec.stream[i] !== e.stream) return false;
+    if (rec.action[i] !== actionCode(e.action) || rec.size[i] !== e.size || rec.stream[i] !== e.stream) return false;
     if (e.action !== 'oom' && rec.addr[i] !== e.addr) return false;
   }
   return true;
 }
 
 export function simulate(workload: Workload, opts: SimulateOptions): SimulationResult {
-  const recorder = new TraceRecorder(opts.recordTrace ?? true);
+  // A trace replay emits about as many entries as it reads; a synthetic run about 1.6 per operation.
+  const expected = opts.plan ? opts.plan.entries.length + 64 : Math.ceil(workload.length * 1.6) + 64;
+  const recorder = new TraceRecorder(opts.recordTrace ?? true, expected);
   const allocator = createAllocator(opts, recorder);
   const plan = opts.plan;
   const traceDriver = plan ? (allocator.driver as TraceDriver) : null;
@@ -218,12 +220,7 @@ export function simulate(workload: Workload, opts: SimulateOptions): SimulationR
   return {
     stats: allocator.stats.toMemoryStats(),
     ooms,
-    snapshot: {
-      segments: snapshotSegments(allocator),
-      device_traces: [recorder.enabled ? recorder.toEntries() : []],
-      allocator_settings: allocatorSettingsDict(opts.config),
-      external_annotations: [],
-    },
+    snapshot: lazySnapshot(allocator, recorder, opts.config),
     timeline,
     allocator,
     recorder,
@@ -235,3 +232,21 @@ export function simulate(workload: Workload, opts: SimulateOptions): SimulationR
 }
 
 export { A };
+
+/**
+ * The run as a snapshot. Its trace entries are made on first use: a replay of a long trace would otherwise
+ * hold a second copy of every entry as young objects, and the collector spent more time copying them than the
+ * replay took.
+ */
+function lazySnapshot(allocator: DeviceCachingAllocator, recorder: TraceRecorder, config: AllocatorConfig): Snapshot {
+  let traces: TraceEntry[][] | null = null;
+  return {
+    segments: snapshotSegments(allocator),
+    get device_traces(): TraceEntry[][] {
+      traces ??= [recorder.enabled ? recorder.toEntries() : []];
+      return traces;
+    },
+    allocator_settings: allocatorSettingsDict(config),
+    external_annotations: [],
+  };
+}
