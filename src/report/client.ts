@@ -41,7 +41,7 @@ export function reportClient(data: ClientData): void {
     inactive_split_bytes: 'inactive split', requested_bytes: 'requested',
   } as Record<string, string>;
   const BLOCK_COLORS = ['#1f77b4', '#f0a030', '#d62728', '#c5ccd6'];
-  const BLOCK_NAMES = ['allocated', 'pending free', 'free, stranded in a split segment', 'free (whole cached segment)'];
+  const BLOCK_NAMES = ['allocated', 'pending free', 'free, stranded in a split segment', 'free, releasable (whole segment, or expandable pages)'];
 
   function fmtBytes(v: number): string {
     const a = Math.abs(v);
@@ -102,7 +102,9 @@ export function reportClient(data: ClientData): void {
         let x = LABEL_W;
         for (let k = 0; k < s.blocks.length; k += 4) {
           const w = s.blocks[k] * scale;
-          const code = s.blocks[k + 1] === 2 && !live ? 3 : s.blocks[k + 1];
+          // Free memory of expandable segments is unmapped page by page by empty_cache(), so it is not counted as
+          // stranded (PyTorch's inactive_split excludes it likewise); only a partly used page's tail really is.
+          const code = s.blocks[k + 1] === 2 && (!live || s.expandable) ? 3 : s.blocks[k + 1];
           if (code === 2) stranded += s.blocks[k];
           ctx.fillStyle = BLOCK_COLORS[code];
           ctx.fillRect(x, y, Math.max(w, 0.5), rowH - (rowH > 6 ? 2 : 1));

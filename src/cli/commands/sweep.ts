@@ -1,7 +1,12 @@
 /** `allocsim sweep INPUT --grid key=v1,v2 ...`: replay a trace or scenario under every combination of settings. */
 import cliProgress from 'cli-progress';
 import type { Argv, CommandModule } from 'yargs';
+import { parseAllocConf } from '../../config/index.js';
 import { addReportOption, writeReport, type ReportArgs } from '../../report/reportOption.js';
+import { reportInputFromSimulation } from '../../report/html.js';
+import { replayWithDriverModel } from '../../engine/whatIf.js';
+import { defaultCapacity } from '../../engine/simulate.js';
+import { H100_TOTAL_GLOBAL_MEM } from '../../allocator/constants.js';
 import { formatSize } from '../../allocator/format.js';
 import { AllocsimInputError } from '../../errors.js';
 import { checkOutputPaths, writeFileAtomic, addDeviceOptions, deviceSettings, type DeviceArgs } from '../output.js';
@@ -129,11 +134,19 @@ export const sweepCommand: CommandModule<object, SweepArgs> = {
         'num_device_alloc', 'num_alloc_retries', 'min capacity bytes'];
       const rows = res.ranked.map((r) => [r.conf || '(PyTorch defaults)', r.peak_reserved, r.peak_allocated, r.peak_inactive_split,
         Math.round(r.fragmentation * 1000) / 10, r.ooms, r.num_device_alloc, r.num_alloc_retries, r.min_capacity ?? '']);
-      writeReport(argv.report, {
-        title: `${input.name}: sweep of ${res.confs.length} configs`,
-        details: [['input', argv.input], ['objective', objective], ['recommendation', res.recommendation.text]],
-        sweep: { columns, rows },
+      // The curves and layouts shown are the recommended config's run.
+      const best = res.recommendation.best;
+      const deviceTotal = settings.deviceTotal ?? H100_TOTAL_GLOBAL_MEM;
+      const { result } = replayWithDriverModel(input.workload, input.calls, {
+        config: parseAllocConf(best.conf), fraction: settings.fraction, deviceTotal,
+        capacity: settings.capacity ?? defaultCapacity(deviceTotal), timeline: true, recordTrace: false,
       });
+      writeReport(argv.report, reportInputFromSimulation(result, {
+        title: `${input.name}: sweep of ${res.confs.length} configs; curves of the recommended one`,
+        details: [['input', argv.input], ['objective', objective], ['recommendation', res.recommendation.text],
+          ['curves', best.conf || '(PyTorch defaults)']],
+        sweep: { columns, rows },
+      }));
     }
   },
 };
