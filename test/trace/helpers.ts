@@ -1,3 +1,4 @@
+import fc from 'fast-check';
 import { readFileSync } from 'node:fs';
 import { fileURLToPath } from 'node:url';
 import { expect } from 'vitest';
@@ -29,4 +30,24 @@ export function inputError(fn: () => unknown): AllocsimInputError {
     return e as AllocsimInputError;
   }
   throw new Error('expected an AllocsimInputError, but nothing was thrown');
+}
+
+/**
+ * Property: every single-byte corruption of `original` fed to `read` either parses or fails with a one-line
+ * AllocsimInputError (never another exception).
+ */
+export function assertCorruptionsFailCleanly(original: Uint8Array, read: (b: Uint8Array) => unknown, numRuns: number): void {
+  fc.assert(
+    fc.property(fc.nat(original.length - 1), fc.integer({ min: 0, max: 255 }), (at, value) => {
+      const copy = original.slice();
+      copy[at] = value;
+      try {
+        read(copy);
+      } catch (e) {
+        if (!(e instanceof AllocsimInputError)) throw e;
+        if (e.message.includes('\n')) throw new Error(`multi-line message: ${e.message}`);
+      }
+    }),
+    { numRuns },
+  );
 }
