@@ -29,8 +29,9 @@ const asJson = args.includes('--json');
 const traces: string[] = [];
 for (let i = 0; i < args.length; i++) if (args[i] === '--trace') traces.push(args[++i]);
 
-/** Median of `runs` timings of fn, in seconds. */
+/** Median of `runs` timings of fn, in seconds, after one untimed run (so the JIT has seen the code). */
 function time(fn: () => void, runs = 3): number {
+  fn();
   const t: number[] = [];
   for (let i = 0; i < runs; i++) {
     const t0 = process.hrtime.bigint();
