@@ -42,11 +42,6 @@ export class BlockPool {
     return out;
   }
 
-  /** Same as all(): a copy in pool order, for reports (not for the replay's hot path). */
-  get blocks(): Block[] {
-    return this.all();
-  }
-
   /** Sets `cur` to the first block not less than (stream, size, ptr) — std::set::lower_bound. */
   lowerBound(stream: number, size: number, ptr: number, cur: Cursor): void {
     const chunks = this.chunks;

@@ -92,7 +92,7 @@ function freeByPoolStream(allocator: DeviceCachingAllocator): FreeByPoolStream[]
   for (const [pool, name] of [[allocator.largeBlocks, 'large'], [allocator.smallBlocks, 'small']] as const) {
     // Pool blocks are sorted by (stream, size, address): the last block of each stream run is its largest.
     let cur: FreeByPoolStream | null = null;
-    for (const b of pool.blocks) {
+    for (const b of pool.all()) {
       if (cur === null || cur.stream !== b.stream) {
         cur = { pool: name, stream: b.stream, largest: 0, blocks: 0, bytes: 0 };
         out.push(cur);

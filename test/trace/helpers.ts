@@ -51,3 +51,14 @@ export function assertCorruptionsFailCleanly(original: Uint8Array, read: (b: Uin
     { numRuns },
   );
 }
+
+/** The first trace entry of fixtures/trace/frag-seed-default.pickle, as python3's pickle.load reads it. */
+export const FRAG_FIRST_ENTRY = {
+  action: 'segment_alloc',
+  addr: 140666931773440,
+  size: 10485760,
+  stream: 0,
+  time_us: 1795388820486205,
+  compile_context: 'N/A',
+  user_metadata: '',
+};

@@ -5,7 +5,7 @@ import fc from 'fast-check';
 import { describe, expect, it } from 'vitest';
 import { AllocsimInputError } from '../../src/errors.js';
 import { unpickle } from '../../src/trace/pickle.js';
-import { assertCorruptionsFailCleanly, bytes, fixture, inputError } from './helpers.js';
+import { assertCorruptionsFailCleanly, bytes, fixture, FRAG_FIRST_ENTRY, inputError } from './helpers.js';
 
 /** What make_fixtures.py's plain_value() is in JS terms (tuples are arrays, ints beyond 2^53 rounded). */
 const plainExpected = {
@@ -53,15 +53,7 @@ describe('unpickle: pickles written by CPython', () => {
     };
     // Values checked with python3's pickle.load on the same file.
     expect(v.device_traces[0]!.length).toBe(186);
-    expect(v.device_traces[0]![0]).toEqual({
-      action: 'segment_alloc',
-      addr: 140666931773440,
-      size: 10485760,
-      stream: 0,
-      time_us: 1795388820486205,
-      compile_context: 'N/A',
-      user_metadata: '',
-    });
+    expect(v.device_traces[0]![0]).toEqual(FRAG_FIRST_ENTRY);
     expect(v.segments[0]!.segment_pool_id).toEqual([0, 0]);
   });
 

@@ -7,7 +7,7 @@ import { beforeEach, describe, expect, it } from 'vitest';
 import { AllocsimInputError } from '../../src/errors.js';
 import { formatForPath, parseSnapshot, readSnapshotFile, writeSnapshotFile } from '../../src/trace/index.js';
 import { validateSnapshot } from '../../src/trace/validate.js';
-import { assertCorruptionsFailCleanly, FIXTURES, fixture, inputError } from './helpers.js';
+import { assertCorruptionsFailCleanly, FIXTURES, fixture, FRAG_FIRST_ENTRY, inputError } from './helpers.js';
 
 const FRAG = FIXTURES + 'frag-seed-default.pickle';
 
@@ -28,15 +28,7 @@ describe('readSnapshotFile: the real capture', () => {
     expect(s.device_traces).toHaveLength(1);
     const trace = s.device_traces[0]!;
     expect(trace).toHaveLength(186);
-    expect(trace[0]).toEqual({
-      action: 'segment_alloc',
-      addr: 140666931773440,
-      size: 10485760,
-      stream: 0,
-      time_us: 1795388820486205,
-      compile_context: 'N/A',
-      user_metadata: '',
-    });
+    expect(trace[0]).toEqual(FRAG_FIRST_ENTRY);
     expect(trace[1]).toMatchObject({ action: 'alloc', addr: 140666931773440, size: 10485760 });
     expect(trace[2]).toMatchObject({ action: 'segment_alloc', addr: 140666420068352, size: 52428800 });
     expect(s.segments).toHaveLength(9);
