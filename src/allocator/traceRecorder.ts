@@ -1,4 +1,5 @@
 /** The allocator's trace (record_trace, spec §10.2), kept column-wise so recording a million events allocates little. */
+import { grown } from '../columns.js';
 import type { TraceAction, TraceEntry } from '../trace/types.js';
 
 export const enum A {
@@ -76,12 +77,12 @@ export class TraceRecorder {
 
   private grow(): void {
     const n = this.action.length * 2;
-    const a = new Uint8Array(n); a.set(this.action); this.action = a;
-    const ad = new Float64Array(n); ad.set(this.addr); this.addr = ad;
-    const s = new Float64Array(n); s.set(this.size); this.size = s;
-    const st = new Float64Array(n); st.set(this.stream); this.stream = st;
-    const t = new Float64Array(n); t.set(this.time); this.time = t;
-    const o = new Int32Array(n); o.set(this.op); this.op = o;
+    this.action = grown(this.action, n);
+    this.addr = grown(this.addr, n);
+    this.size = grown(this.size, n);
+    this.stream = grown(this.stream, n);
+    this.time = grown(this.time, n);
+    this.op = grown(this.op, n);
   }
 
   entry(i: number): TraceEntry {

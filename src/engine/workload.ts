@@ -4,6 +4,8 @@
  *
  * Allocation ids are dense small integers assigned by the producer; a FREE names the id of an earlier MALLOC.
  */
+import { grown } from '../columns.js';
+
 export const enum Op {
   /** `malloc(size, stream)`; id = new allocation id. */
   MALLOC = 0,
@@ -61,11 +63,11 @@ export class WorkloadBuilder {
 
   private grow(): void {
     const cap = this.cap * 2;
-    const op = new Uint8Array(cap); op.set(this.op); this.op = op;
-    const id = new Int32Array(cap); id.set(this.id); this.id = id;
-    const size = new Float64Array(cap); size.set(this.size); this.size = size;
-    const stream = new Float64Array(cap); stream.set(this.stream); this.stream = stream;
-    const time = new Float64Array(cap); time.set(this.time); this.time = time;
+    this.op = grown(this.op, cap);
+    this.id = grown(this.id, cap);
+    this.size = grown(this.size, cap);
+    this.stream = grown(this.stream, cap);
+    this.time = grown(this.time, cap);
     this.cap = cap;
   }
 
