@@ -3,8 +3,8 @@
  * default pools only. Method names follow the C++ ones so the code can be read against the source and
  * against ../shared/allocator-spec.md (section numbers in the comments).
  */
-import type { AllocatorConfig } from '../config/types.js';
-import type { Driver } from '../engine/driver.js';
+import type { AllocatorConfig } from '../config/allocatorConfig.js';
+import type { Driver } from './driver.js';
 import { Block, ExpandableSegment, Segment } from './block.js';
 import { BlockPool, Cursor } from './blockPool.js';
 import { kMinBlockSize, kSmallBuffer, kSmallSize } from './constants.js';

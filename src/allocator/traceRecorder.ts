@@ -1,6 +1,6 @@
 /** The allocator's trace (record_trace, spec §10.2), kept column-wise so recording a million events allocates little. */
-import { grown } from '../columns.js';
-import type { TraceAction, TraceEntry } from '../trace/types.js';
+import { grown } from '../util/columns.js';
+import type { TraceAction, TraceEntry } from '../snapshot/schema.js';
 
 export const enum A {
   alloc = 0,

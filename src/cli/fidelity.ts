@@ -5,9 +5,9 @@
  */
 import yargs from 'yargs';
 import { hideBin } from 'yargs/helpers';
-import { listCaptures } from '../engine/captures.js';
-import { checkCapture, formatCaptureCheck } from '../engine/fidelity.js';
-import { reportCliError } from './errors.js';
+import { listCaptures } from '../fidelity/captures.js';
+import { checkCapture, formatCaptureCheck } from '../fidelity/checkCapture.js';
+import { reportCliError } from './reportError.js';
 
 async function main(): Promise<void> {
   const argv = await yargs(hideBin(process.argv))
@@ -22,7 +22,7 @@ async function main(): Promise<void> {
     .parseAsync();
   const dir = String(argv._[0]);
   if (argv.cross) {
-    const { runCrossFidelity, formatCrossFidelity } = await import('../engine/crossFidelity.js');
+    const { runCrossFidelity, formatCrossFidelity } = await import('../fidelity/crossFidelity.js');
     const rows = await runCrossFidelity(dir, { only: argv.only });
     process.stdout.write(argv.json ? `${JSON.stringify(rows, null, 2)}\n` : `${formatCrossFidelity(rows)}\n`);
     return;

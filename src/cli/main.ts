@@ -3,7 +3,7 @@
 import yargs from 'yargs';
 import { hideBin } from 'yargs/helpers';
 import { commands } from './commands/index.js';
-import { reportCliError } from './errors.js';
+import { reportCliError } from './reportError.js';
 
 async function main(): Promise<void> {
   let cli = yargs(hideBin(process.argv))

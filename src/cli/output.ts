@@ -5,7 +5,7 @@
  */
 import { createWriteStream, existsSync, rmSync, statSync } from 'node:fs';
 import { dirname } from 'node:path';
-import { cannotWrite, commitTemp, tempPathFor, writeFileAtomic } from '../fsutil.js';
+import { cannotWrite, commitTemp, tempPathFor, writeFileAtomic } from '../util/atomicWrite.js';
 
 export { writeFileAtomic };
 import { stringify } from 'csv-stringify';
@@ -13,17 +13,17 @@ import type { Argv } from 'yargs';
 import { H100_TOTAL_GLOBAL_MEM } from '../allocator/constants.js';
 import { parseAllocConf } from '../config/index.js';
 import { validateFraction } from '../config/fraction.js';
-import type { AllocatorConfig } from '../config/types.js';
-import type { SimulationResult } from '../engine/simulate.js';
-import { TIMELINE_COLUMNS } from '../engine/timeline.js';
-import { Op, type Workload } from '../engine/workload.js';
-import { AllocsimInputError } from '../errors.js';
+import type { AllocatorConfig } from '../config/allocatorConfig.js';
+import type { SimulationResult } from '../replay/simulate.js';
+import { TIMELINE_COLUMNS } from '../replay/timeline.js';
+import { Op, type Workload } from '../replay/workload.js';
+import { AllocsimInputError } from '../util/inputError.js';
 import { reportInputFromSimulation } from '../report/html.js';
 import { RunObserver } from '../report/observer.js';
 import { addReportOption, writeReport, type ReportArgs } from '../report/reportOption.js';
 import { formatOomReport, formatSummary, summarize } from '../report/summary.js';
-import type { WhatIfSource } from '../report/whatIf.js';
-import { writeSnapshotFile } from '../trace/index.js';
+import type { WhatIfSource } from '../report/oomRemedies.js';
+import { writeSnapshotFile } from '../snapshot/index.js';
 
 export interface DeviceArgs {
   conf?: string;

@@ -3,7 +3,7 @@
  * these, so a value is read from its longest numeric prefix ("30abc" is 30) and the errors are the bare
  * function names. Checked against torch 2.11 (test/fixtures/config/torch-config-probe.json).
  */
-import { torchError, type ConfOrigin } from './error.js';
+import { torchError, type ConfOrigin } from './allocConfError.js';
 
 const U64 = 1n << 64n;
 

@@ -1,5 +1,5 @@
 /** `torch.cuda.set_per_process_memory_fraction` and the limit it sets (spec §11, §12 note 3). */
-import { AllocConfError } from './error.js';
+import { AllocConfError } from './allocConfError.js';
 
 /**
  * Checks a fraction as torch does: Python rejects values outside [0, 1] with a ValueError; NaN passes that test

@@ -2,7 +2,7 @@
  * `--grid key=v1,v2,...` for sweeps: the settings strings of every combination, each checked by the parser up
  * front so a value PyTorch would reject stops the sweep before any simulation, with PyTorch's message.
  */
-import { AllocsimInputError } from '../errors.js';
+import { AllocsimInputError } from '../util/inputError.js';
 import { parseAllocConf } from './parse.js';
 
 export interface GridSpec {

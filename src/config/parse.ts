@@ -8,8 +8,8 @@
  * pass first (observed: which error wins, and "in CUDA allocator config." for an unknown key from the env).
  * Errors carry PyTorch's exact text (verified against torch 2.11.0+cu130, test/fixtures/config/).
  */
-import { defaultConfig, MiB, SIZE_MAX, type AllocatorConfig } from './types.js';
-import { AllocConfError, torchError, type ConfOrigin } from './error.js';
+import { defaultConfig, MiB, SIZE_MAX, type AllocatorConfig } from './allocatorConfig.js';
+import { AllocConfError, torchError, type ConfOrigin } from './allocConfError.js';
 import { ConfigTokenizer } from './tokenizer.js';
 
 export interface ParseOptions {

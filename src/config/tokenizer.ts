@@ -6,7 +6,7 @@
  * separator is accepted (`max_split_size_mb,100` parses as `max_split_size_mb:100`; observed).
  */
 import { stod, stoull } from './cstd.js';
-import { internalAssertText, torchError, type ConfOrigin } from './error.js';
+import { internalAssertText, torchError, type ConfOrigin } from './allocConfError.js';
 
 const SEPARATORS = new Set([',', ':', '[', ']']);
 /** std::isspace in the C locale. */

@@ -4,7 +4,7 @@
  * with DecompressionStream), which keeps a million-operation run to a few MB of HTML.
  */
 import { gzipSync } from 'node:zlib';
-import type { Timeline } from '../engine/timeline.js';
+import type { Timeline } from '../replay/timeline.js';
 
 /**
  * In drawing order: later curves are drawn over earlier ones. Allocated goes over active (which it usually

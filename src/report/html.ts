@@ -5,14 +5,14 @@
 import { readFileSync } from 'node:fs';
 import { createRequire } from 'node:module';
 import { formatSize as fmt } from '../allocator/format.js';
-import type { SimulationResult } from '../engine/simulate.js';
+import type { SimulationResult } from '../replay/simulate.js';
 import { reportClient, type ClientData } from './client.js';
 import { downsampleCurves, type CurveData } from './curves.js';
 import { captureLayout, type LayoutPoint } from './layout.js';
 import type { OomExplanation, OomReport } from './oom.js';
 import type { Observed } from './observer.js';
 import { summarize, summaryTable, type SummaryFigures } from './summary.js';
-import type { WhatIfClaim } from './whatIf.js';
+import type { WhatIfClaim } from './oomRemedies.js';
 
 export interface SweepTable {
   /** Column names; the first column labels the row (the config). */

@@ -3,7 +3,7 @@
  * several in an HTML report.
  */
 import type { DeviceCachingAllocator } from '../allocator/cachingAllocator.js';
-import { blockState } from '../allocator/snapshot.js';
+import { blockState } from '../allocator/snapshotSegments.js';
 import { S } from '../allocator/stats.js';
 import { mappedRuns } from './oomFacts.js';
 

@@ -4,10 +4,10 @@
  */
 import type { DeviceCachingAllocator, OomEvent } from '../allocator/cachingAllocator.js';
 import { S } from '../allocator/stats.js';
-import type { SimulationResult } from '../engine/simulate.js';
+import type { SimulationResult } from '../replay/simulate.js';
 import { captureLayout, type LayoutPoint } from './layout.js';
 import { DEFAULT_MAX_DETAILED, OomExplainer, type OomReport } from './oom.js';
-import type { ReplayCheckOptions, WhatIfSource } from './whatIf.js';
+import type { ReplayCheckOptions, WhatIfSource } from './oomRemedies.js';
 
 export interface ObserverOptions {
   /** OOMs explained with what-if checks (default 20); later ones get the facts only. */

@@ -5,11 +5,11 @@
  */
 import type { DeviceCachingAllocator, OomEvent } from '../allocator/cachingAllocator.js';
 import { formatSize } from '../allocator/format.js';
-import type { OomRecord } from '../engine/simulate.js';
+import type { OomRecord } from '../replay/simulate.js';
 import { oomFacts, type OomFacts, type PinnedSegment } from './oomFacts.js';
 import {
   cloneClaims, replayClaims, type ReplayCheckOptions, type WhatIfClaim, type WhatIfSource,
-} from './whatIf.js';
+} from './oomRemedies.js';
 
 /** OOMs explained in full by default; later ones get the facts only (what-ifs cost replays). */
 export const DEFAULT_MAX_DETAILED = 20;

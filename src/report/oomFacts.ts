@@ -5,9 +5,9 @@
 import type { Block, ExpandableSegment, Segment } from '../allocator/block.js';
 import type { DeviceCachingAllocator, OomEvent } from '../allocator/cachingAllocator.js';
 import { kSmallSize } from '../allocator/constants.js';
-import { blockState } from '../allocator/snapshot.js';
+import { blockState } from '../allocator/snapshotSegments.js';
 import { S } from '../allocator/stats.js';
-import type { BlockState } from '../trace/types.js';
+import type { BlockState } from '../snapshot/schema.js';
 
 /** How many pinned segments, and live blocks per segment, an explanation lists. */
 export const TOP_PINNED_SEGMENTS = 5;

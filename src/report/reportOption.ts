@@ -1,5 +1,5 @@
 /** The `--report FILE.html` option shared by `replay`, `run` and `sweep`. */
-import { writeFileAtomic } from '../fsutil.js';
+import { writeFileAtomic } from '../util/atomicWrite.js';
 import type { Argv } from 'yargs';
 import { renderHtmlReport, type HtmlReportInput } from './html.js';
 

@@ -1,6 +1,6 @@
 /** The figures people ask about first, and the compact aligned table printed after `replay` and `run`. */
 import { formatSize } from '../allocator/format.js';
-import type { SimulationResult } from '../engine/simulate.js';
+import type { SimulationResult } from '../replay/simulate.js';
 import type { OomReport } from './oom.js';
 
 export interface SummaryFigures {

@@ -4,8 +4,8 @@
  */
 import { appendFileSync, existsSync, readFileSync, statSync } from 'node:fs';
 import { stringify } from 'csv-stringify/sync';
-import { AllocsimInputError } from '../errors.js';
-import { writeFileAtomic } from '../fsutil.js';
+import { AllocsimInputError } from '../util/inputError.js';
+import { writeFileAtomic } from '../util/atomicWrite.js';
 import type { SweepRow } from './evaluate.js';
 
 export const SWEEP_COLUMNS: readonly (keyof SweepRow)[] = [

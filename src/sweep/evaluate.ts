@@ -4,9 +4,9 @@
  */
 import { H100_TOTAL_GLOBAL_MEM } from '../allocator/constants.js';
 import { parseAllocConf } from '../config/parse.js';
-import type { AllocatorConfig } from '../config/types.js';
-import { defaultCapacity } from '../engine/simulate.js';
-import { replayWithDriverModel } from '../engine/whatIf.js';
+import type { AllocatorConfig } from '../config/allocatorConfig.js';
+import { defaultCapacity } from '../replay/simulate.js';
+import { replayWithDriverModel } from '../replay/whatIf.js';
 import type { SweepInput } from './input.js';
 
 export interface DeviceOptions {

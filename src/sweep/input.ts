@@ -4,13 +4,13 @@
  */
 import { readFileSync } from 'node:fs';
 import { H100_TOTAL_GLOBAL_MEM } from '../allocator/constants.js';
-import type { AllocatorConfig } from '../config/types.js';
-import { snapshotConfig } from '../engine/replay.js';
-import { buildWorkload, parseScenario, scenarioSeed } from '../engine/synth/scenario.js';
-import { oomNote, recordedDriverCalls, recordedOoms, resolveSourceWorkload } from '../engine/whatIf.js';
-import type { Workload } from '../engine/workload.js';
-import { readSnapshotFile, selectDevice } from '../trace/index.js';
-import type { Snapshot } from '../trace/types.js';
+import type { AllocatorConfig } from '../config/allocatorConfig.js';
+import { snapshotConfig } from '../replay/replaySnapshot.js';
+import { buildWorkload, parseScenario, scenarioSeed } from '../synth/scenario.js';
+import { oomNote, recordedDriverCalls, recordedOoms, resolveSourceWorkload } from '../replay/whatIf.js';
+import type { Workload } from '../replay/workload.js';
+import { readSnapshotFile, selectDevice } from '../snapshot/index.js';
+import type { Snapshot } from '../snapshot/schema.js';
 
 /** Everything a worker needs to replay the input under any settings (structured-clone friendly). */
 export interface SweepInput {

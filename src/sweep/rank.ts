@@ -1,6 +1,6 @@
 /** Ranking sweep results by an objective and turning the best into a recommendation. */
 import { formatSize } from '../allocator/format.js';
-import { AllocsimInputError } from '../errors.js';
+import { AllocsimInputError } from '../util/inputError.js';
 import type { SweepRow } from './evaluate.js';
 
 export const OBJECTIVES = ['peak-reserved', 'ooms', 'device-calls'] as const;

@@ -2,10 +2,10 @@
 import { describe, expect, it } from 'vitest';
 import { DeviceCachingAllocator } from '../../src/allocator/cachingAllocator.js';
 import { formatSize } from '../../src/allocator/format.js';
-import { snapshotSegments } from '../../src/allocator/snapshot.js';
+import { snapshotSegments } from '../../src/allocator/snapshotSegments.js';
 import { TraceRecorder } from '../../src/allocator/traceRecorder.js';
-import { defaultConfig, MiB, type AllocatorConfig } from '../../src/config/types.js';
-import { AddressModel } from '../../src/engine/addressModel.js';
+import { defaultConfig, MiB, type AllocatorConfig } from '../../src/config/allocatorConfig.js';
+import { AddressModel } from '../../src/driver/addressModel.js';
 
 const H100 = 85017493504;
 
@@ -186,8 +186,8 @@ describe('record_stream deferred frees (spec §5.2)', () => {
 
 describe('requests that never reach malloc (spec §4, §11.2)', () => {
   it('zero bytes allocate nothing; 1 EiB fails with no trace entry and no num_ooms', async () => {
-    const { simulate } = await import('../../src/engine/simulate.js');
-    const { WorkloadBuilder } = await import('../../src/engine/workload.js');
+    const { simulate } = await import('../../src/replay/simulate.js');
+    const { WorkloadBuilder } = await import('../../src/replay/workload.js');
     const w = new WorkloadBuilder();
     w.malloc(0);
     w.malloc(2 ** 60);

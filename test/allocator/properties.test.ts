@@ -11,8 +11,8 @@ import { DeviceCachingAllocator } from '../../src/allocator/cachingAllocator.js'
 import { kSmallBuffer } from '../../src/allocator/constants.js';
 import { getAllocationSize, roundSize } from '../../src/allocator/rounding.js';
 import { TraceRecorder } from '../../src/allocator/traceRecorder.js';
-import { defaultConfig, MiB, type AllocatorConfig } from '../../src/config/types.js';
-import { AddressModel } from '../../src/engine/addressModel.js';
+import { defaultConfig, MiB, type AllocatorConfig } from '../../src/config/allocatorConfig.js';
+import { AddressModel } from '../../src/driver/addressModel.js';
 import { checkAfterEmptyCache, checkInvariants } from './invariants.js';
 
 type Action =
@@ -116,9 +116,9 @@ describe('allocator invariants under random workloads and settings', () => {
 
 describe('snapshot export', () => {
   it('re-reads to the same layout and trace', async () => {
-    const { simulate } = await import('../../src/engine/simulate.js');
-    const { WorkloadBuilder } = await import('../../src/engine/workload.js');
-    const { parseSnapshot, pickleSnapshot } = await import('../../src/trace/index.js');
+    const { simulate } = await import('../../src/replay/simulate.js');
+    const { WorkloadBuilder } = await import('../../src/replay/workload.js');
+    const { parseSnapshot, pickleSnapshot } = await import('../../src/snapshot/index.js');
     fc.assert(
       fc.property(settingsArb, fc.array(actionArb, { maxLength: 120 }), (settings, actions) => {
         const w = new WorkloadBuilder();

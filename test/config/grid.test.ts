@@ -1,6 +1,6 @@
 /** --grid parsing and expansion for sweeps. */
 import { describe, expect, it } from 'vitest';
-import { AllocsimInputError } from '../../src/errors.js';
+import { AllocsimInputError } from '../../src/util/inputError.js';
 import { expandGrid, parseAllocConf, parseGridSpec } from '../../src/config/index.js';
 
 describe('parseGridSpec', () => {

@@ -1,6 +1,6 @@
 /** parseAllocConf against spec §1, §2.3, §2.6 and §11 (values, error texts, whitespace, re-parse resets). */
 import { describe, expect, it } from 'vitest';
-import { AllocsimInputError } from '../../src/errors.js';
+import { AllocsimInputError } from '../../src/util/inputError.js';
 import { AllocConfError, defaultConfig, MiB, parseAllocConf, SIZE_MAX } from '../../src/config/index.js';
 
 /** The error parseAllocConf throws for `conf`. */

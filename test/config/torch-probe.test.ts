@@ -16,7 +16,7 @@ import {
   type AllocatorConfig,
   type ConfOrigin,
 } from '../../src/config/index.js';
-import type { AllocatorSettings } from '../../src/trace/types.js';
+import type { AllocatorSettings } from '../../src/snapshot/schema.js';
 
 interface ProbeCase {
   origin: ConfOrigin;

@@ -1,11 +1,11 @@
 /** Replays of the bundled dev captures with a RunObserver, shared by the report tests. */
-import { listCaptures } from '../../src/engine/captures.js';
-import type { CaptureStats } from '../../src/engine/fidelity.js';
-import { replaySnapshot, type ReplayResult } from '../../src/engine/replay.js';
-import type { SimulateOptions } from '../../src/engine/simulate.js';
+import { listCaptures } from '../../src/fidelity/captures.js';
+import type { CaptureStats } from '../../src/fidelity/checkCapture.js';
+import { replaySnapshot, type ReplayResult } from '../../src/replay/replaySnapshot.js';
+import type { SimulateOptions } from '../../src/replay/simulate.js';
 import { RunObserver, type ObserverOptions, type Observed } from '../../src/report/observer.js';
-import { replaySource, type ReplayCheckOptions } from '../../src/report/whatIf.js';
-import type { Snapshot } from '../../src/trace/types.js';
+import { replaySource, type ReplayCheckOptions } from '../../src/report/oomRemedies.js';
+import type { Snapshot } from '../../src/snapshot/schema.js';
 
 const FIXTURES = new URL('../fixtures/captures', import.meta.url).pathname;
 

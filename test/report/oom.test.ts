@@ -6,13 +6,13 @@
  */
 import { beforeAll, describe, expect, it } from 'vitest';
 import { kSmallSize } from '../../src/allocator/constants.js';
-import { defaultConfig, MiB } from '../../src/config/types.js';
-import { replaySnapshot } from '../../src/engine/replay.js';
-import { simulate } from '../../src/engine/simulate.js';
-import { planTraceReplay } from '../../src/engine/traceWorkload.js';
-import { WorkloadBuilder } from '../../src/engine/workload.js';
+import { defaultConfig, MiB } from '../../src/config/allocatorConfig.js';
+import { replaySnapshot } from '../../src/replay/replaySnapshot.js';
+import { simulate } from '../../src/replay/simulate.js';
+import { planTraceReplay } from '../../src/replay/tracePlan.js';
+import { WorkloadBuilder } from '../../src/replay/workload.js';
 import { OomExplainer, type OomExplanation } from '../../src/report/oom.js';
-import { detachedClone } from '../../src/report/whatIf.js';
+import { detachedClone } from '../../src/report/oomRemedies.js';
 import { loadCapture, observeCapture, type ObservedReplay } from './helpers.js';
 
 function claim(e: OomExplanation, kind: string, change?: string) {

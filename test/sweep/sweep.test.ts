@@ -5,7 +5,7 @@ import { join } from 'node:path';
 import { stringify } from 'csv-stringify/sync';
 import { describe, expect, it } from 'vitest';
 import { parseAllocConf } from '../../src/config/parse.js';
-import { listCaptures } from '../../src/engine/captures.js';
+import { listCaptures } from '../../src/fidelity/captures.js';
 import {
   evaluateConfig, fitCapacity, loadSweepInput, parseCsv, rankRows, readRows, recommend, runConfigs, runSweep,
   snapshotSweepInput, sweepConfigs, SWEEP_COLUMNS, type SweepRow,

@@ -4,7 +4,7 @@ import { formatSize } from '../../allocator/format.js';
 import { H100_TOTAL_GLOBAL_MEM } from '../../allocator/constants.js';
 import { parseAllocConf } from '../../config/parse.js';
 import { validateFraction } from '../../config/fraction.js';
-import { AllocsimInputError } from '../../errors.js';
+import { AllocsimInputError } from '../../util/inputError.js';
 import { loadSweepInput, runConfigs, sweepConfigs } from '../../sweep/index.js';
 import { checkOutputPaths, writeFileAtomic } from '../output.js';
 

@@ -3,14 +3,14 @@
  * was captured with, or as a what-if under other settings, another memory fraction or a smaller device.
  */
 import type { Argv, CommandModule } from 'yargs';
-import { allocatorSettingsDict } from '../../config/settings.js';
+import { allocatorSettingsDict } from '../../snapshot/allocatorSettings.js';
 import { validateFraction } from '../../config/fraction.js';
-import { compareSegments, compareTrace } from '../../engine/check.js';
-import { replaySnapshot, sameBehaviour, snapshotConfig } from '../../engine/replay.js';
-import { whatIfReplay } from '../../engine/whatIf.js';
-import { AllocsimInputError } from '../../errors.js';
-import { replaySource } from '../../report/whatIf.js';
-import { readSnapshotFile, selectDevice } from '../../trace/index.js';
+import { compareSegments, compareTrace } from '../../replay/check.js';
+import { replaySnapshot, sameBehaviour, snapshotConfig } from '../../replay/replaySnapshot.js';
+import { whatIfReplay } from '../../replay/whatIf.js';
+import { AllocsimInputError } from '../../util/inputError.js';
+import { replaySource } from '../../report/oomRemedies.js';
+import { readSnapshotFile, selectDevice } from '../../snapshot/index.js';
 import {
   addDeviceOptions, addOutputOptions, deviceSettings, finishRun, runHooks, type DeviceArgs, type OutputArgs,
 } from '../output.js';

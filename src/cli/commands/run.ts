@@ -1,9 +1,9 @@
 /** `allocsim run SCENARIO`: build a synthetic workload from a scenario file and simulate it. */
 import type { Argv, CommandModule } from 'yargs';
-import { allocatorSettingsDict } from '../../config/settings.js';
-import { defaultConfig } from '../../config/types.js';
-import { simulate } from '../../engine/simulate.js';
-import { buildWorkload, loadScenario, scenarioSeed, workloadFacts } from '../../engine/synth/index.js';
+import { allocatorSettingsDict } from '../../snapshot/allocatorSettings.js';
+import { defaultConfig } from '../../config/allocatorConfig.js';
+import { simulate } from '../../replay/simulate.js';
+import { buildWorkload, loadScenario, scenarioSeed, workloadFacts } from '../../synth/index.js';
 import {
   addDeviceOptions, addOutputOptions, deviceSettings, finishRun, runHooks, type DeviceArgs, type OutputArgs,
 } from '../output.js';

@@ -4,11 +4,11 @@ import type { Argv, CommandModule } from 'yargs';
 import { parseAllocConf } from '../../config/index.js';
 import { addReportOption, writeReport, type ReportArgs } from '../../report/reportOption.js';
 import { reportInputFromSimulation } from '../../report/html.js';
-import { replayWithDriverModel } from '../../engine/whatIf.js';
-import { defaultCapacity } from '../../engine/simulate.js';
+import { replayWithDriverModel } from '../../replay/whatIf.js';
+import { defaultCapacity } from '../../replay/simulate.js';
 import { H100_TOTAL_GLOBAL_MEM } from '../../allocator/constants.js';
 import { formatSize } from '../../allocator/format.js';
-import { AllocsimInputError } from '../../errors.js';
+import { AllocsimInputError } from '../../util/inputError.js';
 import { checkOutputPaths, writeFileAtomic, addDeviceOptions, deviceSettings, type DeviceArgs } from '../output.js';
 import {
   loadSweepInput, runSweep, sweepConfigs, parseObjective, OBJECTIVES, type SweepInput, type SweepRow, type SweepResult,

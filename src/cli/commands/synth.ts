@@ -1,9 +1,9 @@
 /** `allocsim synth SCENARIO --out FILE`: the scenario's simulated run as a memory snapshot (pickle or JSON). */
 import type { Argv, CommandModule } from 'yargs';
-import { defaultConfig } from '../../config/types.js';
-import { simulate } from '../../engine/simulate.js';
-import { buildWorkload, loadScenario, scenarioSeed } from '../../engine/synth/index.js';
-import { writeSnapshotFile } from '../../trace/index.js';
+import { defaultConfig } from '../../config/allocatorConfig.js';
+import { simulate } from '../../replay/simulate.js';
+import { buildWorkload, loadScenario, scenarioSeed } from '../../synth/index.js';
+import { writeSnapshotFile } from '../../snapshot/index.js';
 
 interface SynthArgs {
   scenario: string;

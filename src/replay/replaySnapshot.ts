@@ -1,0 +1,49 @@
+/** Replaying a recorded snapshot: exactly under its own settings, or as a what-if under others. */
+import { configFromAllocatorSettings } from '../snapshot/allocatorSettings.js';
+import type { AllocatorConfig } from '../config/allocatorConfig.js';
+import type { Snapshot } from '../snapshot/schema.js';
+import { simulate, type SimulateOptions, type SimulationResult } from './simulate.js';
+import { planTraceReplay, type TracePlan } from './tracePlan.js';
+
+export interface ReplayOptions extends Omit<SimulateOptions, 'config' | 'plan'> {
+  /** Settings to replay under; default the ones recorded in the snapshot (`allocator_settings`). */
+  config?: AllocatorConfig;
+  /** Name of the trace in messages. */
+  source?: string;
+}
+
+export interface ReplayResult extends SimulationResult {
+  plan: TracePlan;
+  /** The settings the capture was made under (from its `allocator_settings`). */
+  sourceConfig: AllocatorConfig;
+  config: AllocatorConfig;
+}
+
+/** The settings a snapshot records, or PyTorch's defaults for snapshots without `allocator_settings`. */
+export function snapshotConfig(snapshot: Snapshot): AllocatorConfig {
+  return configFromAllocatorSettings(snapshot.allocator_settings);
+}
+
+/** Whether two configs make the allocator behave the same (the keys that change device memory). */
+export function sameBehaviour(a: AllocatorConfig, b: AllocatorConfig): boolean {
+  return a.maxSplitSize === b.maxSplitSize &&
+    a.maxNonSplitRoundingSize === b.maxNonSplitRoundingSize &&
+    a.garbageCollectionThreshold === b.garbageCollectionThreshold &&
+    a.expandableSegments === b.expandableSegments &&
+    a.largeSegmentSize === b.largeSegmentSize &&
+    a.roundupPower2Divisions.every((v, i) => Math.max(v, 1) === Math.max(b.roundupPower2Divisions[i], 1));
+}
+
+/**
+ * Exact replay: the trace's requests under the given settings, the driver's answers (segment addresses,
+ * cudaMalloc failures) taken from the trace. Under the capture's own settings (and fraction) this reproduces
+ * the recorded run; `compareTrace` / `compareSegments` (check.ts) say whether it did.
+ */
+export function replaySnapshot(snapshot: Snapshot, opts: ReplayOptions = {}): ReplayResult {
+  const entries = snapshot.device_traces[0] ?? [];
+  const plan = planTraceReplay(entries, opts.source);
+  const sourceConfig = snapshotConfig(snapshot);
+  const config = opts.config ?? sourceConfig;
+  const result = simulate(plan.workload, { ...opts, config, plan });
+  return { ...result, plan, sourceConfig, config };
+}

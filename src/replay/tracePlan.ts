@@ -1,0 +1,175 @@
+/**
+ * Turns a recorded device trace into the request sequence that produced it (spec §12): `alloc` and `oom`
+ * entries are mallocs, `free_requested` entries are frees, a `free_completed` that does not follow its
+ * `free_requested` at once is a deferred (record_stream) free completing there, and releases the next malloc
+ * cannot have caused are `empty_cache()` calls, which traces do not record (§12.6).
+ */
+import { AllocsimInputError } from '../util/inputError.js';
+import type { TraceEntry } from '../snapshot/schema.js';
+import { Op, WorkloadBuilder, type Workload } from './workload.js';
+
+export interface TracePlan {
+  workload: Workload;
+  entries: TraceEntry[];
+  /**
+   * Trace index of each op's last own entry (MALLOC: its `alloc` / `oom`; FREE: its `free_completed` when the
+   * free was immediate; an inferred EMPTY_CACHE: its last release); -1 for none.
+   */
+  traceIndex: Int32Array;
+  /**
+   * For MALLOC ops: 1 when segment releases directly precede the malloc's own entries, so they come either
+   * from the malloc's fallbacks (GC, release_available_cached_blocks, the flush) or from an empty_cache()
+   * just before it; the replay decides by trying the malloc on a copy of the state.
+   */
+  releasesBefore: Uint8Array;
+  /** MALLOC ops recorded as `oom`. */
+  expectOom: Uint8Array;
+  /** Empty_cache() calls inferred where nothing but an empty_cache can explain the releases. */
+  inferredEmptyCaches: number;
+  /** Frees of addresses the trace never allocated (recording started late or the ring buffer wrapped). */
+  unknownFrees: number;
+  deferredFrees: number;
+}
+
+function isRelease(e: TraceEntry): boolean {
+  return e.action === 'segment_free' || e.action === 'segment_unmap';
+}
+
+export function planTraceReplay(entries: TraceEntry[], source = 'trace'): TracePlan {
+  const b = new WorkloadBuilder(entries.length);
+  const traceIndex: number[] = [];
+  const releasesBefore: number[] = [];
+  const expectOom: number[] = [];
+  const live = new Map<number, number>();
+  const pending = new Map<number, number>();
+  let inferredEmptyCaches = 0;
+  let unknownFrees = 0;
+  let deferredFrees = 0;
+  let runBeforeMalloc = false;
+  const add = (idx: number) => {
+    traceIndex.push(idx);
+    releasesBefore.push(0);
+    expectOom.push(0);
+  };
+
+  for (let i = 0; i < entries.length; i++) {
+    const e = entries[i];
+    const t = e.time_us ?? 0;
+    switch (e.action) {
+      case 'alloc':
+      case 'oom': {
+        const id = b.malloc(e.size, e.stream, t);
+        add(i);
+        if (e.action === 'alloc') live.set(e.addr as number, id);
+        else expectOom[expectOom.length - 1] = 1;
+        if (runBeforeMalloc) releasesBefore[releasesBefore.length - 1] = 1;
+        runBeforeMalloc = false;
+        break;
+      }
+      case 'free_requested': {
+        const id = live.get(e.addr as number);
+        if (id === undefined) {
+          unknownFrees++;
+          if (entries[i + 1]?.action === 'free_completed' && entries[i + 1].addr === e.addr) i++;
+          break;
+        }
+        live.delete(e.addr as number);
+        const next = entries[i + 1];
+        if (next !== undefined && next.action === 'free_completed' && next.addr === e.addr) {
+          b.free(id, t);
+          i++;
+          add(i);
+        } else {
+          // The block had uses on another stream: its free waits for their events.
+          b.recordStream(id, -1, t);
+          add(-1);
+          b.free(id, t);
+          add(i);
+          pending.set(e.addr as number, id);
+          deferredFrees++;
+        }
+        break;
+      }
+      case 'free_completed':
+      case 'segment_free':
+      case 'segment_unmap': {
+        // A group of deferred-free completions and segment releases. Completions before the first release are
+        // process_events (or an empty_cache()'s synchronize); completions after a release can only come from the
+        // synchronize of a flush (the malloc's release_cached_blocks), which the replay's own flush repeats.
+        let j = i;
+        let firstRelease = -1;
+        while (j < entries.length) {
+          const g = entries[j];
+          if (isRelease(g)) {
+            if (firstRelease < 0) firstRelease = j;
+          } else if (!(g.action === 'free_completed' && pending.has(g.addr as number))) break;
+          j++;
+        }
+        if (j === i) {
+          unknownFrees++;
+          break;
+        }
+        for (let k = i; k < j; k++) {
+          const g = entries[k];
+          if (g.action !== 'free_completed') continue;
+          const id = pending.get(g.addr as number) as number;
+          pending.delete(g.addr as number);
+          if (firstRelease < 0 || k < firstRelease) {
+            b.freeCompleted(id, g.time_us ?? t);
+            add(k);
+          }
+        }
+        if (firstRelease >= 0) {
+          const after = entries[j];
+          const beforeMalloc = after !== undefined &&
+            (after.action === 'alloc' || after.action === 'oom' || after.action === 'segment_alloc' || after.action === 'segment_map');
+          if (beforeMalloc) {
+            runBeforeMalloc = true;
+          } else {
+            b.emptyCache(entries[firstRelease].time_us ?? t);
+            add(j - 1);
+            inferredEmptyCaches++;
+          }
+        }
+        i = j - 1;
+        break;
+      }
+      case 'segment_alloc':
+      case 'segment_map':
+      case 'snapshot':
+        break;
+      default:
+        throw new AllocsimInputError(`${source}: trace entry ${i} has unknown action '${(e as TraceEntry).action}'`);
+    }
+  }
+  return {
+    workload: b.finish(),
+    entries,
+    traceIndex: Int32Array.from(traceIndex),
+    releasesBefore: Uint8Array.from(releasesBefore),
+    expectOom: Uint8Array.from(expectOom),
+    inferredEmptyCaches,
+    unknownFrees,
+    deferredFrees,
+  };
+}
+
+export { Op };
+
+/**
+ * The trace's request sequence with every empty_cache() made explicit: those the plan inferred outright and
+ * those the own-settings replay decided (`emptyCacheBefore`), so it can be replayed under other settings.
+ */
+export function resolveWorkload(plan: TracePlan, emptyCacheBefore: readonly number[]): Workload {
+  const w = plan.workload;
+  const before = new Set(emptyCacheBefore);
+  const b = new WorkloadBuilder(w.length + before.size);
+  b.idCount = w.idCount;
+  for (let i = 0; i < w.length; i++) {
+    if (before.has(i)) b.emptyCache(w.time[i]);
+    const j = b.push(w.op[i], w.id[i], w.size[i], w.stream[i], w.time[i]);
+    const label = w.labels.get(i);
+    if (label !== undefined) b.labels.set(j, label);
+  }
+  return b.finish();
+}

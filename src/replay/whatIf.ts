@@ -1,0 +1,392 @@
+/**
+ * What-if replay: a capture's request sequence under other allocator settings, memory fraction or GPU size.
+ *
+ * 1. An own-settings replay of the capture resolves the request sequence, every inferred empty_cache() explicit.
+ * 2. That sequence is replayed under the target settings. The driver answers with the capture's own segment
+ *    addresses as long as the target's driver calls correspond to the ones the capture made, in the same order
+ *    (the real driver, asked the same, answers the same; see ReplayingDriver); from the first call that does
+ *    not it hands over to the address model (addressModel.ts), told every placement at its real address.
+ *
+ * Deferred frees (blocks used on another stream via record_stream) complete where the recording shows them
+ * completing, relative to the requests: GPU timing is not simulated.
+ */
+import { defaultConfig, type AllocatorConfig } from '../config/allocatorConfig.js';
+import { ExpandableSegment } from '../allocator/block.js';
+import type { DeviceCachingAllocator } from '../allocator/cachingAllocator.js';
+import { H100_TOTAL_GLOBAL_MEM } from '../allocator/constants.js';
+import type { Snapshot, TraceEntry } from '../snapshot/schema.js';
+import { AddressModel, CHUNK, reservationSpan, roundUp, type HoleOrder } from '../driver/addressModel.js';
+import type { Driver } from '../allocator/driver.js';
+import { defaultCapacity, simulate, type SimulateOptions, type SimulationResult } from './simulate.js';
+import { planTraceReplay, resolveWorkload, type TracePlan } from './tracePlan.js';
+import type { Workload } from './workload.js';
+
+export interface WhatIfOptions {
+  /** Settings the capture was made under (default: PyTorch's defaults). */
+  sourceConfig?: AllocatorConfig;
+  /** Memory fraction the capture ran under (snapshots do not record it; GC and OOMs depend on it). */
+  sourceFraction?: number | null;
+  /** Settings to replay under. */
+  config: AllocatorConfig;
+  /** Memory fraction to replay under (default: the config's per_process_memory_fraction, else none). */
+  fraction?: number | null;
+  /** totalGlobalMem of the target GPU (default H100 80GB). Sizes expandable reservations and the fraction limit. */
+  deviceTotal?: number;
+  /** totalGlobalMem of the GPU the capture ran on (default `deviceTotal`). */
+  sourceDeviceTotal?: number;
+  /** Bytes cudaMalloc can hand out in all on the target (default: what a fresh context leaves free). */
+  capacity?: number | null;
+  timeline?: boolean;
+  recordTrace?: boolean;
+  /** Also replay under the other hole orders of the address model and report the spread of the estimates. */
+  spread?: boolean;
+  /** Ignore the recording's addresses: every driver answer from the model (to measure the model alone). */
+  modelOnly?: boolean;
+  /** Name of the capture in messages. */
+  source?: string;
+  onOp?: SimulateOptions['onOp'];
+  /** Called at each OOM of the main replay (not the spread replays). */
+  onOom?: SimulateOptions['onOom'];
+}
+
+/** How a figure of the result was obtained. */
+export type FigureBasis =
+  /** Independent of segment addresses, or every driver answer came from the recording. */
+  | 'exact'
+  /**
+   * Decided by which segments exist, which the address model can change (exact on every dev what-if pair whose
+   * two real runs made the same requests, docs/fidelity.md).
+   */
+  | 'modelled'
+  /** Split counters: they follow address ties the driver's order decides; treat as estimates. */
+  | 'estimate';
+
+export interface SourceReplay {
+  /** The own-settings replay reproduced the recorded driver calls (no request the trace could not answer). */
+  exact: boolean;
+  driverFallbacks: number;
+  inferredEmptyCaches: number;
+  deferredFrees: number;
+  unknownFrees: number;
+}
+
+export interface WhatIfResult extends SimulationResult {
+  /** The resolved request sequence (the own-settings replay's reading of the trace). */
+  workload: Workload;
+  plan: TracePlan;
+  sourceReplay: SourceReplay;
+  /** Driver calls answered from the recording, then by the address model. */
+  recordedAnswers: number;
+  modelAnswers: number;
+  /** Workload operation at which the first driver call differed from the recording; null if none did. */
+  divergedAtOp: number | null;
+  /** Basis of each memory_stats() key of `stats`. */
+  basis: Record<string, FigureBasis>;
+  /** With `spread`: [min, max] of the estimates over the address model's hole orders. */
+  spread?: Record<string, [number, number]>;
+  /** Lines for the user: what is exact, what is modelled, how deferred frees were handled. */
+  notes: string[];
+}
+
+const enum Call { RESERVE, MALLOC, FREE, MAP, UNMAP }
+
+/** The driver calls a recording implies, in order: [kind, address, size] triples. */
+export function recordedDriverCalls(entries: readonly TraceEntry[], deviceTotal: number): Float64Array {
+  const out: number[] = [];
+  // A segment_map outside every known reservation starts a new one (its first page is the reservation base).
+  const span = reservationSpan(deviceTotal);
+  const reservations: number[] = [];
+  for (const e of entries) {
+    const addr = e.addr ?? 0;
+    switch (e.action) {
+      case 'segment_alloc': out.push(Call.MALLOC, addr, e.size); break;
+      case 'segment_free': out.push(Call.FREE, addr, e.size); break;
+      case 'segment_map':
+        if (!reservations.some((b) => addr >= b && addr < b + span)) {
+          reservations.push(addr);
+          out.push(Call.RESERVE, addr, 0);
+        }
+        out.push(Call.MAP, addr, e.size);
+        break;
+      case 'segment_unmap': out.push(Call.UNMAP, addr, e.size); break;
+      default: break;
+    }
+  }
+  return Float64Array.from(out);
+}
+
+/**
+ * Answers from a recording while the target's driver calls correspond one to one with the recorded ones, then
+ * from an address model that was told every placement so far.
+ *
+ * Correspondence: the same kind of call in the same order; a cudaMalloc whose size needs the same number of
+ * 32 MiB driver chunks as the recorded one (other rounding settings change sizes a little, and the driver then
+ * carves the same chunk); a cudaFree of the segment that answered the recorded call; expandable mappings of any
+ * size (their addresses follow from the reservation). A recorded address that would overlap a live segment
+ * (a neighbour grew) is replaced by the model's placement. Capacity applies throughout, so a what-if on a
+ * smaller device fails where the recording did not.
+ */
+export class ReplayingDriver implements Driver {
+  private pos = 0;
+  /** Recorded address of each live segment answered while in correspondence (answered → recorded). */
+  private recordedOf = new Map<number, number>();
+  diverged = false;
+  /** Every answer so far was the recorded one for a call of exactly the recorded size. */
+  identical = true;
+  recordedAnswers = 0;
+  modelAnswers = 0;
+  /** Set by the replay loop so the divergence point can be reported. */
+  currentOp = 0;
+  divergedAtOp: number | null = null;
+
+  constructor(private readonly calls: Float64Array, readonly model: AddressModel) {}
+
+  /** Consumes the next recorded call if it is `kind`; otherwise the correspondence ends. */
+  private next(kind: Call): number {
+    const p = this.pos;
+    if (!this.diverged && p < this.calls.length && this.calls[p] === kind) {
+      this.pos += 3;
+      return p;
+    }
+    this.diverge();
+    return -1;
+  }
+
+  private diverge(): void {
+    if (!this.diverged) {
+      this.diverged = true;
+      this.identical = false;
+      this.divergedAtOp = this.currentOp;
+    }
+  }
+
+  malloc(size: number): number {
+    if (!this.diverged && this.model.used + size > this.model.capacity) this.diverge();
+    const p = this.diverged ? -1 : this.next(Call.MALLOC);
+    if (p >= 0) {
+      const addr = this.calls[p + 1];
+      const recordedSize = this.calls[p + 2];
+      if (roundUp(recordedSize, CHUNK) !== roundUp(size, CHUNK)) {
+        this.diverge();
+      } else {
+        const answer = this.model.isFree(addr, size) ? addr : this.model.predict(size);
+        if (answer === addr && recordedSize === size) this.recordedAnswers++;
+        else {
+          this.identical = false;
+          this.modelAnswers++;
+        }
+        this.recordedOf.set(answer, addr);
+        this.model.notePlaced(answer, size);
+        return answer;
+      }
+    }
+    this.modelAnswers++;
+    return this.model.malloc(size);
+  }
+
+  free(ptr: number, size: number): void {
+    if (!this.diverged) {
+      const p = this.next(Call.FREE);
+      if (p >= 0 && this.recordedOf.get(ptr) !== this.calls[p + 1]) this.diverge();
+      this.recordedOf.delete(ptr);
+    }
+    this.model.free(ptr, size);
+  }
+
+  reserve(size: number): number {
+    const p = this.next(Call.RESERVE);
+    if (p >= 0) {
+      const base = this.calls[p + 1];
+      this.recordedAnswers++;
+      this.model.noteReserved(base, size);
+      return base;
+    }
+    this.modelAnswers++;
+    return this.model.reserve(size);
+  }
+
+  release(base: number): void {
+    this.model.release(base);
+  }
+
+  map(bytes: number): boolean {
+    if (!this.diverged && this.model.used + bytes > this.model.capacity) this.diverge();
+    const p = this.diverged ? -1 : this.next(Call.MAP);
+    if (p >= 0 && this.calls[p + 2] !== bytes) this.identical = false;
+    return this.model.map(bytes);
+  }
+
+  unmap(bytes: number): void {
+    const p = this.diverged ? -1 : this.next(Call.UNMAP);
+    if (p >= 0 && this.calls[p + 2] !== bytes) this.identical = false;
+    this.model.unmap(bytes);
+  }
+
+  memGetInfoFree(): number {
+    return this.model.memGetInfoFree();
+  }
+
+  clone(): ReplayingDriver {
+    const c = new ReplayingDriver(this.calls, this.model.clone());
+    c.pos = this.pos;
+    c.recordedOf = new Map(this.recordedOf);
+    c.diverged = this.diverged;
+    c.identical = this.identical;
+    c.recordedAnswers = this.recordedAnswers;
+    c.modelAnswers = this.modelAnswers;
+    c.divergedAtOp = this.divergedAtOp;
+    return c;
+  }
+}
+
+/** The request sequence of a capture with every empty_cache() explicit, from an own-settings replay. */
+export function resolveSourceWorkload(
+  snapshot: Snapshot,
+  opts: { sourceConfig?: AllocatorConfig; sourceFraction?: number | null; deviceTotal?: number; source?: string } = {},
+): { workload: Workload; plan: TracePlan; sourceReplay: SourceReplay } {
+  const entries = snapshot.device_traces[0] ?? [];
+  const plan = planTraceReplay(entries, opts.source);
+  const own = simulate(plan.workload, {
+    config: opts.sourceConfig ?? defaultConfig(),
+    fraction: opts.sourceFraction ?? null,
+    deviceTotal: opts.deviceTotal,
+    plan,
+  });
+  return {
+    workload: resolveWorkload(plan, own.emptyCacheBefore),
+    plan,
+    sourceReplay: {
+      exact: own.driverFallbacks === 0,
+      driverFallbacks: own.driverFallbacks,
+      inferredEmptyCaches: own.inferredEmptyCaches,
+      deferredFrees: plan.deferredFrees,
+      unknownFrees: plan.unknownFrees,
+    },
+  };
+}
+
+/** Mallocs the capture recorded as OOMs. */
+export function recordedOoms(plan: TracePlan): number {
+  let n = 0;
+  for (let i = 0; i < plan.expectOom.length; i++) n += plan.expectOom[i];
+  return n;
+}
+
+/** What replaying a capture's failed requests under other settings means. */
+export function oomNote(failed: number): string {
+  return `${failed} requests failed with OOM in the capture; what the program did after them is all the trace has, ` +
+    'so where other settings let such a request succeed, the block stays allocated to the end of the replay';
+}
+
+/** Keys that follow address ties (which block of equal size is split) rather than the request sequence. */
+function isSplitKey(key: string): boolean {
+  return key.startsWith('inactive_split');
+}
+
+/** Keys independent of segment addresses: what was requested, allocated and active. */
+function isAddressFree(key: string): boolean {
+  return /^(allocation|allocated_bytes|requested_bytes|active|active_bytes)\./.test(key) || key === 'max_split_size';
+}
+
+export function statBasis(key: string, allRecorded: boolean): FigureBasis {
+  if (allRecorded || isAddressFree(key)) return 'exact';
+  return isSplitKey(key) ? 'estimate' : 'modelled';
+}
+
+export interface DriverModelReplayOptions extends Omit<SimulateOptions, 'driver' | 'plan' | 'capacity'> {
+  /** Bytes cudaMalloc can hand out in all. */
+  capacity: number;
+  holeOrder?: HoleOrder;
+}
+
+/**
+ * Replays a resolved workload with a ReplayingDriver over `calls` (a recording's driver calls; empty for a
+ * synthetic workload, which then gets every address from the model).
+ */
+export function replayWithDriverModel(
+  workload: Workload, calls: Float64Array, opts: DriverModelReplayOptions,
+): { driver: ReplayingDriver; result: SimulationResult } {
+  const model = new AddressModel({ capacity: opts.capacity, holeOrder: opts.holeOrder });
+  const driver = new ReplayingDriver(calls, model);
+  const result = simulate(workload, {
+    ...opts,
+    driver,
+    onOp: (i, a) => {
+      driver.currentOp = i + 1;
+      opts.onOp?.(i, a);
+    },
+  });
+  return { driver, result };
+}
+
+/**
+ * Replays a capture under other settings. See the module comment; `notes` says what is exact and what is not.
+ */
+export function whatIfReplay(snapshot: Snapshot, opts: WhatIfOptions): WhatIfResult {
+  const deviceTotal = opts.deviceTotal ?? H100_TOTAL_GLOBAL_MEM;
+  const sourceDeviceTotal = opts.sourceDeviceTotal ?? deviceTotal;
+  const { workload, plan, sourceReplay } = resolveSourceWorkload(snapshot, {
+    sourceConfig: opts.sourceConfig,
+    sourceFraction: opts.sourceFraction,
+    deviceTotal: sourceDeviceTotal,
+    source: opts.source,
+  });
+  const calls = opts.modelOnly ? new Float64Array(0) : recordedDriverCalls(plan.entries, sourceDeviceTotal);
+  const capacity = opts.capacity ?? defaultCapacity(deviceTotal);
+  const run = (holeOrder: HoleOrder, timeline: boolean, recordTrace: boolean, main: boolean) => replayWithDriverModel(workload, calls, {
+    config: opts.config, fraction: opts.fraction, deviceTotal, capacity, holeOrder, timeline, recordTrace,
+    ...(main ? { onOp: opts.onOp, onOom: opts.onOom } : {}),
+  });
+  const { driver, result } = run('newest-chunk', opts.timeline ?? false, opts.recordTrace ?? true, true);
+  const allRecorded = driver.identical;
+  const basis: Record<string, FigureBasis> = {};
+  for (const k of Object.keys(result.stats)) basis[k] = statBasis(k, allRecorded);
+
+  let spread: Record<string, [number, number]> | undefined;
+  if (opts.spread && !allRecorded) {
+    spread = {};
+    const others = (['lowest-address', 'best-fit'] as HoleOrder[]).map((o) => run(o, false, false, false).result.stats);
+    for (const k of Object.keys(result.stats)) {
+      if (basis[k] === 'exact') continue;
+      const values = [result.stats[k], ...others.map((s) => s[k])];
+      spread[k] = [Math.min(...values), Math.max(...values)];
+    }
+  }
+
+  const notes: string[] = [];
+  if (!sourceReplay.exact) {
+    notes.push(`the capture does not replay exactly under the given source settings (${sourceReplay.driverFallbacks} driver ` +
+      'requests the trace could not answer): pass the settings and memory fraction it ran under');
+  }
+  if (allRecorded) {
+    notes.push('every cudaMalloc / cudaFree the target settings make is one the capture made, in the same order: ' +
+      'segment addresses are the recorded ones and all figures follow exactly from the request sequence');
+  } else {
+    notes.push(`driver calls follow the capture's until operation ${driver.divergedAtOp}; after that segment ` +
+      `addresses come from the driver model (${driver.modelAnswers} answers). Segment sequence, reserved bytes, ` +
+      'device calls and OOM points depend on them only through which segment is reused (reproduced exactly on ' +
+      'every dev what-if pair); inactive_split* counters follow address ties and are estimates');
+  }
+  if (plan.deferredFrees > 0) {
+    notes.push(`${plan.deferredFrees} deferred cross-stream frees (record_stream) complete at their recorded points ` +
+      'relative to the requests; GPU timing is not simulated');
+  }
+  const failed = recordedOoms(plan);
+  if (failed > 0) notes.push(oomNote(failed));
+  if (sourceReplay.unknownFrees > 0) {
+    notes.push(`${sourceReplay.unknownFrees} frees of blocks allocated before recording started are skipped`);
+  }
+
+  return {
+    ...result,
+    workload,
+    plan,
+    sourceReplay,
+    recordedAnswers: driver.recordedAnswers,
+    modelAnswers: driver.modelAnswers,
+    divergedAtOp: driver.divergedAtOp,
+    basis,
+    spread,
+    notes,
+  };
+}

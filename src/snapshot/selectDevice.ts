@@ -1,0 +1,32 @@
+/**
+ * A snapshot holds one trace per device and the segments of every device. Replays model one device
+ * (allocators are per device): this picks one and returns a snapshot of it alone, as device 0's index.
+ */
+import { AllocsimInputError } from '../util/inputError.js';
+import type { Snapshot } from './schema.js';
+
+export interface DeviceChoice {
+  snapshot: Snapshot;
+  device: number;
+  /** Other devices whose trace has entries (the user may want to replay those too). */
+  others: number[];
+}
+
+/** `device` undefined: the first device whose trace has entries (device 0 if none has). */
+export function selectDevice(snapshot: Snapshot, name: string, device?: number): DeviceChoice {
+  const traces = snapshot.device_traces;
+  const withEntries = traces.map((t, d) => (t.length > 0 ? d : -1)).filter((d) => d >= 0);
+  const d = device ?? withEntries[0] ?? 0;
+  if (!Number.isInteger(d) || d < 0 || (d >= traces.length && traces.length > 0)) {
+    throw new AllocsimInputError(`${name}: no device ${device}: the snapshot has traces for devices 0..${traces.length - 1}`);
+  }
+  return {
+    snapshot: {
+      ...snapshot,
+      device_traces: [traces[d] ?? []],
+      segments: snapshot.segments.filter((s) => (s.device ?? 0) === d),
+    },
+    device: d,
+    others: withEntries.filter((x) => x !== d),
+  };
+}

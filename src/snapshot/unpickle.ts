@@ -1,0 +1,626 @@
+/**
+ * A safe unpickler for the plain data in `torch.cuda.memory._dump_snapshot` files (pickle protocols 0 to 5).
+ *
+ * Only opcodes that build dicts, lists, tuples, sets, strings, bytes, numbers, booleans and None are interpreted.
+ * Every opcode that would import a name, call something or build an object (GLOBAL, REDUCE, BUILD, ...) is an
+ * error when reached: nothing is ever imported or called, so a hostile pickle can at worst produce an error.
+ * All errors, including malformed or truncated input, are `AllocsimInputError`s with a one-line message.
+ *
+ * Mapping to JS: dict → plain object (string keys only), list/tuple/set/frozenset → array, str → string,
+ * bytes/bytearray → Uint8Array (a copy), int → number (ints beyond 2^53 lose precision), float → number,
+ * True/False → boolean, None → null.
+ *
+ * The interpreter is one iterative loop (no recursion), so deeply nested input cannot overflow the JS stack.
+ * It is written for speed on 50 MB snapshots: a single switch over opcode bytes, integers decoded by hand,
+ * and short ASCII strings decoded without TextDecoder and shared through a small cache.
+ */
+import { AllocsimInputError } from '../util/inputError.js';
+
+/** Opcode byte → name, for the ones we know but do not (or must not) interpret. */
+const REFUSED_EXECUTES: Record<number, string> = {
+  0x63: 'GLOBAL',
+  0x93: 'STACK_GLOBAL',
+  0x52: 'REDUCE',
+  0x62: 'BUILD',
+  0x69: 'INST',
+  0x6f: 'OBJ',
+  0x81: 'NEWOBJ',
+  0x92: 'NEWOBJ_EX',
+  0x50: 'PERSID',
+  0x51: 'BINPERSID',
+  0x82: 'EXT1',
+  0x83: 'EXT2',
+  0x84: 'EXT4',
+};
+const REFUSED_UNSUPPORTED: Record<number, string> = {
+  0x53: 'STRING',
+  0x54: 'BINSTRING',
+  0x55: 'SHORT_BINSTRING',
+  0x97: 'NEXT_BUFFER',
+  0x98: 'READONLY_BUFFER',
+};
+
+const HIGHEST_PROTOCOL = 5;
+/** Non-list arrays: tuples and frozensets are immutable, sets only take ADDITEMS. */
+type ArrayKind = 'tuple' | 'set' | 'frozenset';
+
+const utf8 = new TextDecoder('utf-8', { fatal: true });
+
+/** Strings up to this many bytes go through the ASCII fast path and the cache. */
+const SHORT_STRING = 32;
+/** Integers with more significant bytes than this are beyond the largest double (2^1024). */
+const MAX_DOUBLE_BYTES = 130;
+const CACHE_SIZE = 1024; // power of two
+
+function fail(name: string, message: string): never {
+  throw new AllocsimInputError(`${name}: ${message}`);
+}
+
+function hex(byte: number): string {
+  return '0x' + byte.toString(16).padStart(2, '0');
+}
+
+function describe(v: unknown): string {
+  if (v === null) return 'None';
+  if (Array.isArray(v)) return 'a list';
+  if (v instanceof Uint8Array) return 'bytes';
+  if (typeof v === 'object') return 'a dict';
+  return `a ${typeof v}`;
+}
+
+/** Little-endian two's-complement integer of `n` bytes (LONG1/LONG4 payload), correctly rounded to a double. */
+function decodeLong(b: Uint8Array, p: number, n: number): number {
+  if (n <= 8) {
+    // Two exact 32-bit halves, so the only rounding is in the final sum (as Python's int-to-float).
+    let lo = 0;
+    let hi = 0;
+    for (let i = Math.min(n, 4) - 1; i >= 0; i--) lo = lo * 256 + b[p + i]!;
+    for (let i = n - 1; i >= 4; i--) hi = hi * 256 + b[p + i]!;
+    if (n > 0 && b[p + n - 1]! >= 0x80) {
+      if (n <= 4) lo -= 2 ** (8 * n);
+      else hi -= 2 ** (8 * (n - 4));
+    }
+    return hi * 4294967296 + lo;
+  }
+  // Longer: drop the sign-extension bytes on top (value = unsigned rest - 2^(8 * rest) when negative), then
+  // round exactly through BigInt. Beyond ~1024 bits the double is ±Infinity, and BigInt need not be asked.
+  const negative = b[p + n - 1]! >= 0x80;
+  const pad = negative ? 0xff : 0x00;
+  let top = n;
+  while (top > 0 && b[p + top - 1] === pad) top--;
+  if (top > MAX_DOUBLE_BYTES) return negative ? -Infinity : Infinity;
+  let digits = '0';
+  for (let i = top - 1; i >= 0; i--) digits += b[p + i]!.toString(16).padStart(2, '0');
+  let big = BigInt('0x' + digits);
+  if (negative) big -= 1n << BigInt(8 * top);
+  return Number(big);
+}
+
+/** Python's `raw-unicode-escape` (protocol 0 UNICODE): latin-1 bytes plus \uXXXX / \UXXXXXXXX escapes. */
+function decodeRawUnicodeEscape(b: Uint8Array, start: number, end: number, name: string): string {
+  let out = '';
+  let i = start;
+  while (i < end) {
+    const c = b[i]!;
+    if (c !== 0x5c) {
+      out += String.fromCharCode(c);
+      i++;
+      continue;
+    }
+    // A run of backslashes: only the last one can start an escape, and only when the run has odd length.
+    let run = 0;
+    while (i + run < end && b[i + run] === 0x5c) run++;
+    const next = i + run < end ? b[i + run] : -1;
+    const digits = next === 0x75 ? 4 : next === 0x55 ? 8 : 0;
+    if (digits === 0 || run % 2 === 0) {
+      out += '\\'.repeat(run);
+      i += run;
+      continue;
+    }
+    out += '\\'.repeat(run - 1);
+    const hexStart = i + run + 1;
+    if (hexStart + digits > end) fail(name, `truncated \\u escape in UNICODE string at byte ${hexStart}`);
+    let code = 0;
+    for (let k = 0; k < digits; k++) {
+      const d = b[hexStart + k]!;
+      const v = d >= 0x30 && d <= 0x39 ? d - 0x30 : d >= 0x61 && d <= 0x66 ? d - 0x57 : d >= 0x41 && d <= 0x46 ? d - 0x37 : -1;
+      if (v < 0) fail(name, `bad \\u escape in UNICODE string at byte ${hexStart}`);
+      code = code * 16 + v;
+    }
+    if (code > 0x10ffff) fail(name, `\\U escape beyond U+10FFFF in UNICODE string at byte ${hexStart}`);
+    out += String.fromCodePoint(code);
+    i = hexStart + digits;
+  }
+  return out;
+}
+
+/** Text argument of a protocol 0 opcode: the bytes up to (not including) the next newline. */
+function lineEnd(b: Uint8Array, p: number, name: string, op: string, opPos: number): number {
+  const nl = b.indexOf(0x0a, p);
+  if (nl < 0) fail(name, `pickle is truncated: ${op} at byte ${opPos} has no terminating newline`);
+  return nl;
+}
+
+function latin1(b: Uint8Array, start: number, end: number): string {
+  let s = '';
+  for (let i = start; i < end; i++) s += String.fromCharCode(b[i]!);
+  return s;
+}
+
+/** Integer text of INT/LONG/PUT/GET (decimal, optional sign; Python writes repr()). */
+function parseDecimal(text: string, name: string, op: string, opPos: number): number {
+  const t = text.trim();
+  if (!/^[+-]?[0-9]+$/.test(t)) fail(name, `${op} at byte ${opPos} has a malformed integer ${JSON.stringify(text)}`);
+  return Number(t);
+}
+
+function parseFloatText(text: string, name: string, opPos: number): number {
+  const t = text.trim().toLowerCase();
+  if (t === 'inf' || t === '+inf') return Infinity;
+  if (t === '-inf') return -Infinity;
+  if (t === 'nan' || t === '+nan' || t === '-nan') return NaN;
+  if (!/^[+-]?([0-9]+\.?[0-9]*|\.[0-9]+)(e[+-]?[0-9]+)?$/.test(t)) {
+    fail(name, `FLOAT at byte ${opPos} has a malformed number ${JSON.stringify(text)}`);
+  }
+  return Number(t);
+}
+
+function badKey(key: unknown, name: string, opPos: number): never {
+  fail(name, `dict key ${describe(key)} at byte ${opPos} is not a string; only string-keyed dicts are supported`);
+}
+
+/** A `__proto__` key must become an own property, not replace the dict's prototype. */
+function setProtoKey(d: Record<string, unknown>, value: unknown): void {
+  Object.defineProperty(d, '__proto__', { value, writable: true, enumerable: true, configurable: true });
+}
+
+function isDict(v: unknown): v is Record<string, unknown> {
+  return typeof v === 'object' && v !== null && !Array.isArray(v) && !(v instanceof Uint8Array);
+}
+
+function truncated(name: string, op: number, opPos: number, need: number, left: number): never {
+  fail(name, `pickle is truncated: opcode ${hex(op)} at byte ${opPos} needs ${need} more bytes, ${left} left`);
+}
+
+function underflow(name: string, what: string, opPos: number): never {
+  fail(name, `stack underflow: ${what} at byte ${opPos} has nothing to work on`);
+}
+
+/** Pops the innermost MARK and returns the stack index where the marked items start. */
+function popMark(marks: number[], name: string, what: string, opPos: number): number {
+  const m = marks.pop();
+  if (m === undefined) fail(name, `${what} at byte ${opPos} without a preceding MARK`);
+  return m;
+}
+
+/** Memo store at an arbitrary index (PUT/BINPUT/LONG_BINPUT); returns whether the index is new. */
+function memoPutAt(memo: unknown[], idx: number, value: unknown): boolean {
+  const isNew = memo[idx] === undefined;
+  memo[idx] = value;
+  return isNew;
+}
+
+/**
+ * Memo lookup; the hot opcodes read in-bounds indices directly and only come here for the rest (sparse indices
+ * that PUT stored far beyond the array, including 2^32 - 1, which JS keeps as a plain property).
+ */
+function memoGet(memo: unknown[], idx: number, name: string, opPos: number): unknown {
+  const v = memo[idx];
+  if (v === undefined) badMemo(name, opPos, idx);
+  return v;
+}
+
+function badMemo(name: string, opPos: number, idx: number): never {
+  fail(name, `memo lookup at byte ${opPos} refers to entry ${idx}, which was never stored`);
+}
+
+/** Cache of recently decoded short strings, keyed by a hash of their bytes (verified on hit). */
+interface StringCache {
+  strings: (string | undefined)[];
+  /** Offset in the input of the bytes each cached string was decoded from. */
+  offsets: Float64Array;
+}
+
+function decodeUtf8(b: Uint8Array, p: number, n: number, name: string): string {
+  try {
+    return utf8.decode(b.subarray(p, p + n));
+  } catch (e) {
+    if (e instanceof TypeError) fail(name, `string at byte ${p} is not valid UTF-8`);
+    return fail(name, `string of ${n} bytes at byte ${p} cannot be read (${e instanceof Error ? e.message : String(e)})`);
+  }
+}
+
+/** UTF-8 string of `n` bytes at `p`; short ASCII strings are decoded by hand and shared through the cache. */
+function readString(b: Uint8Array, p: number, n: number, cache: StringCache, name: string): string {
+  if (n > SHORT_STRING) return decodeUtf8(b, p, n, name);
+  const end = p + n;
+  let h = n;
+  for (let i = p; i < end; i++) h = (h * 31 + b[i]!) | 0;
+  const slot = h & (CACHE_SIZE - 1);
+  const cached = cache.strings[slot];
+  if (cached !== undefined && cached.length === n) {
+    const cp = cache.offsets[slot]! - p;
+    let i = p;
+    while (i < end && b[i] === b[i + cp]) i++;
+    if (i === end) return cached;
+  }
+  let s = '';
+  for (let i = p; i < end; i++) {
+    const c = b[i]!;
+    if (c >= 0x80) return decodeUtf8(b, p, n, name);
+    s += String.fromCharCode(c);
+  }
+  cache.strings[slot] = s;
+  cache.offsets[slot] = p;
+  return s;
+}
+
+function uint64(view: DataView, p: number): number {
+  return view.getUint32(p, true) + view.getUint32(p + 4, true) * 4294967296;
+}
+
+/** The list at `stack[at - 1]` (above `base`) that APPEND/APPENDS extend; tuples and sets are refused. */
+function listAt(stack: unknown[], at: number, base: number, kinds: Map<unknown, ArrayKind>, name: string, what: string, opPos: number): unknown[] {
+  if (at - 1 < base) underflow(name, what, opPos);
+  const list = stack[at - 1];
+  if (!Array.isArray(list) || kinds.has(list)) {
+    fail(name, `${what} at byte ${opPos} appends to ${Array.isArray(list) ? `a ${kinds.get(list)}` : describe(list)}, not a list`);
+  }
+  return list;
+}
+
+function dictAt(stack: unknown[], at: number, base: number, name: string, what: string, opPos: number): Record<string, unknown> {
+  if (at - 1 < base) underflow(name, what, opPos);
+  const d = stack[at - 1];
+  if (!isDict(d)) fail(name, `${what} at byte ${opPos} sets items on ${describe(d)}, not a dict`);
+  return d;
+}
+
+/** Sets the key/value pairs stack[from..to) on `d`. */
+function setItems(d: Record<string, unknown>, stack: unknown[], from: number, to: number, name: string, opPos: number): void {
+  if ((to - from) % 2 !== 0) fail(name, `opcode at byte ${opPos} has an odd number of dict items`);
+  for (let i = from; i < to; i += 2) {
+    const k = stack[i];
+    if (typeof k !== 'string') badKey(k, name, opPos);
+    if (k === '__proto__') setProtoKey(d, stack[i + 1]);
+    else d[k] = stack[i + 1];
+  }
+}
+
+function refuse(op: number, name: string, opPos: number): never {
+  const exec = REFUSED_EXECUTES[op];
+  if (exec !== undefined) fail(name, `pickle opcode ${exec} at byte ${opPos} is not plain data; refusing to execute it`);
+  const other = REFUSED_UNSUPPORTED[op];
+  if (other !== undefined) fail(name, `pickle opcode ${other} at byte ${opPos} is not supported (only plain snapshot data is read)`);
+  fail(name, `unknown pickle opcode ${hex(op)} at byte ${opPos} (not a pickle, or a corrupted one)`);
+}
+
+/** The text argument of a protocol 0 opcode as a latin-1 string, and the position after its newline. */
+function textArg(b: Uint8Array, p: number, name: string, op: string, opPos: number): [string, number] {
+  const end = lineEnd(b, p, name, op, opPos);
+  return [latin1(b, p, end), end + 1];
+}
+
+/**
+ * Reads a pickle of plain data. `name` (a file name) prefixes every error message.
+ * Throws `AllocsimInputError` for anything that is not a well-formed pickle of plain data.
+ */
+export function unpickle(bytes: Uint8Array, name = 'pickle'): unknown {
+  if (!(bytes instanceof Uint8Array)) fail(name, 'input is not a byte array');
+  // A plain Uint8Array view keeps element access monomorphic even when given a Buffer.
+  const b = new Uint8Array(bytes.buffer, bytes.byteOffset, bytes.byteLength);
+  const len = b.length;
+  if (len === 0) fail(name, 'file is empty, not a pickle');
+  const view = new DataView(b.buffer, b.byteOffset, b.byteLength);
+
+  // The value stack lives in stack[0..sp); entries above sp are stale. Everything is a local (no closures over
+  // mutable state) so that V8 keeps pos/sp in registers.
+  const stack: unknown[] = [];
+  let sp = 0;
+  const marks: number[] = [];
+  let base = 0; // stack index of the innermost MARK: values below it are out of reach of plain opcodes
+  const memo: unknown[] = [];
+  let memoCount = 0; // Python's len(memo), where MEMOIZE stores
+  const kinds = new Map<unknown, ArrayKind>();
+  const cache: StringCache = { strings: new Array<string | undefined>(CACHE_SIZE).fill(undefined), offsets: new Float64Array(CACHE_SIZE) };
+  let pos = 0;
+
+  for (;;) {
+    if (pos >= len) fail(name, `pickle ends at byte ${len} without a STOP opcode (truncated file?)`);
+    const opPos = pos;
+    const op = b[pos++]!;
+    switch (op) {
+      // ---- the hot opcodes of a snapshot come first ----
+      case 0x68: {
+        // BINGET
+        if (pos >= len) truncated(name, op, opPos, 1, len - pos);
+        const idx = b[pos++]!;
+        const v = idx < memo.length ? memo[idx] : undefined;
+        stack[sp++] = v !== undefined ? v : memoGet(memo, idx, name, opPos);
+        break;
+      }
+      case 0x6a: {
+        // LONG_BINGET
+        if (pos + 4 > len) truncated(name, op, opPos, 4, len - pos);
+        const idx = view.getUint32(pos, true);
+        pos += 4;
+        const v = idx < memo.length ? memo[idx] : undefined;
+        stack[sp++] = v !== undefined ? v : memoGet(memo, idx, name, opPos);
+        break;
+      }
+      case 0x94: // MEMOIZE
+        if (sp <= base) underflow(name, 'MEMOIZE', opPos);
+        if (memoCount === memo.length) memo.push(stack[sp - 1]);
+        else if (!memoPutAt(memo, memoCount, stack[sp - 1])) break;
+        memoCount++;
+        break;
+      case 0x8a: {
+        // LONG1
+        if (pos >= len) truncated(name, op, opPos, 1, len - pos);
+        const n = b[pos++]!;
+        if (pos + n > len) truncated(name, op, opPos, n, len - pos);
+        stack[sp++] = decodeLong(b, pos, n);
+        pos += n;
+        break;
+      }
+      case 0x4b: // BININT1
+        if (pos >= len) truncated(name, op, opPos, 1, len - pos);
+        stack[sp++] = b[pos++]!;
+        break;
+      case 0x4d: // BININT2
+        if (pos + 2 > len) truncated(name, op, opPos, 2, len - pos);
+        stack[sp++] = b[pos]! | (b[pos + 1]! << 8);
+        pos += 2;
+        break;
+      case 0x4a: // BININT
+        if (pos + 4 > len) truncated(name, op, opPos, 4, len - pos);
+        stack[sp++] = b[pos]! | (b[pos + 1]! << 8) | (b[pos + 2]! << 16) | (b[pos + 3]! << 24);
+        pos += 4;
+        break;
+      case 0x8c: {
+        // SHORT_BINUNICODE
+        if (pos >= len) truncated(name, op, opPos, 1, len - pos);
+        const n = b[pos++]!;
+        if (pos + n > len) truncated(name, op, opPos, n, len - pos);
+        stack[sp++] = readString(b, pos, n, cache, name);
+        pos += n;
+        break;
+      }
+      case 0x28: // MARK
+        marks.push(sp);
+        base = sp;
+        break;
+      case 0x7d: // EMPTY_DICT
+        stack[sp++] = {};
+        break;
+      case 0x75: {
+        // SETITEMS
+        const at = popMark(marks, name, 'SETITEMS', opPos);
+        base = marks.length > 0 ? marks[marks.length - 1]! : 0;
+        setItems(dictAt(stack, at, base, name, 'SETITEMS', opPos), stack, at, sp, name, opPos);
+        sp = at;
+        break;
+      }
+      case 0x73: // SETITEM
+        if (sp - 2 < base) underflow(name, 'SETITEM', opPos);
+        setItems(dictAt(stack, sp - 2, base, name, 'SETITEM', opPos), stack, sp - 2, sp, name, opPos);
+        sp -= 2;
+        break;
+      case 0x64: {
+        // DICT
+        const at = popMark(marks, name, 'DICT', opPos);
+        base = marks.length > 0 ? marks[marks.length - 1]! : 0;
+        const d: Record<string, unknown> = {};
+        setItems(d, stack, at, sp, name, opPos);
+        sp = at;
+        stack[sp++] = d;
+        break;
+      }
+      case 0x5d: // EMPTY_LIST
+        stack[sp++] = [];
+        break;
+      case 0x65: {
+        // APPENDS
+        const at = popMark(marks, name, 'APPENDS', opPos);
+        base = marks.length > 0 ? marks[marks.length - 1]! : 0;
+        const list = listAt(stack, at, base, kinds, name, 'APPENDS', opPos);
+        for (let i = at; i < sp; i++) list.push(stack[i]);
+        sp = at;
+        break;
+      }
+      case 0x61: // APPEND
+        if (sp - 1 <= base) underflow(name, 'APPEND', opPos);
+        listAt(stack, sp - 1, base, kinds, name, 'APPEND', opPos).push(stack[sp - 1]);
+        sp--;
+        break;
+      case 0x6c: // LIST
+      case 0x74: // TUPLE
+      case 0x91: {
+        // FROZENSET
+        const what = op === 0x6c ? 'LIST' : op === 0x74 ? 'TUPLE' : 'FROZENSET';
+        const at = popMark(marks, name, what, opPos);
+        base = marks.length > 0 ? marks[marks.length - 1]! : 0;
+        const items = stack.slice(at, sp);
+        if (op !== 0x6c) kinds.set(items, op === 0x74 ? 'tuple' : 'frozenset');
+        sp = at;
+        stack[sp++] = items;
+        break;
+      }
+      case 0x29: // EMPTY_TUPLE
+      case 0x85: // TUPLE1
+      case 0x86: // TUPLE2
+      case 0x87: {
+        // TUPLE3
+        const n = op === 0x29 ? 0 : op - 0x84;
+        if (sp - n < base) underflow(name, `TUPLE${n}`, opPos);
+        const items = stack.slice(sp - n, sp);
+        kinds.set(items, 'tuple');
+        sp -= n;
+        stack[sp++] = items;
+        break;
+      }
+      case 0x8f: {
+        // EMPTY_SET
+        const set: unknown[] = [];
+        kinds.set(set, 'set');
+        stack[sp++] = set;
+        break;
+      }
+      case 0x90: {
+        // ADDITEMS
+        const at = popMark(marks, name, 'ADDITEMS', opPos);
+        base = marks.length > 0 ? marks[marks.length - 1]! : 0;
+        if (at - 1 < base) underflow(name, 'ADDITEMS', opPos);
+        const set = stack[at - 1];
+        if (!Array.isArray(set) || kinds.get(set) !== 'set') fail(name, `ADDITEMS at byte ${opPos} adds to ${describe(set)}, not a set`);
+        for (let i = at; i < sp; i++) set.push(stack[i]);
+        sp = at;
+        break;
+      }
+      case 0x4e: // NONE
+        stack[sp++] = null;
+        break;
+      case 0x88: // NEWTRUE
+        stack[sp++] = true;
+        break;
+      case 0x89: // NEWFALSE
+        stack[sp++] = false;
+        break;
+      case 0x47: // BINFLOAT (big-endian IEEE 754 double)
+        if (pos + 8 > len) truncated(name, op, opPos, 8, len - pos);
+        stack[sp++] = view.getFloat64(pos, false);
+        pos += 8;
+        break;
+      case 0x46: {
+        // FLOAT
+        const [t, next] = textArg(b, pos, name, 'FLOAT', opPos);
+        stack[sp++] = parseFloatText(t, name, opPos);
+        pos = next;
+        break;
+      }
+      case 0x49: {
+        // INT (protocol 0 and 1; "00"/"01" are False/True)
+        const [t, next] = textArg(b, pos, name, 'INT', opPos);
+        stack[sp++] = t === '00' ? false : t === '01' ? true : parseDecimal(t, name, 'INT', opPos);
+        pos = next;
+        break;
+      }
+      case 0x4c: {
+        // LONG (protocol 0: "123L")
+        const [t, next] = textArg(b, pos, name, 'LONG', opPos);
+        stack[sp++] = parseDecimal(t.endsWith('L') ? t.slice(0, -1) : t, name, 'LONG', opPos);
+        pos = next;
+        break;
+      }
+      case 0x8b: {
+        // LONG4
+        if (pos + 4 > len) truncated(name, op, opPos, 4, len - pos);
+        const n = view.getInt32(pos, true);
+        pos += 4;
+        if (n < 0) fail(name, `LONG4 at byte ${opPos} has a negative length`);
+        if (n > len - pos) truncated(name, op, opPos, n, len - pos);
+        stack[sp++] = decodeLong(b, pos, n);
+        pos += n;
+        break;
+      }
+      case 0x58: // BINUNICODE
+      case 0x8d: {
+        // BINUNICODE8
+        const width = op === 0x58 ? 4 : 8;
+        if (pos + width > len) truncated(name, op, opPos, width, len - pos);
+        const n = width === 4 ? view.getUint32(pos, true) : uint64(view, pos);
+        pos += width;
+        if (n > len - pos) truncated(name, op, opPos, n, len - pos);
+        stack[sp++] = readString(b, pos, n, cache, name);
+        pos += n;
+        break;
+      }
+      case 0x56: {
+        // UNICODE (protocol 0, raw-unicode-escape)
+        const end = lineEnd(b, pos, name, 'UNICODE', opPos);
+        stack[sp++] = decodeRawUnicodeEscape(b, pos, end, name);
+        pos = end + 1;
+        break;
+      }
+      case 0x43: // SHORT_BINBYTES
+      case 0x42: // BINBYTES
+      case 0x8e: // BINBYTES8
+      case 0x96: {
+        // BYTEARRAY8
+        const width = op === 0x43 ? 1 : op === 0x42 ? 4 : 8;
+        if (pos + width > len) truncated(name, op, opPos, width, len - pos);
+        const n = width === 1 ? b[pos]! : width === 4 ? view.getUint32(pos, true) : uint64(view, pos);
+        pos += width;
+        if (n > len - pos) truncated(name, op, opPos, n, len - pos);
+        stack[sp++] = b.slice(pos, pos + n); // a copy, not a view of the input
+        pos += n;
+        break;
+      }
+      case 0x71: // BINPUT
+      case 0x72: // LONG_BINPUT
+      case 0x70: {
+        // PUT
+        let idx: number;
+        if (op === 0x70) {
+          const [t, next] = textArg(b, pos, name, 'PUT', opPos);
+          idx = parseDecimal(t, name, 'PUT', opPos);
+          if (idx < 0 || idx > 0xffffffff) fail(name, `PUT at byte ${opPos} has an out-of-range memo index`);
+          pos = next;
+        } else {
+          const width = op === 0x71 ? 1 : 4;
+          if (pos + width > len) truncated(name, op, opPos, width, len - pos);
+          idx = width === 1 ? b[pos]! : view.getUint32(pos, true);
+          pos += width;
+        }
+        if (sp <= base) underflow(name, 'memo store', opPos);
+        if (memoPutAt(memo, idx, stack[sp - 1])) memoCount++;
+        break;
+      }
+      case 0x67: {
+        // GET
+        const [t, next] = textArg(b, pos, name, 'GET', opPos);
+        stack[sp++] = memoGet(memo, parseDecimal(t, name, 'GET', opPos), name, opPos);
+        pos = next;
+        break;
+      }
+      case 0x30: // POP: the top value, or the innermost MARK when nothing sits above it (as CPython does)
+        if (sp > base) sp--;
+        else if (marks.length > 0) {
+          marks.pop();
+          base = marks.length > 0 ? marks[marks.length - 1]! : 0;
+        } else underflow(name, 'POP', opPos);
+        break;
+      case 0x31: // POP_MARK
+        sp = popMark(marks, name, 'POP_MARK', opPos);
+        base = marks.length > 0 ? marks[marks.length - 1]! : 0;
+        break;
+      case 0x32: // DUP
+        if (sp <= base) underflow(name, 'DUP', opPos);
+        stack[sp] = stack[sp - 1];
+        sp++;
+        break;
+      case 0x80: {
+        // PROTO
+        if (pos >= len) truncated(name, op, opPos, 1, len - pos);
+        const proto = b[pos++]!;
+        if (proto > HIGHEST_PROTOCOL) fail(name, `unsupported pickle protocol ${proto} (this reader knows 0 to ${HIGHEST_PROTOCOL})`);
+        break;
+      }
+      case 0x95: {
+        // FRAME: the whole input is in memory, so only check that the frame fits
+        if (pos + 8 > len) truncated(name, op, opPos, 8, len - pos);
+        const n = uint64(view, pos);
+        pos += 8;
+        if (n > len - pos) fail(name, `pickle is truncated: FRAME at byte ${opPos} announces ${n} bytes, ${len - pos} left`);
+        break;
+      }
+      case 0x2e: // STOP
+        if (marks.length > 0) fail(name, `STOP at byte ${opPos} with an unclosed MARK`);
+        if (sp !== 1) fail(name, `STOP at byte ${opPos} with ${sp} values on the stack (expected 1)`);
+        if (pos !== len) fail(name, `${len - pos} bytes of trailing data after STOP at byte ${opPos}`);
+        return stack[0];
+      default:
+        refuse(op, name, opPos);
+    }
+  }
+}

@@ -1,0 +1,206 @@
+/**
+ * Discrete-event engine for synthetic workloads. It plays a host thread issuing allocator calls and kernel
+ * launches against a simulated clock (µs) and a set of CUDA streams, and records the allocator-facing request
+ * sequence as a Workload.
+ *
+ * What it decides that a call sequence alone cannot: when a deferred free completes. A block freed after
+ * `record_stream` gets one CUDA event per recorded stream, recorded at free time; the real allocator frees the
+ * block (`free_block`, trace `free_completed`) at the first `malloc` whose `process_events` finds all of them
+ * complete, or at `empty_cache()` (`synchronize_and_free_events`). Here an event completes when the work its stream
+ * had queued at free time has run, so the engine emits FREE_COMPLETED right before the first MALLOC issued at or
+ * after that simulated time, and before EMPTY_CACHE for every block still pending.
+ */
+import { WorkloadBuilder, type Workload } from '../replay/workload.js';
+import { Rng } from './rng.js';
+
+export interface DesOptions {
+  seed: number | string;
+  /** Host time one allocator call (malloc, free, record_stream) costs, µs. */
+  hostOpUs?: number;
+  /** Host time one kernel launch costs, µs. */
+  launchUs?: number;
+  /** Kernels a stream may have queued before a launch blocks the host (CUDA's launch queue is about 1024 deep). */
+  maxQueued?: number;
+}
+
+interface StreamState {
+  /** Simulated time at which all work queued so far on the stream has run. */
+  tail: number;
+  /** End times of queued kernels, oldest first, from `head` on (for the launch-queue limit). */
+  ends: number[];
+  head: number;
+  /** Deferred-free events recorded on this stream, in record order (their times never decrease). */
+  events: { id: number; at: number }[];
+  eventHead: number;
+}
+
+const LIVE = 0, PENDING = 1, FREED = 2;
+
+export class Des {
+  readonly rng: Rng;
+  /** Host clock, µs. */
+  now = 0;
+  private readonly out = new WorkloadBuilder(4096);
+  private readonly hostOpUs: number;
+  private readonly launchUs: number;
+  private readonly maxQueued: number;
+  private readonly streams = new Map<number, StreamState>();
+  /** Per allocation id: its stream, the other streams recorded on it, its state, its outstanding events. */
+  private readonly allocStream: number[] = [];
+  private readonly uses: (number[] | null)[] = [];
+  private readonly state: number[] = [];
+  private readonly eventCount: number[] = [];
+  private pendingCount = 0;
+
+  constructor(opts: DesOptions) {
+    this.rng = new Rng(opts.seed);
+    this.hostOpUs = opts.hostOpUs ?? 1;
+    this.launchUs = opts.launchUs ?? 5;
+    this.maxQueued = opts.maxQueued ?? 1024;
+  }
+
+  /** `malloc(size, stream)` after processing completed events; returns the allocation id. */
+  malloc(size: number, stream = 0): number {
+    if (!Number.isSafeInteger(size) || size <= 0) throw new Error(`Des.malloc: size must be a positive integer, got ${size}`);
+    this.processEvents();
+    const id = this.out.malloc(size, stream, this.now);
+    this.allocStream[id] = stream;
+    this.uses[id] = null;
+    this.state[id] = LIVE;
+    this.eventCount[id] = 0;
+    this.stream(stream);
+    this.now += this.hostOpUs;
+    return id;
+  }
+
+  /** `free(block)`: immediate, or deferred until the recorded streams' work queued so far has run. */
+  free(id: number): void {
+    this.checkLive(id, 'free');
+    this.out.free(id, this.now);
+    const used = this.uses[id];
+    if (used) {
+      this.state[id] = PENDING;
+      this.eventCount[id] = used.length;
+      this.pendingCount++;
+      for (const s of used) {
+        const st = this.stream(s);
+        st.events.push({ id, at: Math.max(this.now, st.tail) });
+      }
+    } else {
+      this.state[id] = FREED;
+    }
+    this.now += this.hostOpUs;
+  }
+
+  /** `tensor.record_stream(stream)`: the allocator ignores the allocation stream itself. */
+  recordStream(id: number, stream: number): void {
+    this.checkLive(id, 'recordStream');
+    this.out.recordStream(id, stream, this.now);
+    if (stream !== this.allocStream[id]) {
+      const used = this.uses[id] ?? (this.uses[id] = []);
+      if (!used.includes(stream)) used.push(stream);
+    }
+    this.now += this.hostOpUs;
+  }
+
+  /** Launches a kernel of `durationUs` on `stream`; returns the simulated time it ends. */
+  kernel(stream: number, durationUs: number): number {
+    const st = this.stream(stream);
+    while (st.head < st.ends.length && st.ends[st.head]! <= this.now) st.head++;
+    if (st.ends.length - st.head >= this.maxQueued) {
+      // The launch queue is full: the host blocks until enough queued kernels have finished.
+      st.head = st.ends.length - this.maxQueued + 1;
+      this.now = Math.max(this.now, st.ends[st.head - 1]!);
+    }
+    if (st.head > 4096) { st.ends.splice(0, st.head); st.head = 0; }
+    const end = Math.max(this.now, st.tail) + Math.max(0, durationUs);
+    st.tail = end;
+    st.ends.push(end);
+    this.now += this.launchUs;
+    return end;
+  }
+
+  /** `waiter.wait_stream(waitee)`: work launched later on `waiter` starts after what `waitee` has queued now. */
+  waitStream(waiter: number, waitee: number): void {
+    const w = this.stream(waiter);
+    w.tail = Math.max(w.tail, this.stream(waitee).tail);
+  }
+
+  /** `torch.cuda.synchronize()`: the host waits until every stream's queued work has run. */
+  synchronize(): void {
+    for (const st of this.streams.values()) this.now = Math.max(this.now, st.tail);
+  }
+
+  /** Host-side work (Python, data loading) that takes `us` without touching the allocator. */
+  hostWork(us: number): void {
+    this.now += Math.max(0, us);
+  }
+
+  /**
+   * `torch.cuda.empty_cache()`: synchronize_and_free_events completes every pending deferred free (waiting for
+   * its events), then cached segments are released; cudaFree synchronizes the device, so the host waits for it.
+   */
+  emptyCache(): void {
+    this.synchronize();
+    for (const s of this.sortedStreams()) this.drainEvents(this.streams.get(s)!, Infinity);
+    this.out.emptyCache(this.now);
+  }
+
+  /** `torch.cuda.set_per_process_memory_fraction(fraction)`. */
+  setFraction(fraction: number): void {
+    this.out.setFraction(fraction, this.now);
+  }
+
+  /** A phase marker (shows in the timeline and lets tests find phase boundaries). */
+  mark(label: string): void {
+    this.out.mark(label, this.now);
+  }
+
+  /** Deferred frees not completed yet. */
+  get pending(): number {
+    return this.pendingCount;
+  }
+
+  finish(): Workload {
+    return this.out.finish();
+  }
+
+  /**
+   * `process_events` at the start of a malloc: per stream (ascending handle; the real map's order is unspecified),
+   * query its events oldest first and stop at the first incomplete one; a block whose last event completes is freed.
+   */
+  private processEvents(): void {
+    if (this.pendingCount === 0) return;
+    for (const s of this.sortedStreams()) this.drainEvents(this.streams.get(s)!, this.now);
+  }
+
+  private drainEvents(st: StreamState, upTo: number): void {
+    while (st.eventHead < st.events.length && st.events[st.eventHead]!.at <= upTo) {
+      const { id } = st.events[st.eventHead++]!;
+      if (--this.eventCount[id]! === 0) {
+        this.state[id] = FREED;
+        this.pendingCount--;
+        this.out.freeCompleted(id, this.now);
+      }
+    }
+    if (st.eventHead === st.events.length) { st.events.length = 0; st.eventHead = 0; }
+  }
+
+  private sortedStreams(): number[] {
+    return [...this.streams.keys()].sort((a, b) => a - b);
+  }
+
+  private stream(handle: number): StreamState {
+    let st = this.streams.get(handle);
+    if (!st) {
+      st = { tail: this.now, ends: [], head: 0, events: [], eventHead: 0 };
+      this.streams.set(handle, st);
+    }
+    return st;
+  }
+
+  private checkLive(id: number, what: string): void {
+    if (this.state[id] !== LIVE) throw new Error(`Des.${what}: allocation ${id} is not live`);
+  }
+}
+
