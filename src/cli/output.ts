@@ -20,7 +20,7 @@ import { Op, type Workload } from '../replay/workload.js';
 import { AllocsimInputError } from '../util/inputError.js';
 import { reportInputFromSimulation } from '../report/html.js';
 import { RunObserver } from '../report/observer.js';
-import { addReportOption, writeReport, type ReportArgs } from '../report/reportOption.js';
+import { addReportOption, writeReport, type ReportArgs } from './reportOption.js';
 import { formatOomReport, formatSummary, summarize } from '../report/summary.js';
 import type { WhatIfSource } from '../report/oomRemedies.js';
 import { writeSnapshotFile } from '../snapshot/index.js';

@@ -2,7 +2,7 @@
 import cliProgress from 'cli-progress';
 import type { Argv, CommandModule } from 'yargs';
 import { parseAllocConf } from '../../config/index.js';
-import { addReportOption, writeReport, type ReportArgs } from '../../report/reportOption.js';
+import { addReportOption, writeReport, type ReportArgs } from '../reportOption.js';
 import { reportInputFromSimulation } from '../../report/html.js';
 import { replayWithDriverModel } from '../../replay/whatIf.js';
 import { defaultCapacity } from '../../replay/simulate.js';

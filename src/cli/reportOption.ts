@@ -1,7 +1,7 @@
 /** The `--report FILE.html` option shared by `replay`, `run` and `sweep`. */
 import { writeFileAtomic } from '../util/atomicWrite.js';
 import type { Argv } from 'yargs';
-import { renderHtmlReport, type HtmlReportInput } from './html.js';
+import { renderHtmlReport, type HtmlReportInput } from '../report/html.js';
 
 export interface ReportArgs {
   report?: string;
