@@ -1,28 +1,16 @@
-/** allocsim's library API: the allocator model, replays, workloads, trace I/O and config parsing. */
-export { DeviceCachingAllocator, type AllocatorOptions, type OomEvent } from './allocator/cachingAllocator.js';
-export { Block, ExpandableSegment, Segment } from './allocator/block.js';
-export { DeviceStats } from './allocator/stats.js';
-export { formatSize, oomMessage } from './allocator/format.js';
-export { roundSize, getAllocationSize } from './allocator/rounding.js';
-export { snapshotSegments } from './allocator/snapshotSegments.js';
-export { TraceRecorder } from './allocator/traceRecorder.js';
+/**
+ * allocsim's library API: each stage's public surface (docs/architecture.md draws the stages).
+ */
+export { AllocsimInputError } from './util/index.js';
 export * from './config/index.js';
 export * from './snapshot/index.js';
-export { Op, WorkloadBuilder, type Workload } from './replay/workload.js';
-export type { Driver } from './allocator/driver.js';
-export { AddressModel } from './driver/addressModel.js';
-export { simulate, defaultCapacity, type SimulateOptions, type SimulationResult, type OomRecord } from './replay/simulate.js';
-export { replaySnapshot, snapshotConfig, sameBehaviour, type ReplayOptions, type ReplayResult } from './replay/replaySnapshot.js';
-export { planTraceReplay, resolveWorkload, type TracePlan } from './replay/tracePlan.js';
-export { compareTrace, compareSegments, diffStats, type Divergence } from './replay/check.js';
-export { checkCapture, formatCaptureCheck, type CaptureCheck, type CaptureStats } from './fidelity/checkCapture.js';
-export { listCaptures, type CaptureRef } from './fidelity/captures.js';
-export { Timeline, TIMELINE_COLUMNS } from './replay/timeline.js';
-export { summarize, formatSummary, type SummaryFigures } from './report/summary.js';
-export { whatIfReplay, type WhatIfOptions, type WhatIfResult, type FigureBasis } from './replay/whatIf.js';
-export * from './sweep/index.js';
-export { RunObserver } from './report/observer.js';
-export { explainOom, type OomExplanation } from './report/oom.js';
-export { renderHtmlReport, reportInputFromSimulation, type HtmlReportInput } from './report/html.js';
+export {
+  DeviceCachingAllocator, type AllocatorOptions, type OomEvent, type Driver, Block, ExpandableSegment, Segment,
+  DeviceStats, formatSize, oomMessage, roundSize, getAllocationSize, snapshotSegments, TraceRecorder,
+} from './allocator/index.js';
+export * from './driver/index.js';
+export * from './replay/index.js';
 export { loadScenario, parseScenario, buildWorkload } from './synth/index.js';
-export { AllocsimInputError } from './util/inputError.js';
+export * from './report/index.js';
+export * from './fidelity/index.js';
+export * from './sweep/index.js';

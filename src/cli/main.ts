@@ -1,5 +1,8 @@
 #!/usr/bin/env node
-/** The `allocsim` command line: a thin yargs layer over the library. Each command lives in src/cli/commands/. */
+/**
+ * cli/: the `allocsim` command line, a thin yargs layer over the library: option parsing, outputs, one-line
+ * errors. Each command lives in commands/. May import every stage.
+ */
 import yargs from 'yargs';
 import { hideBin } from 'yargs/helpers';
 import { commands } from './commands/index.js';

@@ -1,6 +1,6 @@
 /**
  * OOM explanations: for each failed malloc, the facts (request, limit, reserved/allocated, cache, fragmentation,
- * pinned segments) and what would have avoided it, each claim checked (whatIf.ts), as structured data for
+ * pinned segments) and what would have avoided it, each claim checked (oomRemedies.ts), as structured data for
  * --json and as one paragraph of text.
  */
 import type { DeviceCachingAllocator, OomEvent } from '../allocator/cachingAllocator.js';

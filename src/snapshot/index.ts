@@ -1,4 +1,8 @@
-/** Snapshot input/output: safe pickle reading, pickle writing, JSON, schema validation. */
+/**
+ * snapshot/: `torch.cuda.memory._dump_snapshot` files read and written: a safe unpickler (plain data only, never
+ * executed), the pickle writer, JSON, the schema and its validation, the device picker, and the snapshot's
+ * `allocator_settings` dict to and from a config. Imports config/ and util/.
+ */
 export type {
   AllocatorSettings,
   BlockInfo,
@@ -21,3 +25,10 @@ export {
   type SnapshotFormat,
 } from './snapshotFile.js';
 export { selectDevice, type DeviceChoice } from './selectDevice.js';
+export {
+  allocatorSettingsDict,
+  configFromAllocatorSettings,
+  maxSplitSizeStat,
+  sizeToInt64,
+  int64ToSize,
+} from './allocatorSettings.js';

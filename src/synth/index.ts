@@ -1,4 +1,7 @@
-/** Synthetic workloads: scenario files, their generators and the discrete-event engine they run on. */
+/**
+ * synth/: synthetic workloads: scenario files, their generators and the discrete-event engine they run on. What
+ * it builds is a replay/ Workload; imports replay/workload.ts, config/ and util/ only.
+ */
 export { Des, type DesOptions } from './des.js';
 export { Rng } from './rng.js';
 export { Fields } from './fields.js';

@@ -7,15 +7,14 @@ import { readFileSync } from 'node:fs';
 import { describe, expect, it } from 'vitest';
 import {
   AllocConfError,
-  allocatorSettingsDict,
   CUDA_MALLOC_ASYNC_REFUSAL,
-  maxSplitSizeStat,
   MiB,
   parseAllocConf,
   validateFraction,
   type AllocatorConfig,
   type ConfOrigin,
 } from '../../src/config/index.js';
+import { allocatorSettingsDict, maxSplitSizeStat } from '../../src/snapshot/index.js';
 import type { AllocatorSettings } from '../../src/snapshot/schema.js';
 
 interface ProbeCase {

@@ -9,7 +9,8 @@ import { defaultConfig } from '../../src/config/allocatorConfig.js';
 import { AddressModel } from '../../src/driver/addressModel.js';
 import { listCaptures } from '../../src/fidelity/captures.js';
 import { crossCompare, renameRun } from '../../src/fidelity/crossFidelity.js';
-import { recordedDriverCalls, ReplayingDriver, statBasis, whatIfReplay } from '../../src/replay/whatIf.js';
+import { recordedDriverCalls, ReplayingDriver } from '../../src/driver/replayingDriver.js';
+import { statBasis, whatIfReplay } from '../../src/replay/whatIf.js';
 
 const MiB = 1048576;
 const captures = listCaptures(new URL('../fixtures/captures', import.meta.url).pathname);

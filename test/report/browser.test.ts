@@ -15,7 +15,7 @@ import { resolveWorkload } from '../../src/replay/tracePlan.js';
 import { WorkloadBuilder } from '../../src/replay/workload.js';
 import { reportInputFromSimulation } from '../../src/report/html.js';
 import { RunObserver } from '../../src/report/observer.js';
-import { writeReport } from '../../src/report/reportOption.js';
+import { writeReport } from '../../src/cli/reportOption.js';
 import { summarize } from '../../src/report/summary.js';
 import { observeCapture } from './helpers.js';
 

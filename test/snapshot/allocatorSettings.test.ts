@@ -3,15 +3,13 @@
 import { readFileSync } from 'node:fs';
 import { describe, expect, it } from 'vitest';
 import {
-  allocatorSettingsDict,
   allowedMemoryMaximum,
-  configFromAllocatorSettings,
   defaultConfig,
-  maxSplitSizeStat,
   MiB,
   parseAllocConf,
   SIZE_MAX,
 } from '../../src/config/index.js';
+import { allocatorSettingsDict, configFromAllocatorSettings, maxSplitSizeStat } from '../../src/snapshot/index.js';
 import type { AllocatorSettings } from '../../src/snapshot/schema.js';
 
 interface Capture {
