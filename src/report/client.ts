@@ -19,6 +19,8 @@ export interface ClientData {
   curves: CurveData | null;
   ooms: ClientOom[];
   layouts: LayoutPoint[];
+  /** The memory limit drawn as a line on the chart (the fraction's allowed maximum, or the device). */
+  limit: { bytes: number; label: string } | null;
   /** `bytes[j]`: column j holds byte counts. */
   sweep: { columns: string[]; rows: (string | number | null)[][]; bytes: boolean[] } | null;
 }
@@ -27,21 +29,33 @@ export interface ClientData {
 export function reportClient(data: ClientData): void {
   const state = {
     ready: false, markers: 0, layout: '', points: 0, level: 0, error: '',
+    /** The x range the chart was asked to show, and the first and last op of the points it holds for it. */
+    range: [0, 0] as [number, number], drawn: [0, 0] as [number, number],
+    /** OOM explanations the filter leaves visible. */
+    oomsShown: 0,
     /** The uPlot instance, for scripting (tests drag-zoom at op positions with chart.valToPos). */
     chart: null as uPlotType | null,
   };
   (window as unknown as { allocsimReport: typeof state }).allocsimReport = state;
   const $ = (id: string) => document.getElementById(id) as HTMLElement;
+  // One colour per state on the whole page: allocated blue and inactive split (free, stranded in a split
+  // segment) orange in the chart and in the layout alike; pending free and releasable free appear in the layout only.
+  const ALLOCATED = '#1f77b4';
+  const STRANDED = '#f39c3d';
   const COLORS = {
-    reserved_bytes: '#6a3fc8', allocated_bytes: '#1f77b4', active_bytes: '#2ca02c',
-    inactive_split_bytes: '#f39c3d', requested_bytes: '#17becf',
+    reserved_bytes: '#6a3fc8', allocated_bytes: ALLOCATED, active_bytes: '#2ca02c',
+    inactive_split_bytes: STRANDED, requested_bytes: '#17becf',
   } as Record<string, string>;
+  const LIMIT_COLOR = '#b42318';
   const LABELS = {
     reserved_bytes: 'reserved', allocated_bytes: 'allocated', active_bytes: 'active',
     inactive_split_bytes: 'inactive split', requested_bytes: 'requested',
   } as Record<string, string>;
-  const BLOCK_COLORS = ['#1f77b4', '#f0a030', '#d62728', '#c5ccd6'];
-  const BLOCK_NAMES = ['allocated', 'pending free', 'free, stranded in a split segment', 'free, releasable (whole segment, or expandable pages)'];
+  const BLOCK_COLORS = [ALLOCATED, '#e377c2', STRANDED, '#c5ccd6'];
+  const BLOCK_NAMES = ['allocated', 'pending free (waiting on another stream)', 'free, stranded in a split segment (inactive split)',
+    'free, releasable (whole segment, or expandable pages)'];
+  /** Segments are drawn at least this wide, so a 2 MiB segment beside 1 GiB ones stays visible. */
+  const MIN_SEGMENT_PX = 36;
 
   function fmtBytes(v: number): string {
     const a = Math.abs(v);
@@ -51,6 +65,26 @@ export function reportClient(data: ClientData): void {
     return `${(v / 1073741824).toFixed(2)} GiB`;
   }
   const hex = (a: number) => `0x${a.toString(16)}`;
+  const UNITS: [number, string][] = [[1073741824, 'GiB'], [1048576, 'MiB'], [1024, 'KiB'], [1, 'B']];
+  /** Axis ticks in one unit (that of the largest), with the fewest decimals that keep them exact and distinct. */
+  function fmtByteTicks(ticks: number[]): string[] {
+    const top = Math.max(0, ...ticks.map(Math.abs));
+    const [div, unit] = UNITS.find(([d]) => top >= d) ?? UNITS[UNITS.length - 1];
+    for (let d = 0; d <= 3; d++) {
+      const s = ticks.map((t) => (t / div).toFixed(d));
+      if (new Set(s).size === s.length && ticks.every((t, i) => Math.abs(t / div - Number(s[i])) < 1e-9 * Math.max(1, top / div))) {
+        return s.map((x) => `${x} ${unit}`);
+      }
+    }
+    return ticks.map((t) => `${(t / div).toFixed(3)} ${unit}`);
+  }
+  /** Operation ticks kept short (250k, 1.5M) so the last one is not clipped at the chart's edge. */
+  function fmtOps(v: number): string {
+    const trim = (x: number) => x.toFixed(3).replace(/\.?0+$/, '');
+    if (Math.abs(v) >= 1e6) return `${trim(v / 1e6)}M`;
+    if (Math.abs(v) >= 1e4) return `${trim(v / 1e3)}k`;
+    return String(Math.round(v));
+  }
 
   // ------------------------------------------------------------------ layouts
   let selectLayout: (i: number) => void = () => {};
@@ -77,6 +111,20 @@ export function reportClient(data: ClientData): void {
     let current = 0;
     const LABEL_W = 190;
     let rowH = 14;
+    /**
+     * Where each segment and block goes: x and width per block. With a common scale a segment is at least
+     * MIN_SEGMENT_PX wide (its blocks share that width in proportion), so small segments stay readable.
+     */
+    function geometry(l: LayoutPoint, width: number): { x0: number; w: number; blocks: number[] }[] {
+      const maxSize = Math.max(1, ...l.segments.map((s) => s.size));
+      const barW = width - LABEL_W - 8;
+      return l.segments.map((s) => {
+        const w = common.checked ? Math.min(barW, Math.max(MIN_SEGMENT_PX, (s.size / maxSize) * barW)) : barW;
+        const blocks: number[] = [];
+        for (let k = 0; k < s.blocks.length; k += 4) blocks.push((s.blocks[k] / s.size) * w);
+        return { x0: LABEL_W, w, blocks };
+      });
+    }
     function draw(): void {
       const l = data.layouts[current];
       const segs = l.segments;
@@ -91,17 +139,15 @@ export function reportClient(data: ClientData): void {
       const ctx = canvas.getContext('2d')!;
       ctx.setTransform(dpr, 0, 0, dpr, 0, 0);
       ctx.clearRect(0, 0, width, height);
-      const maxSize = Math.max(1, ...segs.map((s) => s.size));
-      const barW = width - LABEL_W - 8;
+      const geo = geometry(l, width);
       let stranded = 0;
       segs.forEach((s, r) => {
         const y = r * rowH + 2;
-        const scale = common.checked ? barW / maxSize : barW / s.size;
         let live = false;
         for (let k = 0; k < s.blocks.length; k += 4) if (s.blocks[k + 1] !== 2) live = true;
-        let x = LABEL_W;
+        let x = geo[r].x0;
         for (let k = 0; k < s.blocks.length; k += 4) {
-          const w = s.blocks[k] * scale;
+          const w = geo[r].blocks[k / 4];
           // Free memory of expandable segments is unmapped page by page by empty_cache(), so it is not counted as
           // stranded (PyTorch's inactive_split excludes it likewise); only a partly used page's tail really is.
           const code = s.blocks[k + 1] === 2 && (!live || s.expandable) ? 3 : s.blocks[k + 1];
@@ -121,7 +167,8 @@ export function reportClient(data: ClientData): void {
         }
       });
       head.textContent = `${l.label} at op ${l.op}: ${segs.length} segment${segs.length === 1 ? '' : 's'}, ` +
-        `reserved ${fmtBytes(l.reserved)}, allocated ${fmtBytes(l.allocated)}, stranded free ${fmtBytes(stranded)}`;
+        `reserved ${fmtBytes(l.reserved)}, allocated ${fmtBytes(l.allocated)}, stranded free ${fmtBytes(stranded)}` +
+        (common.checked ? ` (segments narrower than ${MIN_SEGMENT_PX} px are drawn at ${MIN_SEGMENT_PX} px)` : '');
       state.layout = l.label;
     }
     selectLayout = (i: number) => {
@@ -137,15 +184,13 @@ export function reportClient(data: ClientData): void {
       const r = Math.floor((e.offsetY - 2) / rowH);
       const s = l.segments[r];
       if (s === undefined) return;
-      const barW = canvas.clientWidth - LABEL_W - 8;
-      const maxSize = Math.max(1, ...l.segments.map((g) => g.size));
-      const scale = common.checked ? barW / maxSize : barW / s.size;
-      let x = LABEL_W;
+      const g = geometry(l, canvas.clientWidth)[r];
+      let x = g.x0;
       let text = `segment ${hex(s.address)}: ${fmtBytes(s.size)}, ${s.pool} pool, stream ${s.stream}` +
         `${s.expandable ? ', expandable' : ''}, ${s.blocks.length / 4} blocks`;
       let addr = s.address;
       for (let k = 0; k < s.blocks.length; k += 4) {
-        const w = s.blocks[k] * scale;
+        const w = g.blocks[k / 4];
         if (e.offsetX >= x && e.offsetX < x + w) {
           const code = s.blocks[k + 1];
           text += ` | block ${hex(addr)}: ${fmtBytes(s.blocks[k])} ${code === 0 ? 'allocated' : code === 1 ? 'pending free' : 'free'}`;
@@ -175,9 +220,60 @@ export function reportClient(data: ClientData): void {
     if (i >= 0) selectLayout(i);
     const d = document.getElementById(`oom-${k}`) as HTMLDetailsElement | null;
     if (d !== null) {
+      d.hidden = false;
       d.open = true;
       d.scrollIntoView({ block: 'nearest' });
     }
+  }
+
+  // ------------------------------------------------------------------ OOM list: filter, group, jump
+  function setupOomList(): void {
+    const list = document.getElementById('oom-list');
+    if (list === null) return;
+    const items = Array.from(list.querySelectorAll<HTMLDetailsElement>('details.oom'));
+    const filter = $('oom-filter') as HTMLInputElement;
+    const group = $('oom-group') as HTMLSelectElement;
+    const jump = $('oom-jump') as HTMLInputElement;
+    const count = $('oom-count');
+    const key = (d: HTMLDetailsElement): string =>
+      group.value === 'size' ? `${d.dataset.size} requests`
+        : group.value === 'avoidable' ? (d.dataset.avoidable === '1' ? 'avoidable by a change of settings' : 'not avoidable by a change of settings')
+          : '';
+    function render(): void {
+      const words = filter.value.toLowerCase().split(/\s+/).filter((w) => w !== '');
+      const shown = items.filter((d) => {
+        const text = d.querySelector('summary')!.textContent!.toLowerCase();
+        return words.every((w) => text.includes(w));
+      });
+      const groups = new Map<string, HTMLDetailsElement[]>();
+      for (const d of shown) groups.set(key(d), [...(groups.get(key(d)) ?? []), d]);
+      list!.textContent = '';
+      for (const [name, members] of groups) {
+        if (name !== '') {
+          const h = document.createElement('h3');
+          h.className = 'oom-group-head';
+          h.textContent = `${name}: ${members.length} OOM${members.length === 1 ? '' : 's'} (#${members.map((d) => Number(d.dataset.index) + 1).join(', #')})`;
+          if (h.textContent.length > 160) h.textContent = `${h.textContent.slice(0, 157)}...`;
+          list!.appendChild(h);
+        }
+        for (const d of members) list!.appendChild(d);
+      }
+      count.textContent = shown.length === items.length ? `${items.length} shown` : `${shown.length} of ${items.length} shown`;
+      state.oomsShown = shown.length;
+    }
+    filter.addEventListener('input', render);
+    group.addEventListener('change', render);
+    jump.addEventListener('change', () => {
+      const k = Number(jump.value) - 1;
+      if (!(k >= 0)) return;
+      const target = document.getElementById(`oom-${k}`);
+      if (target !== null && !list.contains(target)) {
+        filter.value = '';
+        render();
+      }
+      showOom(k);
+    });
+    render();
   }
 
   // ------------------------------------------------------------------ curves
@@ -256,6 +352,15 @@ export function reportClient(data: ClientData): void {
     const full: [number, number] = [0, Math.max(1, c.length - 1)];
     let shown = full;
     let u: uPlotType;
+    // The limit line joins the y range when it is near the curves; far above them it would flatten them.
+    let top = 0;
+    for (const m of ls[ls.length - 1].max) for (const v of m) if (v > top) top = v;
+    const limit = data.limit;
+    const limitInRange = limit !== null && limit.bytes <= 2 * top;
+    if (limit !== null) {
+      $('limit-note').textContent = limitInRange ? `red line: ${limit.label}, ${fmtBytes(limit.bytes)}`
+        : `${limit.label}: ${fmtBytes(limit.bytes)} (far above the curves, not drawn)`;
+    }
     const markerLayer = document.createElement('div');
     markerLayer.className = 'markers';
     function placeMarkers(): void {
@@ -281,18 +386,50 @@ export function reportClient(data: ClientData): void {
           e.stopPropagation();
           showOom(list[0].index);
         });
-        markerLayer.appendChild(m);
+        // The line below the head takes no pointer events, so a drag across many OOMs still zooms.
+        const line = document.createElement('div');
+        line.className = 'oom-line';
+        line.style.left = `${x}px`;
+        markerLayer.append(line, m);
         count += list.length;
       }
       state.markers = count;
     }
+    function drawLimit(self: uPlotType): void {
+      if (limit === null || !limitInRange) return;
+      const ctx = self.ctx;
+      const y = Math.round(self.valToPos(limit.bytes, 'y', true)) + 0.5;
+      ctx.save();
+      ctx.strokeStyle = LIMIT_COLOR;
+      ctx.lineWidth = 1.5 * (window.devicePixelRatio || 1);
+      ctx.setLineDash([6, 4].map((d) => d * (window.devicePixelRatio || 1)));
+      ctx.beginPath();
+      ctx.moveTo(self.bbox.left, y);
+      ctx.lineTo(self.bbox.left + self.bbox.width, y);
+      ctx.stroke();
+      ctx.restore();
+    }
+    /** The data for the shown range; records what it covers for scripting and tests. */
+    function dataFor(x0: number, x1: number): [number[], ...number[][]] {
+      const d = view(ls, x0, x1);
+      state.range = [x0, x1];
+      state.drawn = [d[0][0], d[0][d[0].length - 1]];
+      return d;
+    }
+    // At rest (no cursor on the chart) the legend shows the values at the last point shown, not blanks.
+    let atRest = true;
     const width = () => Math.max(500, el.clientWidth);
     const opts: uPlotType.Options = {
       width: width(),
       height: 380,
-      scales: { x: { time: false } },
+      padding: [12, 28, 0, 0],
+      // The x range is set by hand (zoom, reset), never from the data: each zoom swaps in other points.
+      scales: {
+        x: { time: false, auto: false, min: full[0], max: full[1] },
+        y: { range: (_u, mn, mx) => [0, Math.max(mx, limitInRange ? limit!.bytes : 0) * 1.04 || 1] },
+      },
       series: [
-        { label: 'operation', value: (_u, v) => (v === null ? '' : String(Math.round(v))) },
+        { label: 'operation', value: (_u, v) => (v === null ? '' : `${Math.round(v).toLocaleString('en')}${atRest ? ' (last shown)' : ''}`) },
         ...c.names.map((name) => ({
           label: LABELS[name],
           stroke: COLORS[name],
@@ -303,12 +440,12 @@ export function reportClient(data: ClientData): void {
         })),
       ],
       axes: [
-        { label: 'operation' },
+        { label: 'operation', values: (_u, ticks) => ticks.map(fmtOps) },
         // Ticks at binary steps (256 MiB, 512 MiB, 1 GiB...) so byte labels come out round.
-        { values: (_u, ticks) => ticks.map(fmtBytes), size: 80, incrs: Array.from({ length: 48 }, (_, i) => 2 ** (i + 4)) },
+        { values: (_u, ticks) => fmtByteTicks(ticks), size: 80, incrs: Array.from({ length: 48 }, (_, i) => 2 ** (i + 4)) },
       ],
       cursor: {
-        drag: { x: true, y: false },
+        drag: { x: true, y: false, setScale: false },
         bind: {
           dblclick: () => () => {
             resetZoom();
@@ -317,24 +454,37 @@ export function reportClient(data: ClientData): void {
         },
       },
       hooks: {
-        setScale: [(self, key) => {
-          if (key !== 'x') return;
-          const mn = self.scales.x.min as number;
-          const mx = self.scales.x.max as number;
-          if (mn === shown[0] && mx === shown[1]) return;
-          shown = [mn, mx];
-          self.setData(view(ls, mn, mx), false);
+        // A drag selects a range; zoomTo swaps in that range's points, then sets the scale (see zoomTo).
+        setSelect: [(self) => {
+          const sel = self.select;
+          if (sel.width < 3) return;
+          const mn = self.posToVal(sel.left, 'x');
+          const mx = self.posToVal(sel.left + sel.width, 'x');
+          self.setSelect({ left: 0, top: 0, width: 0, height: 0 }, false);
+          zoomTo(mn, mx);
         }],
-        draw: [() => placeMarkers()],
+        setLegend: [(self) => {
+          atRest = self.legend.idx == null;
+          if (atRest) self.setLegend({ idx: self.data[0].length - 1 }, false);
+        }],
+        draw: [(self) => { drawLimit(self); placeMarkers(); }],
       },
     };
-    u = new uPlot(opts, view(ls, full[0], full[1]), el);
+    u = new uPlot(opts, dataFor(full[0], full[1]), el);
     state.chart = u;
     u.over.appendChild(markerLayer);
+    u.setLegend({ idx: u.data[0].length - 1 }, false);
+    /**
+     * Shows ops [mn, mx]. The data goes in first and the scale after it, so uPlot works out which points are in
+     * view from the new data (setting the data from inside a setScale hook kept the old window of indices).
+     */
+    function zoomTo(mn: number, mx: number): void {
+      shown = [mn, mx];
+      u.setData(dataFor(mn, mx), false);
+      u.setScale('x', { min: mn, max: mx });
+    }
     function resetZoom(): void {
-      shown = full;
-      u.setData(view(ls, full[0], full[1]), false);
-      u.setScale('x', { min: full[0], max: full[1] });
+      zoomTo(full[0], full[1]);
     }
     $('reset-zoom').addEventListener('click', resetZoom);
     let down: [number, number] | null = null;
@@ -398,6 +548,7 @@ export function reportClient(data: ClientData): void {
   }
   try {
     setupLayouts();
+    setupOomList();
     setupSweep();
   } catch (e) {
     state.error = String(e);

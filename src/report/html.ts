@@ -34,6 +34,8 @@ export interface HtmlReportInput {
   /** Segment layouts the user can pick (end, peak reserved, OOMs). */
   layouts?: LayoutPoint[];
   sweep?: SweepTable | null;
+  /** The memory limit the chart draws as a line. */
+  limit?: { bytes: number; label: string } | null;
 }
 
 export interface ReportMeta {
@@ -53,7 +55,21 @@ export function reportInputFromSimulation(result: SimulationResult, meta: Report
     explanations: observed?.ooms ?? null,
     layouts: observed?.layouts ?? [captureLayout(result.allocator, 'end', result.opsReplayed - 1)],
     sweep: meta.sweep ?? null,
+    limit: memoryLimit(result),
   };
+}
+
+/** The limit reserved memory runs into: the fraction's allowed maximum when one is set, else the device's total. */
+export function memoryLimit(result: SimulationResult): { bytes: number; label: string } {
+  const a = result.allocator;
+  return a.allowedMemoryMaximum !== null
+    ? { bytes: a.allowedMemoryMaximum, label: 'limit set by the memory fraction' }
+    : { bytes: a.deviceTotal, label: 'device total memory' };
+}
+
+/** A value that repeats its label ("recommendation" / "Recommendation: ...") loses the repetition. */
+export function withoutLabel(label: string, value: string): string {
+  return value.toLowerCase().startsWith(`${label.toLowerCase()}:`) ? value.slice(label.length + 1).trimStart() : value;
 }
 
 const esc = (s: string) =>
@@ -79,6 +95,8 @@ const VERDICT: Record<WhatIfClaim['verdict'], string> = {
   avoids: 'would have avoided it', 'still-ooms': 'would not', inconclusive: 'cannot tell', skipped: 'not checked',
 };
 
+const AVOIDABLE = 'a change of settings (not just more memory) was checked by a replay and would have avoided this OOM';
+
 function oomHtml(e: OomExplanation, hasLayout: boolean): string {
   const claims = e.whatIf.map((c) =>
     `<tr class="${c.verdict}"><td>${esc(c.change)}</td><td class="verdict">${VERDICT[c.verdict]}</td>` +
@@ -86,10 +104,12 @@ function oomHtml(e: OomExplanation, hasLayout: boolean): string {
   const table = claims === '' ? '' :
     `<table class="whatif"><thead><tr><th>change</th><th>verdict</th><th>check</th><th>how</th></tr></thead><tbody>${claims}</tbody></table>`;
   const avoided = e.whatIf.some((c) => c.verdict === 'avoids' && c.kind !== 'limit_at_oom' && c.kind !== 'larger_limit');
-  return `<details class="oom" id="oom-${e.index}"${e.index === 0 ? ' open' : ''}><summary><b>OOM #${e.index + 1}</b> at op ${e.op}: ` +
+  return `<details class="oom" id="oom-${e.index}" data-index="${e.index}" data-size="${esc(fmt(e.requested))}" ` +
+    `data-avoidable="${avoided ? 1 : 0}"${e.index === 0 ? ' open' : ''}><summary><b>OOM #${e.index + 1}</b> at op ${e.op}: ` +
     `${esc(fmt(e.requested))} request, ${esc(fmt(e.shortfall))} short of the ${e.limit === 'fraction' ? 'fraction limit' : 'device'}` +
-    `, ${esc(fmt(e.stranded))} stranded${avoided ? ' <span class="tag">avoidable</span>' : ''}` +
-    `${hasLayout ? ` <button data-oom="${e.index}">layout</button>` : ''}</summary>` +
+    `, ${esc(fmt(e.stranded))} stranded` +
+    `${avoided ? ` <span class="tag" title="${AVOIDABLE}">avoidable</span>` : ''}` +
+    `${hasLayout ? ` <button data-oom="${e.index}">layout</button>` : ' <span class="hint">(no layout kept)</span>'}</summary>` +
     `<p>${esc(e.text)}</p>${table}</details>`;
 }
 
@@ -104,9 +124,27 @@ function sweepHtml(s: SweepTable): string {
   };
   const body = s.rows.map((r) => `<tr>${r.map((v, j) =>
     j === 0 ? `<th>${esc(String(v ?? ''))}</th>` : cell(v, j)).join('')}</tr>`).join('');
-  return '<section><h2>Configurations compared</h2>' +
+  return '<section id="sweep"><h2>Configurations compared</h2>' +
     '<div class="controls">metric <select id="sweep-metric"></select></div><div id="sweep-bars"></div>' +
-    `<div class="scroll"><table class="sweep"><thead><tr>${head}</tr></thead><tbody>${body}</tbody></table></div></section>`;
+    `<div class="scroll" id="sweep-table-wrap"><table class="sweep"><thead><tr>${head}</tr></thead><tbody>${body}</tbody></table></div></section>`;
+}
+
+/** The OOM list with its navigation: filter by text, group by request size or avoidability, jump to a number. */
+function oomSectionHtml(
+  count: number, explanations: OomExplanation[], layoutLabels: Set<string>, note: string | null, layoutNote: string,
+): string {
+  const head = `<section id="ooms"><h2>${count} OOM${count === 1 ? '' : 's'}</h2>`;
+  if (explanations.length === 0) return `${head}<p class="hint">No explanations were kept for this run.</p></section>`;
+  const controls = '<div class="controls">' +
+    '<input id="oom-filter" type="search" placeholder="filter, e.g. 150.00 MiB or avoidable" size="30">' +
+    '<label>group <select id="oom-group"><option value="">in order</option><option value="size">by request size</option>' +
+    '<option value="avoidable">by avoidable</option></select></label>' +
+    `<label>jump to # <input id="oom-jump" type="number" min="1" max="${explanations.length}" style="width:6em"></label>` +
+    '<span class="hint" id="oom-count"></span></div>' +
+    `<p class="hint"><span class="tag">avoidable</span>: ${AVOIDABLE}.${layoutNote ? ` ${esc(layoutNote)}` : ''}</p>`;
+  return head + controls +
+    `<div id="oom-list">${explanations.map((e) => oomHtml(e, layoutLabels.has(`OOM #${e.index + 1}`))).join('')}</div>` +
+    (note ? `<p class="hint">${esc(note)}</p>` : '') + '</section>';
 }
 
 const CSS = `
@@ -117,6 +155,7 @@ section{background:#fff;border:1px solid #dde1e7;border-radius:8px;padding:14px 
 dl.meta{display:grid;grid-template-columns:max-content 1fr;gap:2px 14px;margin:6px 0 0;color:#4a5263}
 dl.meta dt{font-weight:600}dl.meta dd{margin:0;font-family:ui-monospace,Menlo,Consolas,monospace;font-size:12.5px}
 .grid{display:grid;grid-template-columns:minmax(0,max-content) minmax(0,1fr);gap:14px;margin:14px 0}
+@media (max-width:1180px){.grid{grid-template-columns:minmax(0,1fr)}main{padding:12px 12px 40px}}
 .grid>section{margin:0}
 table{border-collapse:collapse}td,th{padding:3px 8px;text-align:left;vertical-align:top}
 table.summary td{text-align:right;font-variant-numeric:tabular-nums}table.summary td.note{text-align:left;color:#6b7280;font-size:12px}
@@ -127,10 +166,12 @@ button:hover{background:#eef2f8}
 .hint{color:#6b7280;font-size:12px}
 #chart{position:relative;min-height:420px}
 .markers{position:absolute;inset:0;pointer-events:none}
-.oom-marker{position:absolute;top:0;bottom:0;width:9px;margin-left:-4px;pointer-events:auto;cursor:pointer}
-.oom-marker::before{content:"";position:absolute;top:-2px;left:0;border:4.5px solid transparent;border-top:7px solid #d62728}
-.oom-marker::after{content:"";position:absolute;top:0;bottom:0;left:4px;width:1px;background:rgba(214,39,40,.45)}
-.oom-marker:hover::after{background:#d62728;width:2px}
+.oom-marker{position:absolute;top:-2px;height:12px;width:11px;margin-left:-5px;pointer-events:auto;cursor:pointer}
+.oom-marker::before{content:"";position:absolute;top:0;left:1px;border:4.5px solid transparent;border-top:7px solid #d62728}
+.oom-line{position:absolute;top:0;bottom:0;width:1px;background:rgba(214,39,40,.45);pointer-events:none}
+.oom-marker:hover+.oom-line,.oom-line:has(+.oom-marker:hover){background:#d62728;width:2px}
+#oom-list{max-height:70vh;overflow:auto;border-top:1px solid #eef0f3}
+h3.oom-group-head{font-size:13px;margin:10px 0 2px;color:#4a5263;overflow-wrap:anywhere}
 details.oom{border-top:1px solid #eef0f3;padding:6px 0}details.oom summary{cursor:pointer}
 details.oom p{margin:6px 0 8px;max-width:100ch}
 .tag{background:#e7f6ea;color:#1e7a34;border-radius:4px;padding:0 5px;font-size:11.5px}
@@ -142,11 +183,13 @@ tr.inconclusive td.verdict,tr.skipped td.verdict{color:#8a6d00}
 #layout-info{font-family:ui-monospace,Menlo,Consolas,monospace;font-size:12px;min-height:18px;color:#333;margin-top:6px}
 .swatch{display:inline-flex;align-items:center;gap:5px;margin-right:12px;font-size:12px}
 .swatch i{display:inline-block;width:12px;height:12px;border-radius:2px}
-#sweep-bars{margin:6px 0 12px}.bar-row{display:grid;grid-template-columns:220px 1fr 110px;gap:8px;align-items:center;margin:2px 0}
-.bar-label{overflow:hidden;text-overflow:ellipsis;white-space:nowrap;font-family:ui-monospace,Menlo,Consolas,monospace;font-size:12px}
+#sweep-bars{margin:6px 0 12px}.bar-row{display:grid;grid-template-columns:minmax(180px,38%) 1fr 110px;gap:8px;align-items:center;margin:3px 0}
+.bar-label{overflow-wrap:anywhere;font-family:ui-monospace,Menlo,Consolas,monospace;font-size:12px;line-height:1.3}
 .bar-track{background:#f0f2f5;border-radius:3px;height:14px}.bar{display:block;height:14px;background:#6a3fc8;border-radius:3px}
 .bar-value{text-align:right;font-variant-numeric:tabular-nums;font-size:12px}
-.scroll{overflow:auto}table.sweep{font-size:12.5px}table.sweep td{text-align:right;font-variant-numeric:tabular-nums}
+.scroll{overflow:auto}table.sweep{font-size:12px;width:100%}table.sweep td{text-align:right;font-variant-numeric:tabular-nums;white-space:nowrap}
+table.sweep th{overflow-wrap:anywhere;font-weight:600}table.sweep tbody th{font-family:ui-monospace,Menlo,Consolas,monospace;font-weight:400;max-width:34ch}
+table.sweep thead th{vertical-align:bottom;border-bottom:1px solid #dde1e7}
 table.sweep tbody tr:nth-child(odd){background:#f8f9fb}
 `;
 
@@ -158,21 +201,23 @@ export function renderHtmlReport(input: HtmlReportInput): string {
     curves: input.curves ?? null,
     ooms: ooms.map((o, index) => ({ op: o.op, size: o.size, index })),
     layouts,
+    limit: input.limit ?? null,
     sweep: input.sweep ? { ...input.sweep, bytes: input.sweep.columns.map((c) => BYTES_COLUMN.test(c)) } : null,
   };
   const layoutLabels = new Set(layouts.map((l) => l.label));
   const { js, css } = uplotAssets();
-  const details = (input.details ?? []).map(([k, v]) => `<dt>${esc(k)}</dt><dd>${esc(v)}</dd>`).join('');
-  const oomSection = ooms.length === 0 ? '' :
-    `<section id="ooms"><h2>${ooms.length} OOM${ooms.length === 1 ? '' : 's'}</h2>` +
-    (explanations.length === 0 ? '<p class="hint">No explanations were kept for this run.</p>' :
-      explanations.map((e) => oomHtml(e, layoutLabels.has(`OOM #${e.index + 1}`))).join('')) +
-    (input.explanations?.note ? `<p class="hint">${esc(input.explanations.note)}</p>` : '') + '</section>';
+  const details = (input.details ?? []).map(([k, v]) => `<dt>${esc(k)}</dt><dd>${esc(withoutLabel(k, v))}</dd>`).join('');
+  const oomLayouts = layouts.filter((l) => l.label.startsWith('OOM #')).length;
+  // Layouts are kept for the first OOMs only (each is a copy of every segment); say so where it shows.
+  const layoutNote = ooms.length > oomLayouts && layouts.length > 0
+    ? `Layouts were kept for the first ${oomLayouts} of the ${ooms.length} OOMs; later OOMs have their explanation only.` : '';
+  const oomSection = ooms.length === 0 ? '' : oomSectionHtml(ooms.length, explanations, layoutLabels, input.explanations?.note ?? null, layoutNote);
   const layoutSection = layouts.length === 0 ? '' :
     '<section id="layout"><h2>Segments and blocks</h2>' +
-    '<div class="controls">point <select id="layout-select"></select>' +
+    `<div class="controls">point <select id="layout-select"></select>` +
     '<label><input type="checkbox" id="layout-common" checked> same scale for every segment</label>' +
     '<span class="hint">or click the chart near a point</span></div>' +
+    (layoutNote ? `<p class="hint" id="layout-note">${esc(layoutNote)}</p>` : '') +
     '<div id="layout-legend" class="controls"></div><div id="layout-head"></div>' +
     '<div id="layout-wrap"><canvas id="layout-canvas"></canvas></div><div id="layout-info"></div></section>';
   // Dev builds (tsx, vitest) wrap functions in esbuild's __name(); the shim keeps the inlined source valid.
@@ -185,7 +230,8 @@ export function renderHtmlReport(input: HtmlReportInput): string {
 <header><h1>${esc(input.title)}</h1>${details ? `<dl class="meta">${details}</dl>` : ''}</header>
 <section id="curves"><h2>Memory over the run</h2>
 <div class="controls"><button id="reset-zoom">reset zoom</button><span class="hint">drag to zoom, double-click to reset;
-red markers are OOMs (click one for its explanation)</span><span class="hint" id="resolution"></span></div>
+red markers are OOMs (click one for its explanation)</span><span class="hint" id="resolution"></span>
+<span class="hint" id="limit-note"></span></div>
 <div id="chart"></div></section>
 <div class="grid">
 ${input.summary ? `<section id="summary"><h2>Summary</h2>${summaryHtml(input.summary)}</section>` : '<div></div>'}

@@ -4,6 +4,8 @@ import type { Argv, CommandModule } from 'yargs';
 import { parseAllocConf } from '../../config/index.js';
 import { addReportOption, writeReport, type ReportArgs } from '../reportOption.js';
 import { reportInputFromSimulation } from '../../report/html.js';
+import { RunObserver } from '../../report/observer.js';
+import { DEFAULT_MAX_DETAILED } from '../../report/oom.js';
 import { replayWithDriverModel } from '../../replay/whatIf.js';
 import { defaultCapacity } from '../../replay/simulate.js';
 import { H100_TOTAL_GLOBAL_MEM } from '../../allocator/constants.js';
@@ -137,16 +139,19 @@ export const sweepCommand: CommandModule<object, SweepArgs> = {
       // The curves and layouts shown are the recommended config's run.
       const best = res.recommendation.best;
       const deviceTotal = settings.deviceTotal ?? H100_TOTAL_GLOBAL_MEM;
+      // Observed for the layout picker (peak, OOMs, end); the OOMs get their facts, not what-if replays.
+      const observer = new RunObserver({ layouts: true, maxDetailed: 0, maxOomLayouts: DEFAULT_MAX_DETAILED });
       const { result } = replayWithDriverModel(input.workload, input.calls, {
         config: parseAllocConf(best.conf), fraction: settings.fraction, deviceTotal,
         capacity: settings.capacity ?? defaultCapacity(deviceTotal), timeline: true, recordTrace: false,
+        onOp: observer.onOp, onOom: observer.onOom,
       });
       writeReport(argv.report, reportInputFromSimulation(result, {
         title: `${input.name}: sweep of ${res.confs.length} configs; curves of the recommended one`,
         details: [['input', argv.input], ['objective', objective], ['recommendation', res.recommendation.text],
           ['curves', best.conf || '(PyTorch defaults)']],
         sweep: { columns, rows },
-      }));
+      }, observer.finish(result, null)));
     }
   },
 };
