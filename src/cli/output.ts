@@ -15,13 +15,14 @@ import { parseAllocConf } from '../config/index.js';
 import { validateFraction } from '../config/fraction.js';
 import type { AllocatorConfig } from '../config/allocatorConfig.js';
 import type { SimulationResult } from '../replay/simulate.js';
-import { TIMELINE_COLUMNS } from '../replay/timeline.js';
 import { Op, type Workload } from '../replay/workload.js';
 import { AllocsimInputError } from '../util/inputError.js';
 import { reportInputFromSimulation } from '../report/html.js';
 import { RunObserver } from '../report/observer.js';
 import { addReportOption, writeReport, type ReportArgs } from './reportOption.js';
-import { formatOomReport, formatSummary, summarize } from '../report/summary.js';
+import { summarize } from '../report/summary.js';
+import { printRunSummary } from './runSummary.js';
+import { WrittenFiles } from './style.js';
 import type { WhatIfSource } from '../report/oomRemedies.js';
 import { writeSnapshotFile } from '../snapshot/index.js';
 
@@ -36,6 +37,7 @@ export interface OutputArgs extends ReportArgs {
   json?: string;
   timeline?: string;
   'export-snapshot'?: string;
+  verbose?: boolean;
 }
 
 export function addDeviceOptions<T>(y: Argv<T>): Argv<T & DeviceArgs> {
@@ -50,7 +52,8 @@ export function addOutputOptions<T>(y: Argv<T>): Argv<T & OutputArgs & ReportArg
   return addReportOption(y)
     .option('json', { type: 'string', nargs: 1, describe: 'write results as JSON to FILE (- for stdout)' })
     .option('timeline', { type: 'string', describe: 'write one CSV row per operation to FILE.csv' })
-    .option('export-snapshot', { type: 'string', describe: 'write the simulated run as a snapshot pickle (opens in pytorch.org/memory_viz)' }) as Argv<T & OutputArgs & ReportArgs>;
+    .option('export-snapshot', { type: 'string', describe: 'write the simulated run as a snapshot pickle (opens in pytorch.org/memory_viz)' })
+    .option('verbose', { type: 'boolean', default: false, describe: 'explain every OOM in full and print every note (default: one line each)' }) as Argv<T & OutputArgs & ReportArgs>;
 }
 
 export interface DeviceSettings {
@@ -87,13 +90,22 @@ export function deviceSettings(argv: DeviceArgs): DeviceSettings {
 
 const OP_ACTIONS = ['alloc', 'free_requested', 'record_stream', 'free_completed', 'empty_cache', 'set_fraction', 'mark'];
 
+/**
+ * The --timeline CSV's columns, named for what they hold: `op` is the operation number messages use ("OOM #1 at
+ * op 121"), sizes say bytes, the cumulative counters say so or carry PyTorch's own names (num_device_alloc).
+ * time_us is whole microseconds (the trace's own, or the scenario engine's clock rounded).
+ */
+export const TIMELINE_CSV_COLUMNS = ['op', 'action', 'time_us', 'size_bytes', 'stream', 'allocs_total', 'frees_total',
+  'num_device_alloc', 'num_device_free', 'allocated_bytes', 'reserved_bytes', 'active_bytes', 'inactive_split_bytes',
+  'requested_bytes', 'segments'];
+
 /** The --timeline CSV: one row per operation with the cumulative counters and byte curves after it. */
 export async function writeTimelineCsv(path: string, workload: Workload, result: SimulationResult): Promise<void> {
   const t = result.timeline;
   if (!t) throw new Error('timeline was not recorded');
   const oomOps = new Set(result.ooms.map((o) => o.op));
   const tmp = tempPathFor(path);
-  const columns = ['event', 'action', 'time_us', 'size', 'stream', ...TIMELINE_COLUMNS];
+  const columns = TIMELINE_CSV_COLUMNS;
   await new Promise<void>((resolve, reject) => {
     const out = createWriteStream(tmp);
     const csv = stringify({ header: true, columns });
@@ -107,7 +119,7 @@ export async function writeTimelineCsv(path: string, workload: Workload, result:
       while (i < n) {
         const op = workload.op[i];
         const action = op === Op.MALLOC && oomOps.has(i) ? 'oom' : OP_ACTIONS[op];
-        const row = [i, action, workload.time[i], op === Op.MALLOC ? workload.size[i] : '', op === Op.MALLOC ? workload.stream[i] : '',
+        const row = [i, action, Math.round(workload.time[i]), op === Op.MALLOC ? workload.size[i] : '', op === Op.MALLOC ? workload.stream[i] : '',
           t.allocs[i], t.frees[i], t.device_allocs[i], t.device_frees[i], t.allocated_bytes[i], t.reserved_bytes[i],
           t.active_bytes[i], t.inactive_split_bytes[i], t.requested_bytes[i], t.segments[i]];
         i++;
@@ -213,7 +225,13 @@ export async function finishRun(argv: OutputArgs, run: FinishedRun): Promise<voi
   if (argv.report !== undefined) {
     writeReport(argv.report, reportInputFromSimulation(result, { title: run.title, details: run.details }, observed));
   }
-  const out = argv.json === '-' ? process.stderr : process.stdout;
-  out.write(`${formatSummary(summarize(result), run.title)}\n`);
-  if (observed.ooms.ooms.length > 0) out.write(`${formatOomReport(observed.ooms, { max: 5 })}\n`);
+  const written = new WrittenFiles();
+  written.add(argv.json, 'JSON results');
+  written.add(argv.timeline, 'timeline CSV, one row per operation');
+  written.add(argv['export-snapshot'], 'snapshot pickle');
+  written.add(argv.report, 'HTML report');
+  printRunSummary(argv.json === '-' ? process.stderr : process.stdout, {
+    title: run.title, figures: summarize(result), ooms: observed.ooms, verbose: argv.verbose ?? false, report: argv.report,
+  });
+  written.report();
 }

@@ -9,7 +9,7 @@ import type { SimulationResult } from '../replay/simulate.js';
 import { reportClient, type ClientData } from './client.js';
 import { downsampleCurves, type CurveData } from './curves.js';
 import { captureLayout, type LayoutPoint } from './layout.js';
-import type { OomExplanation, OomReport } from './oom.js';
+import { avoidingSettings, type OomExplanation, type OomReport } from './oom.js';
 import type { Observed } from './observer.js';
 import { summarize, summaryTable, type SummaryFigures } from './summary.js';
 import type { WhatIfClaim } from './oomRemedies.js';
@@ -95,15 +95,20 @@ const VERDICT: Record<WhatIfClaim['verdict'], string> = {
   avoids: 'would have avoided it', 'still-ooms': 'would not', inconclusive: 'cannot tell', skipped: 'not checked',
 };
 
+/** How each verdict was reached, in a user's words. */
+const CHECK: Record<NonNullable<WhatIfClaim['check']>, string> = {
+  clone: 'retried as it failed', replay: 'replayed from the start', state: 'nothing to release there',
+};
+
 const AVOIDABLE = 'a change of settings (not just more memory) was checked by a replay and would have avoided this OOM';
 
 function oomHtml(e: OomExplanation, hasLayout: boolean): string {
   const claims = e.whatIf.map((c) =>
     `<tr class="${c.verdict}"><td>${esc(c.change)}</td><td class="verdict">${VERDICT[c.verdict]}</td>` +
-    `<td>${c.check ?? ''}</td><td class="note">${esc(c.detail)}</td></tr>`).join('');
+    `<td>${c.check === null ? '' : CHECK[c.check]}</td><td class="note">${esc(c.detail)}</td></tr>`).join('');
   const table = claims === '' ? '' :
     `<table class="whatif"><thead><tr><th>change</th><th>verdict</th><th>check</th><th>how</th></tr></thead><tbody>${claims}</tbody></table>`;
-  const avoided = e.whatIf.some((c) => c.verdict === 'avoids' && c.kind !== 'limit_at_oom' && c.kind !== 'larger_limit');
+  const avoided = avoidingSettings(e).length > 0;
   return `<details class="oom" id="oom-${e.index}" data-index="${e.index}" data-size="${esc(fmt(e.requested))}" ` +
     `data-avoidable="${avoided ? 1 : 0}"${e.index === 0 ? ' open' : ''}><summary><b>OOM #${e.index + 1}</b> at op ${e.op}: ` +
     `${esc(fmt(e.requested))} request, ${esc(fmt(e.shortfall))} short of the ${e.limit === 'fraction' ? 'fraction limit' : 'device'}` +

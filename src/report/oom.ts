@@ -134,19 +134,36 @@ function pinnedSentence(e: OomExplanation): string {
   return ` Most stranded: ${e.pinned.slice(0, 2).map(pinnedPhrase).join('; ')}.`;
 }
 
-function claimPhrase(c: WhatIfClaim): string {
-  return `${c.change.replace('PYTORCH_CUDA_ALLOC_CONF=', '')} (${c.check ?? 'unchecked'})`;
+/** A change as the user would type or write it. */
+export function claimPhrase(c: WhatIfClaim): string {
+  return c.change.replace('PYTORCH_CUDA_ALLOC_CONF=', '');
+}
+
+/**
+ * Claims worth reading in prose: an empty_cache() at an earlier low point is shown only when it helps (a list of
+ * places where it would not is nothing to act on; --json and the report keep every claim).
+ */
+export function tellingClaims(e: OomExplanation): WhatIfClaim[] {
+  return e.whatIf.filter((c) => c.kind !== 'empty_cache_at_low_point' || c.verdict === 'avoids');
+}
+
+/** Changes of settings (not merely more memory) a replay found would have avoided the OOM. */
+export function avoidingSettings(e: OomExplanation): WhatIfClaim[] {
+  return e.whatIf.filter((c) => c.verdict === 'avoids' && c.kind !== 'limit_at_oom' && c.kind !== 'larger_limit');
 }
 
 function whatIfSentence(e: OomExplanation): string {
   if (!e.detailed) return ' What-ifs not checked for this OOM (only the first ones are explained in full).';
-  const by = (v: WhatIfClaim['verdict']) => e.whatIf.filter((c) => c.verdict === v).map(claimPhrase);
+  const claims = tellingClaims(e);
+  const by = (v: WhatIfClaim['verdict']) => claims.filter((c) => c.verdict === v).map(claimPhrase);
   const yes = by('avoids');
   const no = by('still-ooms');
   const unknown = [...by('inconclusive'), ...by('skipped')];
   let s = yes.length > 0 ? ` Would have avoided it: ${yes.join(', ')}.` : ' Nothing tried would have avoided it.';
   if (no.length > 0) s += ` Would not: ${no.join(', ')}.`;
   if (unknown.length > 0) s += ` Not decided: ${unknown.join(', ')}.`;
+  // How the verdicts were reached, in a user's terms (the `check` of each claim in --json).
+  if (claims.length > 0) s += ' (Settings were checked by replaying the run from the start; memory and empty_cache() right before, by retrying the allocation as it failed.)';
   return s;
 }
 

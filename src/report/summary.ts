@@ -1,7 +1,7 @@
 /** The figures people ask about first, and the compact aligned table printed after `replay` and `run`. */
 import { formatSize } from '../allocator/format.js';
 import type { SimulationResult } from '../replay/simulate.js';
-import type { OomReport } from './oom.js';
+import { avoidingSettings, claimPhrase, type OomExplanation, type OomReport } from './oom.js';
 
 export interface SummaryFigures {
   ops: number;
@@ -106,4 +106,49 @@ export function formatOomReport(report: OomReport, opts: { max?: number; width?:
   if (more > 0) parts.push(`  ... ${more} more OOM${more === 1 ? '' : 's'} (see --json or --report)`);
   if (report.note !== null) parts.push(wrap(report.note, width, '  '));
   return parts.join('\n\n');
+}
+
+/**
+ * One line per OOM for the terminal: what failed, by how much, what a checked change of settings would have done.
+ * The full explanation is formatOomReport's (`--verbose`).
+ */
+export function formatOomLine(e: OomExplanation): string {
+  const limit = e.limit === 'fraction' ? `the ${formatSize(e.allowedMaximum as number)} fraction limit` : 'free device memory';
+  const fixes = avoidingSettings(e).map(claimPhrase);
+  const more = e.whatIf.filter((c) => c.verdict === 'avoids' && c.kind === 'larger_limit').map(claimPhrase);
+  const tail = !e.detailed ? ''
+    : fixes.length > 0 ? `; avoided by ${fixes.join(' or ')}`
+      : more.length > 0 ? `; only more memory avoids it (${more.join(' or ')})` : '; nothing tried avoids it';
+  return `#${e.index + 1} at op ${e.op}: ${formatSize(e.requested)} request, ${formatSize(e.shortfall)} over ${limit}, ` +
+    `${formatSize(e.stranded)} stranded${tail}`;
+}
+
+/** The OOMs in a few lines: a heading, one line each (at most `max`), and where the rest are. */
+export function formatOomLines(report: OomReport, opts: { max?: number; more?: string } = {}): string {
+  const max = opts.max ?? 8;
+  const n = report.ooms.length;
+  const lines = [`${n} OOM${n === 1 ? '' : 's'}:`, ...report.ooms.slice(0, max).map((e) => `  ${formatOomLine(e)}`)];
+  if (n > max) lines.push(`  ... ${n - max} more`);
+  if (opts.more) lines.push(`  ${opts.more}`);
+  return lines.join('\n');
+}
+
+/**
+ * The settings change that a replay found avoids the most of the explained OOMs, as one line, or null when none
+ * does. Says how many of how many: a change that fixes OOM #1 may not fix the others.
+ */
+export function oomSuggestion(report: OomReport): string | null {
+  const counts = new Map<string, number[]>();
+  for (const e of report.ooms) {
+    for (const c of avoidingSettings(e)) counts.set(claimPhrase(c), [...(counts.get(claimPhrase(c)) ?? []), e.index + 1]);
+  }
+  let best: [string, number[]] | null = null;
+  for (const entry of counts) if (best === null || entry[1].length > best[1].length) best = entry;
+  if (best === null) return null;
+  const [change, ooms] = best;
+  // Settings changes are tried on top of the run's own settings.
+  const what = change.includes(':') && !change.includes('(') ? `add ${change} to PYTORCH_CUDA_ALLOC_CONF` : change;
+  const which = ooms.length === report.detailed ? `all ${report.detailed}` : `${ooms.length} of the ${report.detailed}`;
+  return `suggestion: ${what}: it avoids ${which} OOM${report.detailed === 1 ? '' : 's'} checked ` +
+    `(#${ooms.slice(0, 6).join(', #')}${ooms.length > 6 ? ', ...' : ''}; each replayed with it from the start)`;
 }

@@ -7,6 +7,7 @@ import { validateFraction } from '../../config/fraction.js';
 import { AllocsimInputError } from '../../util/inputError.js';
 import { loadSweepInput, runConfigs, sweepConfigs } from '../../sweep/index.js';
 import { checkOutputPaths, writeFileAtomic } from '../output.js';
+import { WrittenFiles } from '../style.js';
 
 export interface SourceArgs {
   'source-fraction'?: number;
@@ -100,5 +101,8 @@ export const fitCommand: CommandModule<object, FitArgs> = {
       out.write(`${name}: runs without OOM from ${formatSize(r.min_capacity)} (${r.min_capacity} bytes, ` +
         `${(r.min_capacity / total).toFixed(4)} of a ${formatSize(total)} device); unconstrained peak reserved ${formatSize(r.peak_reserved)}\n`);
     }
+    const written = new WrittenFiles();
+    written.add(argv.json, 'results as JSON');
+    written.report();
   },
 };

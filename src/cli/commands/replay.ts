@@ -14,6 +14,7 @@ import { readSnapshotFile, selectDevice } from '../../snapshot/index.js';
 import {
   addDeviceOptions, addOutputOptions, deviceSettings, finishRun, runHooks, type DeviceArgs, type OutputArgs,
 } from '../output.js';
+import { paint } from '../style.js';
 
 interface ReplayArgs extends DeviceArgs, OutputArgs {
   trace: string;
@@ -22,6 +23,18 @@ interface ReplayArgs extends DeviceArgs, OutputArgs {
   'source-device-total'?: number;
   spread: boolean;
   device?: number;
+}
+
+/**
+ * The what-if's basis in one line (the notes in full with --verbose, in --json and in the report): which
+ * figures follow from the recording and which rest on the driver model.
+ */
+function whatIfDigest(r: { recordedAnswers: number; modelAnswers: number; divergedAtOp: number | null }): string {
+  if (r.modelAnswers === 0) {
+    return 'every cudaMalloc / cudaFree under these settings is one the capture made: the figures follow exactly (--verbose for the notes)';
+  }
+  return `segment addresses are the recorded ones up to op ${r.divergedAtOp ?? 0}, modelled after it; reserved memory, ` +
+    'cudaMalloc calls and OOMs are modelled, inactive split is an estimate (--verbose for the notes)';
 }
 
 export const replayCommand: CommandModule<object, ReplayArgs> = {
@@ -106,7 +119,8 @@ export const replayCommand: CommandModule<object, ReplayArgs> = {
           driver: { recorded_answers: result.recordedAnswers, model_answers: result.modelAnswers, diverged_at_op: result.divergedAtOp },
         },
       });
-      for (const note of result.notes) process.stderr.write(`allocsim: what-if: ${note}\n`);
+      if (argv.verbose) for (const note of result.notes) process.stderr.write(`allocsim: what-if: ${note}\n`);
+      else process.stderr.write(`allocsim: what-if: ${whatIfDigest(result)}\n`);
       return;
     }
 
@@ -140,11 +154,12 @@ export const replayCommand: CommandModule<object, ReplayArgs> = {
       process.stderr.write(`allocsim: note: ${result.plan.unknownFrees} frees of blocks allocated before recording started were skipped\n`);
     }
     if (argv.check) {
+      const err = process.stderr;
       if (traceDivergence || layoutDivergence) {
-        process.stderr.write(`allocsim: check: DIFFERS: ${(traceDivergence ?? layoutDivergence)?.message}\n`);
+        err.write(`allocsim: check: ${paint(err, 'red', 'DIFFERS')}: ${(traceDivergence ?? layoutDivergence)?.message}\n`);
         process.exitCode = 1;
       } else {
-        process.stderr.write('allocsim: check: every segment event, OOM and the final layout match the recording\n');
+        err.write(`allocsim: check: ${paint(err, 'green', 'MATCHES')}: every segment event, OOM and the final layout match the recording\n`);
       }
     }
   },

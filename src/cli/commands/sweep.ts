@@ -5,6 +5,7 @@ import { parseAllocConf } from '../../config/index.js';
 import { addReportOption, writeReport, type ReportArgs } from '../reportOption.js';
 import { reportInputFromSimulation } from '../../report/html.js';
 import { RunObserver } from '../../report/observer.js';
+import { WrittenFiles } from '../style.js';
 import { DEFAULT_MAX_DETAILED } from '../../report/oom.js';
 import { replayWithDriverModel } from '../../replay/whatIf.js';
 import { defaultCapacity } from '../../replay/simulate.js';
@@ -153,5 +154,10 @@ export const sweepCommand: CommandModule<object, SweepArgs> = {
         sweep: { columns, rows },
       }, observer.finish(result, null)));
     }
+    const written = new WrittenFiles();
+    written.add(argv.out, 'results CSV, one row per config');
+    written.add(argv.json, 'ranked results as JSON');
+    written.add(argv.report, 'HTML report');
+    written.report();
   },
 };

@@ -1,0 +1,32 @@
+/**
+ * Terminal presentation: colour only on a terminal (never when NO_COLOR is set, https://no-color.org, or
+ * TERM=dumb), and the line that names each file written.
+ */
+const CODES = { bold: [1, 22], green: [32, 39], red: [31, 39], yellow: [33, 39] } as const;
+export type Style = keyof typeof CODES;
+
+export function colourOn(stream: NodeJS.WritableStream): boolean {
+  const env = process.env;
+  return (stream as NodeJS.WriteStream).isTTY === true && (env.NO_COLOR ?? '') === '' && env.TERM !== 'dumb';
+}
+
+/** `text` in the given style when `stream` shows colour, else as it is. */
+export function paint(stream: NodeJS.WritableStream, style: Style, text: string): string {
+  if (!colourOn(stream)) return text;
+  const [on, off] = CODES[style];
+  return `\u001b[${on}m${text}\u001b[${off}m`;
+}
+
+/** Paths written by this command and what each holds, said once the work is done (stdout `-` is not a file). */
+export class WrittenFiles {
+  private readonly files: [string, string][] = [];
+
+  add(path: string | undefined, what: string): void {
+    if (path !== undefined && path !== '-') this.files.push([path, what]);
+  }
+
+  /** One line per file on stderr: `allocsim: wrote PATH (what)`. */
+  report(): void {
+    for (const [path, what] of this.files) process.stderr.write(`allocsim: wrote ${path} (${what})\n`);
+  }
+}
