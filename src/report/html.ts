@@ -121,14 +121,17 @@ function oomHtml(e: OomExplanation, hasLayout: boolean): string {
 /** Sweep columns holding byte counts (shown as sizes; the client's bar chart uses the same rule). */
 export const BYTES_COLUMN = /bytes|reserved|allocated|active|requested|split/i;
 
+/** Escaped text that may wrap after `_`, `,` and `:` (config strings, snake_case names) rather than mid-word. */
+const breakable = (s: string) => esc(s).replace(/([_,:])/g, '$1<wbr>');
+
 function sweepHtml(s: SweepTable): string {
-  const head = s.columns.map((c) => `<th>${esc(c)}</th>`).join('');
+  const head = s.columns.map((c) => `<th>${breakable(c)}</th>`).join('');
   const cell = (v: string | number | null, j: number) => {
     if (typeof v === 'number' && BYTES_COLUMN.test(s.columns[j])) return `<td title="${v}">${esc(fmt(v))}</td>`;
     return `<td>${esc(v === null ? '' : String(v))}</td>`;
   };
   const body = s.rows.map((r) => `<tr>${r.map((v, j) =>
-    j === 0 ? `<th>${esc(String(v ?? ''))}</th>` : cell(v, j)).join('')}</tr>`).join('');
+    j === 0 ? `<th>${breakable(String(v ?? ''))}</th>` : cell(v, j)).join('')}</tr>`).join('');
   return '<section id="sweep"><h2>Configurations compared</h2>' +
     '<div class="controls">metric <select id="sweep-metric"></select></div><div id="sweep-bars"></div>' +
     `<div class="scroll" id="sweep-table-wrap"><table class="sweep"><thead><tr>${head}</tr></thead><tbody>${body}</tbody></table></div></section>`;
@@ -193,7 +196,7 @@ tr.inconclusive td.verdict,tr.skipped td.verdict{color:#8a6d00}
 .bar-track{background:#f0f2f5;border-radius:3px;height:14px}.bar{display:block;height:14px;background:#6a3fc8;border-radius:3px}
 .bar-value{text-align:right;font-variant-numeric:tabular-nums;font-size:12px}
 .scroll{overflow:auto}table.sweep{font-size:12px;width:100%}table.sweep td{text-align:right;font-variant-numeric:tabular-nums;white-space:nowrap}
-table.sweep th{overflow-wrap:anywhere;font-weight:600}table.sweep tbody th{font-family:ui-monospace,Menlo,Consolas,monospace;font-weight:400;max-width:34ch}
+table.sweep th{font-weight:600}table.sweep tbody th{font-family:ui-monospace,Menlo,Consolas,monospace;font-weight:400;max-width:34ch}
 table.sweep thead th{vertical-align:bottom;border-bottom:1px solid #dde1e7}
 table.sweep tbody tr:nth-child(odd){background:#f8f9fb}
 `;

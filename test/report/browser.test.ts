@@ -198,10 +198,10 @@ describe.skipIf(!haveChromium)(title, () => {
     const heads = await page.$$eval('h3.oom-group-head', (h) => h.map((x) => x.textContent));
     expect(heads.length).toBe(new Set(run.observed.ooms.ooms.map((o) => formatSize(o.requested))).size);
     expect((await state(page)).oomsShown).toBe(12);
+    await (await page.$('#ooms'))!.screenshot({ path: join(OUT, 'report-ooms.png') });
     await page.fill('#oom-jump', '9');
     await page.press('#oom-jump', 'Enter');
     expect(await page.$eval('#oom-8', (d) => (d as HTMLDetailsElement).open)).toBe(true);
-    await (await page.$('#ooms'))!.screenshot({ path: join(OUT, 'report-ooms.png') });
     await page.selectOption('#oom-group', '');
 
     // Clicking a marker opens that OOM's explanation and shows its layout.

@@ -5,7 +5,7 @@ import { parseAllocConf } from '../../config/index.js';
 import { addReportOption, writeReport, type ReportArgs } from '../reportOption.js';
 import { reportInputFromSimulation } from '../../report/html.js';
 import { RunObserver } from '../../report/observer.js';
-import { WrittenFiles } from '../style.js';
+import { paint, WrittenFiles } from '../style.js';
 import { DEFAULT_MAX_DETAILED } from '../../report/oom.js';
 import { replayWithDriverModel } from '../../replay/whatIf.js';
 import { defaultCapacity } from '../../replay/simulate.js';
@@ -131,7 +131,7 @@ export const sweepCommand: CommandModule<object, SweepArgs> = {
       (res.resumed > 0 ? ` (${res.resumed} from ${argv.out}, ${res.confs.length - res.resumed} run now)` : '') +
       `, ranked by ${objective}${settings.fraction != null ? `, fraction ${settings.fraction}` : ''}\n`);
     out.write(`${table(res.ranked, res.baseline, argv.top ?? res.ranked.length)}\n`);
-    out.write(`${res.recommendation.text}\n`);
+    out.write(`${paint(out, 'green', res.recommendation.text)}\n`);
     if (argv.report !== undefined) {
       const columns = ['config', 'peak reserved', 'peak allocated', 'peak inactive split bytes', 'fragmentation %', 'OOMs',
         'num_device_alloc', 'num_alloc_retries', 'min capacity bytes'];
