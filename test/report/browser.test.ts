@@ -1,7 +1,9 @@
 /**
  * The HTML report opened in a real browser (Debian's chromium, headless, driven by playwright-core): it must
- * render with no console errors, draw the curves, put one marker per OOM, show layouts, zoom, and open fast
- * for a million-operation run. Screenshots go to test-output/ (gitignored) for a person to look at.
+ * render with no console errors, draw the curves and the limit, put one marker per OOM, show layouts, let a reader
+ * filter / group / jump through OOMs, fit 900 px, zoom (points in view covering the range asked for) and reset,
+ * and open fast for a million-operation run. Screenshots go to test-output/ (gitignored) for a person to look at:
+ * report-top.png, report-ooms.png, report-sweep.png and others.
  */
 import { existsSync, mkdirSync, mkdtempSync, rmSync, statSync } from 'node:fs';
 import { tmpdir } from 'node:os';

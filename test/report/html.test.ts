@@ -3,7 +3,7 @@ import { gunzipSync } from 'node:zlib';
 import fc from 'fast-check';
 import { beforeAll, describe, expect, it } from 'vitest';
 import { CURVES, downsampleCurves, minMaxBuckets, type CurveData } from '../../src/report/curves.js';
-import { renderHtmlReport, reportInputFromSimulation } from '../../src/report/html.js';
+import { renderHtmlReport, reportInputFromSimulation, withoutLabel } from '../../src/report/html.js';
 import type { ClientData } from '../../src/report/client.js';
 import { observeCapture, type ObservedReplay } from './helpers.js';
 
@@ -71,6 +71,16 @@ describe('report of oom-grow/default', () => {
     expect(data.layouts.map((l) => l.label)).toEqual(run.observed.layouts.map((l) => l.label));
     expect(data.layouts.at(-1)?.label).toBe('end');
     expect(html.match(/<details class="oom"/g)).toHaveLength(12);
+    // The limit line: the 0.04 fraction's allowed maximum, floor(0.04 * totalGlobalMem) as PyTorch computes it.
+    expect(data.limit).toEqual({ bytes: Math.floor(0.04 * run.stats.meta.device_total), label: 'limit set by the memory fraction' });
+    // No internal tags in what a reader sees; the "check" column in words.
+    expect(html).not.toMatch(/\((clone|replay|state)\)/);
+    expect(html).toContain('<td>replayed from the start</td>');
+  });
+
+  it('does not repeat a label in its value ("recommendation: Recommendation: ...")', () => {
+    expect(withoutLabel('recommendation', 'Recommendation: PYTORCH_CUDA_ALLOC_CONF=x')).toBe('PYTORCH_CUDA_ALLOC_CONF=x');
+    expect(withoutLabel('trace', 'run.pickle')).toBe('run.pickle');
   });
 
   it('escapes what it is given', () => {
