@@ -416,8 +416,13 @@ export function reportClient(data: ClientData): void {
       state.drawn = [d[0][0], d[0][d[0].length - 1]];
       return d;
     }
-    // At rest (no cursor on the chart) the legend shows the values at the last point shown, not blanks.
-    let atRest = true;
+    // At rest (no cursor on the chart: uPlot parks it at a negative left) the legend shows the values at the last
+    // point shown, not blanks, and says so.
+    const atRest = (self: uPlotType) => !((self.cursor.left ?? -1) >= 0);
+    function legendAtRest(self: uPlotType): void {
+      const last = self.data[0].length - 1;
+      if (atRest(self) && self.legend.idx !== last) self.setLegend({ idx: last }, false);
+    }
     const width = () => Math.max(500, el.clientWidth);
     const opts: uPlotType.Options = {
       width: width(),
@@ -429,7 +434,7 @@ export function reportClient(data: ClientData): void {
         y: { range: (_u, mn, mx) => [0, Math.max(mx, limitInRange ? limit!.bytes : 0) * 1.04 || 1] },
       },
       series: [
-        { label: 'operation', value: (_u, v) => (v === null ? '' : `${Math.round(v).toLocaleString('en')}${atRest ? ' (last shown)' : ''}`) },
+        { label: 'operation', value: (self, v) => (v === null ? '' : `${Math.round(v).toLocaleString('en')}${atRest(self) ? ' (last shown)' : ''}`) },
         ...c.names.map((name) => ({
           label: LABELS[name],
           stroke: COLORS[name],
@@ -463,11 +468,9 @@ export function reportClient(data: ClientData): void {
           self.setSelect({ left: 0, top: 0, width: 0, height: 0 }, false);
           zoomTo(mn, mx);
         }],
-        setLegend: [(self) => {
-          atRest = self.legend.idx == null;
-          if (atRest) self.setLegend({ idx: self.data[0].length - 1 }, false);
-        }],
-        draw: [(self) => { drawLimit(self); placeMarkers(); }],
+        setLegend: [legendAtRest],
+        setCursor: [legendAtRest],
+        draw: [(self) => { drawLimit(self); placeMarkers(); legendAtRest(self); }],
       },
     };
     u = new uPlot(opts, dataFor(full[0], full[1]), el);

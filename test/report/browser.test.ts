@@ -234,6 +234,8 @@ describe.skipIf(!haveChromium)(title, () => {
     expect(await page.$eval('#layout-canvas', (c) => (c as HTMLCanvasElement).clientWidth)).toBeGreaterThan(700);
     expect(await fitsTable()).toBe(true);
     expect(await page.$eval('main', (m) => m.scrollWidth <= m.clientWidth + 1)).toBe(true);
+    await page.mouse.move(5, 5);
+    expect((await chartView(page)).legend[0]).toBe(`${(run.result.opsReplayed - 1).toLocaleString('en')} (last shown)`);
     await page.screenshot({ path: join(OUT, 'report-oom-grow-900.png'), fullPage: true });
     expect(errors).toEqual([]);
     await page.close();
@@ -313,6 +315,8 @@ describe.skipIf(!haveChromium)(title, () => {
     expect(reset.first).toBe(0);
     expect(reset.last).toBeGreaterThanOrEqual(n - 1 - (await state(page)).level);
     expect(await markerCount(page)).toBe(result.ooms.length);
+    // 475 OOMs: the list scrolls in its own box, so the page stays a few screens tall.
+    expect(await page.evaluate(() => document.documentElement.scrollHeight)).toBeLessThan(4000);
     // More OOMs than kept layouts: the report says so.
     expect(await page.textContent('#layout-note')).toMatch(/^Layouts were kept for the first 20 of the \d+ OOMs/);
     expect(errors).toEqual([]);
