@@ -140,14 +140,18 @@ export function formatOomLines(report: OomReport, opts: { max?: number; more?: s
 export function oomSuggestion(report: OomReport): string | null {
   const counts = new Map<string, number[]>();
   for (const e of report.ooms) {
-    for (const c of avoidingSettings(e)) counts.set(claimPhrase(c), [...(counts.get(claimPhrase(c)) ?? []), e.index + 1]);
+    // PYTORCH_CUDA_ALLOC_CONF changes only: one setting for the whole run (an empty_cache() check is about one place).
+    for (const c of avoidingSettings(e)) {
+      if (c.kind !== 'expandable_segments' && c.kind !== 'max_split_size') continue;
+      counts.set(claimPhrase(c), [...(counts.get(claimPhrase(c)) ?? []), e.index + 1]);
+    }
   }
   let best: [string, number[]] | null = null;
   for (const entry of counts) if (best === null || entry[1].length > best[1].length) best = entry;
   if (best === null) return null;
   const [change, ooms] = best;
   // Settings changes are tried on top of the run's own settings.
-  const what = change.includes(':') && !change.includes('(') ? `add ${change} to PYTORCH_CUDA_ALLOC_CONF` : change;
+  const what = `add ${change} to PYTORCH_CUDA_ALLOC_CONF`;
   const which = ooms.length === report.detailed ? `all ${report.detailed}` : `${ooms.length} of the ${report.detailed}`;
   return `suggestion: ${what}: it avoids ${which} OOM${report.detailed === 1 ? '' : 's'} checked ` +
     `(#${ooms.slice(0, 6).join(', #')}${ooms.length > 6 ? ', ...' : ''}; each replayed with it from the start)`;
