@@ -1,7 +1,7 @@
 /** The terminal summary and OOM text, with figures from a real capture (oom-grow/default). */
 import { beforeAll, describe, expect, it } from 'vitest';
 import { formatSize } from '../../src/allocator/format.js';
-import { formatOomReport, formatSummary, summarize, wrap } from '../../src/report/summary.js';
+import { formatOomLine, formatOomReport, formatSummary, oomSuggestion, summarize, wrap } from '../../src/report/summary.js';
 import { observeCapture, type ObservedReplay } from './helpers.js';
 
 describe('summary of oom-grow/default', () => {
@@ -39,6 +39,19 @@ describe('summary of oom-grow/default', () => {
       expect(line.length).toBeLessThanOrEqual(80);
       expect(line).not.toMatch(/^\s*(MiB|GiB|KiB|bytes)\b/);
     }
+  });
+
+  it('puts each OOM on one line and suggests the setting that avoided the most of them', () => {
+    const ooms = run.observed.ooms.ooms;
+    // oom-grow's OOM #1 is avoided by expandable segments (as the real run under that setting shows: oom.test.ts).
+    expect(formatOomLine(ooms[0])).toMatch(/^#1 at op 121: 70\.00 MiB request, 24\.84 MiB over the 3\.17 GiB fraction limit, .* stranded; avoided by expandable_segments:True/);
+    for (const e of ooms) expect(formatOomLine(e)).not.toContain('\n');
+    const byExpandable = ooms.filter((e) => e.whatIf.some((c) => c.kind === 'expandable_segments' && c.verdict === 'avoids'));
+    const byMaxSplit = new Map<string, number>();
+    for (const e of ooms) for (const c of e.whatIf) if (c.kind === 'max_split_size' && c.verdict === 'avoids') byMaxSplit.set(c.change, (byMaxSplit.get(c.change) ?? 0) + 1);
+    expect(Math.max(0, ...byMaxSplit.values())).toBeLessThanOrEqual(byExpandable.length);
+    expect(oomSuggestion(run.observed.ooms)).toBe(`suggestion: add expandable_segments:True to PYTORCH_CUDA_ALLOC_CONF: it avoids ${byExpandable.length} ` +
+      `of the 12 OOMs checked (#${byExpandable.map((e) => e.index + 1).join(', #')}; each replayed with it from the start)`);
   });
 
   it('wraps without losing words', () => {
