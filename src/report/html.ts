@@ -111,7 +111,7 @@ function oomHtml(e: OomExplanation, hasLayout: boolean): string {
   const avoided = avoidingSettings(e).length > 0;
   return `<details class="oom" id="oom-${e.index}" data-index="${e.index}" data-size="${esc(fmt(e.requested))}" ` +
     `data-avoidable="${avoided ? 1 : 0}"${e.index === 0 ? ' open' : ''}><summary><b>OOM #${e.index + 1}</b> at op ${e.op}: ` +
-    `${esc(fmt(e.requested))} request, ${esc(fmt(e.shortfall))} short of the ${e.limit === 'fraction' ? 'fraction limit' : 'device'}` +
+    `${esc(fmt(e.requested))} request, ${esc(fmt(e.shortfall))} over the ${e.limit === 'fraction' ? `${esc(fmt(e.allowedMaximum as number))} fraction limit` : 'free device memory'}` +
     `, ${esc(fmt(e.stranded))} stranded` +
     `${avoided ? ` <span class="tag" title="${AVOIDABLE}">avoidable</span>` : ''}` +
     `${hasLayout ? ` <button data-oom="${e.index}">layout</button>` : ' <span class="hint">(no layout kept)</span>'}</summary>` +
