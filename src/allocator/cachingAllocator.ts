@@ -363,11 +363,19 @@ export class DeviceCachingAllocator {
       }
       this.releaseBlocks(p.smallBlocks);
       this.releaseBlocks(p.largeBlocks);
-      if (p.cudaMallocCount === 0) {
+      // Erased at cudaMalloc_count 0. With expandable segments that count (++ per alloc_block, -- per unmap_block)
+      // can reach 0 while pages stay mapped, where the C++ would destroy a pool that live blocks still point to
+      // (or trip its `cudaMalloc_count > 0` assert): the model keeps such a pool until its segments are gone.
+      if (p.cudaMallocCount <= 0 && !this.poolHoldsSegments(p)) {
         this.graphPools.delete(key);
         this.graphPoolsFreeable.delete(key);
       }
     }
+  }
+
+  private poolHoldsSegments(p: PrivatePool): boolean {
+    for (const seg of this.segments) if (seg.head.pool.owner === p) return true;
+    return false;
   }
 
   /** torch.cuda.empty_cache(), or emptyCache(mempool_id) (MemPool deletion, `MemPool.empty_cache`). */
