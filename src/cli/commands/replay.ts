@@ -7,6 +7,7 @@ import { allocatorSettingsDict } from '../../snapshot/allocatorSettings.js';
 import { validateFraction } from '../../config/fraction.js';
 import { compareSegments, compareTrace } from '../../replay/check.js';
 import { replaySnapshot, sameBehaviour, snapshotConfig } from '../../replay/replaySnapshot.js';
+import type { PoolInference } from '../../replay/poolInference.js';
 import { whatIfReplay } from '../../replay/whatIf.js';
 import { AllocsimInputError } from '../../util/inputError.js';
 import { replaySource } from '../../report/oomRemedies.js';
@@ -115,6 +116,7 @@ export const replayCommand: CommandModule<object, ReplayArgs> = {
     });
     const traceDivergence = argv.check ? compareTrace(trace, result.recorder, true) : null;
     const layoutDivergence = argv.check ? compareSegments(snapshot.segments, result.snapshot.segments) : null;
+    const pools = (result.plan as { pools?: PoolInference }).pools;
     await finishRun(argv, {
       title: `${argv.trace}: ${trace.length} trace entries, ${result.opsReplayed} operations replayed`,
       workload: result.plan.workload,
@@ -132,10 +134,12 @@ export const replayCommand: CommandModule<object, ReplayArgs> = {
           deferred_frees: result.plan.deferredFrees,
           unknown_frees: result.plan.unknownFrees,
           driver_fallbacks: result.driverFallbacks,
+          ...(pools ? { private_pools: { pools: pools.pools, windows: pools.windows, notes: pools.notes } } : {}),
         },
         ...(argv.check ? { check: { trace: traceDivergence, layout: layoutDivergence } } : {}),
       },
     });
+    for (const note of pools?.notes ?? []) process.stderr.write(`allocsim: private pools: ${note}\n`);
     if (result.plan.unknownFrees > 0) {
       process.stderr.write(`allocsim: note: ${result.plan.unknownFrees} frees of blocks allocated before recording started were skipped\n`);
     }
