@@ -1,0 +1,30 @@
+/** Reports show private pools (issue 10, item 5): reserved per pool in the summary, pool ids in layouts. */
+import { describe, expect, it } from 'vitest';
+import type { DeviceCachingAllocator } from '../../src/allocator/cachingAllocator.js';
+import { defaultConfig } from '../../src/config/allocatorConfig.js';
+import { captureLayout } from '../../src/report/layout.js';
+import { formatSummary, summarize } from '../../src/report/summary.js';
+import { simulate } from '../../src/replay/simulate.js';
+import { buildWorkload, parseScenario } from '../../src/synth/scenario.js';
+
+const scenario = { kind: 'cuda-graphs', layers: 2, dModel: 256, batchSizes: [8, 4], requests: 2, prefillTokens: [64], decodeSteps: 1, releaseAtEnd: false };
+
+describe('private pools in reports', () => {
+  it('the summary gives the bytes each private pool holds at the end', () => {
+    let last: DeviceCachingAllocator | null = null;
+    const r = simulate(buildWorkload(parseScenario(scenario, 'test')), { config: defaultConfig(), onOp: (_i, a) => { last = a; } });
+    const inPool = r.snapshot.segments.filter((s) => s.segment_pool_id[0] === 0 && s.segment_pool_id[1] === 1);
+    expect(inPool.length).toBeGreaterThan(0);
+    const f = summarize(r);
+    expect(f.privatePoolsAtEnd).toEqual([{ id: [0, 1], reserved: inPool.reduce((n, s) => n + s.total_size, 0) }]);
+    expect(formatSummary(f)).toMatch(/in pool \(0, 1\) +\S+ \S+ +reserved by a private pool/);
+    const layout = captureLayout(last!, 'end', 0);
+    expect(layout.segments.filter((s) => s.poolId[1] === 1).map((s) => s.address)).toEqual(inPool.map((s) => s.address));
+  });
+
+  it('a run without private pools has no pool rows', () => {
+    const r = simulate(buildWorkload(parseScenario({ ...scenario, capture: false }, 'test')), { config: defaultConfig() });
+    expect(summarize(r).privatePoolsAtEnd).toEqual([]);
+    expect(formatSummary(summarize(r))).not.toMatch(/in pool/);
+  });
+});
