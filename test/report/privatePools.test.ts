@@ -2,7 +2,10 @@
 import { describe, expect, it } from 'vitest';
 import type { DeviceCachingAllocator } from '../../src/allocator/cachingAllocator.js';
 import { defaultConfig } from '../../src/config/allocatorConfig.js';
+import { MiB } from '../../src/config/allocatorConfig.js';
 import { captureLayout } from '../../src/report/layout.js';
+import { explainOom } from '../../src/report/oom.js';
+import { Op, WorkloadBuilder } from '../../src/replay/workload.js';
 import { formatSummary, summarize } from '../../src/report/summary.js';
 import { simulate } from '../../src/replay/simulate.js';
 import { buildWorkload, parseScenario } from '../../src/synth/scenario.js';
@@ -26,5 +29,24 @@ describe('private pools in reports', () => {
     const r = simulate(buildWorkload(parseScenario({ ...scenario, capture: false }, 'test')), { config: defaultConfig() });
     expect(summarize(r).privatePoolsAtEnd).toEqual([]);
     expect(formatSummary(summarize(r))).not.toMatch(/in pool/);
+  });
+
+  it('an OOM explanation names the private pools and PyTorch\'s message counts their free bytes', () => {
+    // A graph pool keeps 40 MiB free after its capture; on a 100 MiB device a 70 MiB request then fails.
+    const w = new WorkloadBuilder();
+    w.pool(Op.POOL_BEGIN, [1, 0], 5);
+    w.free(w.malloc(40 * MiB, 5));
+    w.pool(Op.POOL_END, [1, 0]);
+    w.malloc(70 * MiB, 0);
+    let text = '';
+    let facts: ReturnType<typeof explainOom> | null = null;
+    simulate(w.finish(), {
+      config: defaultConfig(), capacity: 100 * MiB,
+      onOom: (i, oom, a) => { facts = explainOom(i, oom, a, { index: 0, detailed: false }); text = facts.text; },
+    });
+    expect(facts!.inPrivatePools).toBe(40 * MiB);
+    expect(facts!.privatePools).toEqual([{ id: [1, 0], reserved: 40 * MiB, free: 40 * MiB, freeable: false }]);
+    expect(text).toContain('private pool (1, 0) holds 40.00 MiB, 40.00 MiB of it free but usable only by its own captures');
+    expect(facts!.message).toContain('with 40.00 MiB allocated in private pools (e.g., CUDA Graphs), ');
   });
 });
