@@ -8,6 +8,7 @@ import { validateFraction } from '../../config/fraction.js';
 import { compareSegments, compareTrace } from '../../replay/check.js';
 import { replaySnapshot, sameBehaviour, snapshotConfig } from '../../replay/replaySnapshot.js';
 import type { PoolInference } from '../../replay/poolInference.js';
+import { rulesLine } from '../../replay/torchVersion.js';
 import { whatIfReplay } from '../../replay/whatIf.js';
 import { AllocsimInputError } from '../../util/inputError.js';
 import { replaySource } from '../../report/oomRemedies.js';
@@ -139,6 +140,7 @@ export const replayCommand: CommandModule<object, ReplayArgs> = {
         ...(argv.check ? { check: { trace: traceDivergence, layout: layoutDivergence } } : {}),
       },
     });
+    process.stderr.write(`allocsim: ${rulesLine(snapshot)}\n`);
     for (const note of pools?.notes ?? []) process.stderr.write(`allocsim: private pools: ${note}\n`);
     if (result.plan.unknownFrees > 0) {
       process.stderr.write(`allocsim: note: ${result.plan.unknownFrees} frees of blocks allocated before recording started were skipped\n`);
