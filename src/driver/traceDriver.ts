@@ -55,9 +55,9 @@ export class TraceDriver implements Driver {
   /**
    * Device exhaustion without a fraction: the recording shows segments released right before this acquisition,
    * the replay has released nothing yet in this malloc, and the device (as far as the recording tells) has no room
-   * for it. Then the real first attempt failed and the releases are malloc's own flush (release_available_cached_
-   * blocks / release_cached_blocks) before the attempt that succeeded, which counts in num_alloc_retries. With room
-   * on the device the releases were an empty_cache() the trace does not record.
+   * for it. Then the real first attempt failed and the releases are malloc's own flush
+   * (release_available_cached_blocks / release_cached_blocks) before the attempt that succeeded, which counts in
+   * num_alloc_retries. With room on the device the releases were an empty_cache() the trace does not record.
    */
   private failedFirst(bytes: number): boolean {
     if (this.releasedInWindow) return false;

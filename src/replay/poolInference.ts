@@ -55,6 +55,17 @@ interface LiveSegment {
 
 const key = (id: readonly [number, number]) => `${id[0]},${id[1]}`;
 
+/** Index of the first range in `list` (address order, disjoint) that ends after `addr`. */
+function firstEndingAfter(list: readonly LiveSegment[], addr: number): number {
+  let lo = 0, hi = list.length;
+  while (lo < hi) {
+    const mid = (lo + hi) >>> 1;
+    if (list[mid].end <= addr) lo = mid + 1;
+    else hi = mid;
+  }
+  return lo;
+}
+
 /** Reads the plan's trace against the final segments; null when no final segment is in a private pool. */
 export function inferPools(plan: TracePlan, segments: readonly SegmentInfo[]): PoolInference | null {
   const pools: MempoolId[] = [];
@@ -74,13 +85,7 @@ export function inferPools(plan: TracePlan, segments: readonly SegmentInfo[]): P
   if (pools.length === 0) return null;
   finalSegs.sort((a, b) => a.start - b.start);
   const finalPoolAt = (addr: number): number => {
-    let lo = 0, hi = finalSegs.length;
-    while (lo < hi) {
-      const mid = (lo + hi) >>> 1;
-      if (finalSegs[mid].end <= addr) lo = mid + 1;
-      else hi = mid;
-    }
-    const s = finalSegs[lo];
+    const s = finalSegs[firstEndingAfter(finalSegs, addr)];
     return s !== undefined && s.start <= addr ? s.pool : -1;
   };
 
@@ -99,15 +104,7 @@ export function inferPools(plan: TracePlan, segments: readonly SegmentInfo[]): P
 
   // Live segments during the trace (address order), each with the pool it was created in.
   const live: LiveSegment[] = [];
-  const find = (addr: number): number => {
-    let lo = 0, hi = live.length;
-    while (lo < hi) {
-      const mid = (lo + hi) >>> 1;
-      if (live[mid].end <= addr) lo = mid + 1;
-      else hi = mid;
-    }
-    return lo;
-  };
+  const find = (addr: number): number => firstEndingAfter(live, addr);
   const allocPool = new Int32Array(entries.length).fill(-2);
   let unknownPoolMallocs = 0;
   const unknownSegs = new Set<LiveSegment>();
@@ -117,7 +114,7 @@ export function inferPools(plan: TracePlan, segments: readonly SegmentInfo[]): P
       const a = e.addr as number;
       const pool = survives[i] ? finalPoolAt(a) : -1;
       const seg = { start: a, end: a + e.size, pool };
-      // A new mapping next to a mapped range of the same pool extends it (expandable segments).
+      // Each acquisition is its own range, also a mapping that extends an expandable segment.
       live.splice(find(a), 0, seg);
       if (!survives[i]) unknownSegs.add(seg);
     } else if (e.action === 'segment_free' || e.action === 'segment_unmap') {
