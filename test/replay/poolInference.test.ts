@@ -86,3 +86,16 @@ describe('pool inference from the final segments', () => {
     expect(inferPools(planTraceReplay(r.snapshot.device_traces[0]), r.snapshot.segments)).toBeNull();
   });
 });
+
+describe('what-if replays keep the inferred pools', () => {
+  it('a graph-serving recording replayed under expandable segments still has its private pool', async () => {
+    const { whatIfReplay } = await import('../../src/replay/whatIf.js');
+    const { snap } = recordScenario(graphScenario, false);
+    const r = whatIfReplay(snap, { config: { ...defaultConfig(), expandableSegments: true }, sourceConfig: defaultConfig() });
+    expect(r.sourceReplay.exact).toBe(true);
+    expect(r.workload.op.some((o) => o === Op.POOL_BEGIN)).toBe(true);
+    const ids = new Set(r.snapshot.segments.map((s) => s.segment_pool_id.join(',')));
+    expect([...ids].sort()).toEqual(['0,0', '0,1']);
+    expect(r.snapshot.segments.every((s) => s.is_expandable)).toBe(true);
+  });
+});
