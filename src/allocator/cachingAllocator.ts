@@ -70,6 +70,8 @@ export class DeviceCachingAllocator {
   private deferredHasMarkers: boolean[] = [];
   /** block_to_cudagraph_stream_uses: streams recorded on a block while a capture was underway. */
   private readonly blockToCudagraphStreamUses = new Map<Block, number[]>();
+  /** Bytes reserved by private pools (segments and mapped pages), part of reserved_bytes (for curves). */
+  privateReservedBytes = 0;
   /** use_on_oom_pools (MemPool(use_on_oom=True)), by key. */
   readonly useOnOomPools = new Map<string, MempoolId>();
   /** Reused pool positions (no allocation per malloc). */
@@ -291,7 +293,10 @@ export class DeviceCachingAllocator {
     }
     const ptr = this.driver.malloc(allocSize);
     if (ptr < 0) return null;
-    if (pool.owner !== null) pool.owner.cudaMallocCount++;
+    if (pool.owner !== null) {
+      pool.owner.cudaMallocCount++;
+      this.privateReservedBytes += allocSize;
+    }
     this.totalAllocatedMemory += allocSize;
     const segment = new Segment(ptr, allocSize, stream);
     const block = new Block(stream, allocSize, pool, ptr);
@@ -422,7 +427,10 @@ export class DeviceCachingAllocator {
     this.recorder.record(A.segment_free, block.ptr, block.size, block.stream);
     this.driver.free(block.ptr, block.size);
     this.totalAllocatedMemory -= block.size;
-    if (block.pool.owner !== null) block.pool.owner.cudaMallocCount--;
+    if (block.pool.owner !== null) {
+      block.pool.owner.cudaMallocCount--;
+      this.privateReservedBytes -= block.size;
+    }
     const bucket = block.pool.isSmall ? SMALL_BUCKET : LARGE_BUCKET;
     this.stats.decrease(S.segment, bucket, 1);
     this.stats.decrease(S.reserved_bytes, bucket, block.size);
@@ -633,6 +641,7 @@ export class DeviceCachingAllocator {
     this.tryMergeBlocks(toMap, toMap.next, pool);
     pool.insertIntoBlocks(toMap);
     this.totalAllocatedMemory += mappedSize;
+    if (pool.owner !== null) this.privateReservedBytes += mappedSize;
     this.stats.increase(S.reserved_bytes, pool.isSmall ? SMALL_BUCKET : LARGE_BUCKET, mappedSize);
     this.stats.numDeviceAlloc += 1;
     this.recorder.record(A.segment_map, mappedPtr, mappedSize, toMap.stream);
@@ -690,7 +699,10 @@ export class DeviceCachingAllocator {
     this.totalAllocatedMemory -= unmappedSize;
     this.stats.decrease(S.reserved_bytes, pool.isSmall ? SMALL_BUCKET : LARGE_BUCKET, unmappedSize);
     // unmap_block counts down cudaMalloc_count once per unmap, as release_block does per cudaFree.
-    if (pool.owner !== null) pool.owner.cudaMallocCount--;
+    if (pool.owner !== null) {
+      pool.owner.cudaMallocCount--;
+      this.privateReservedBytes -= unmappedSize;
+    }
     this.stats.numDeviceFree += 1;
     this.recorder.record(A.segment_unmap, unmappedPtr, unmappedSize, block.stream);
   }
@@ -847,6 +859,7 @@ export class DeviceCachingAllocator {
     });
     c.stats = this.stats.copy();
     c.totalAllocatedMemory = this.totalAllocatedMemory;
+    c.privateReservedBytes = this.privateReservedBytes;
     c.smallBlocks.getFreeBlocksCallCount = this.smallBlocks.getFreeBlocksCallCount;
     c.largeBlocks.getFreeBlocksCallCount = this.largeBlocks.getFreeBlocksCallCount;
     const poolMap = new Map<BlockPool, BlockPool>([[this.smallBlocks, c.smallBlocks], [this.largeBlocks, c.largeBlocks]]);

@@ -84,6 +84,12 @@ export function checkInvariants(a: DeviceCachingAllocator): void {
   if (freeMapped.size > 0) fail(`${freeMapped.size} free blocks are in no pool`);
   if (unmapped.size > 0) fail(`${unmapped.size} unmapped blocks are in no unmapped set`);
 
+  let privateReserved = 0;
+  for (const seg of a.segments) {
+    if (seg.head.pool.owner === null) continue;
+    for (let b: Block | null = seg.head; b !== null; b = b.next) if (b.mapped) privateReserved += b.size;
+  }
+  if (privateReserved !== a.privateReservedBytes) fail(`private pools hold ${privateReserved}, counter says ${a.privateReservedBytes}`);
   const cur = (s: S) => st.current(s);
   if (reserved !== a.totalAllocatedMemory) fail(`reserved ${reserved} != total_allocated_memory ${a.totalAllocatedMemory}`);
   if (cur(S.reserved_bytes) !== reserved) fail(`reserved_bytes ${cur(S.reserved_bytes)} != segments ${reserved}`);

@@ -15,12 +15,15 @@ const scenario = { kind: 'cuda-graphs', layers: 2, dModel: 256, batchSizes: [8, 
 describe('private pools in reports', () => {
   it('the summary gives the bytes each private pool holds at the end', () => {
     let last: DeviceCachingAllocator | null = null;
-    const r = simulate(buildWorkload(parseScenario(scenario, 'test')), { config: defaultConfig(), onOp: (_i, a) => { last = a; } });
+    const r = simulate(buildWorkload(parseScenario(scenario, 'test')), { config: defaultConfig(), timeline: true, onOp: (_i, a) => { last = a; } });
     const inPool = r.snapshot.segments.filter((s) => s.segment_pool_id[0] === 0 && s.segment_pool_id[1] === 1);
     expect(inPool.length).toBeGreaterThan(0);
     const f = summarize(r);
     expect(f.privatePoolsAtEnd).toEqual([{ id: [0, 1], reserved: inPool.reduce((n, s) => n + s.total_size, 0) }]);
     expect(formatSummary(f)).toMatch(/in pool \(0, 1\) +\S+ \S+ +reserved by a private pool/);
+    // The timeline's private_reserved_bytes curve ends at the same bytes.
+    const t = r.timeline!;
+    expect(t.private_reserved_bytes[t.length - 1]).toBe(f.privatePoolsAtEnd[0].reserved);
     const layout = captureLayout(last!, 'end', 0);
     expect(layout.segments.filter((s) => s.poolId[1] === 1).map((s) => s.address)).toEqual(inPool.map((s) => s.address));
   });
