@@ -36,6 +36,8 @@ export class Block {
   eventCount = 0;
   /** record_stream was called with another stream since the block was allocated (C++ `stream_uses` non-empty). */
   hasStreamUses = false;
+  /** The streams behind `hasStreamUses` (C++ `stream_uses`), kept only so a capture can drop the uses it added. */
+  streamUses: number[] | null = null;
   gcCountBase = 0;
   requestedSize = 0;
   expandableSegment: ExpandableSegment | null = null;

@@ -8,6 +8,7 @@
  * replay moving pointers once pools held a few thousand blocks.)
  */
 import type { Block } from './block.js';
+import type { PrivatePool } from './privatePool.js';
 
 const CHUNK = 32;
 
@@ -28,7 +29,8 @@ export class BlockPool {
   /** GC age clock (spec §6), advanced by get_free_block only while GC is armed. */
   getFreeBlocksCallCount = 0;
 
-  constructor(readonly isSmall: boolean) {}
+  /** owner_PrivatePool: null for the default pools. */
+  constructor(readonly isSmall: boolean, readonly owner: PrivatePool | null = null) {}
 
   get size(): number {
     return this.count;

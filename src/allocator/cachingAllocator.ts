@@ -1,6 +1,6 @@
 /**
- * DeviceCachingAllocator of c10/cuda/CUDACachingAllocator.cpp (PyTorch 2.11, native backend), one device,
- * default pools only. Method names follow the C++ ones so the code can be read against the source and
+ * DeviceCachingAllocator of c10/cuda/CUDACachingAllocator.cpp (PyTorch 2.11, native backend), one device, with
+ * the default pools and the private pools of CUDA graphs and MemPools (privatePool.ts). Method names follow the C++ ones so the code can be read against the source and
  * against ../shared/allocator-spec.md (section numbers in the comments).
  */
 import type { AllocatorConfig } from '../config/allocatorConfig.js';
@@ -9,6 +9,9 @@ import { Block, ExpandableSegment, Segment } from './block.js';
 import { BlockPool, Cursor } from './blockPool.js';
 import { kMinBlockSize, kSmallBuffer, kSmallSize } from './constants.js';
 import { oomMessage } from './format.js';
+import {
+  type CaptureUnderway, DEFAULT_POOL_ID, isDefaultPool, type MempoolId, mempoolKey, PrivatePool, sameMempoolId,
+} from './privatePool.js';
 import { getAllocationSize, roundSize } from './rounding.js';
 import { decreaseSingle, DeviceStats, increaseSingle, S } from './stats.js';
 import { A, TraceRecorder } from './traceRecorder.js';
@@ -54,6 +57,23 @@ export class DeviceCachingAllocator {
   driver: Driver;
   recorder: TraceRecorder;
   lastOom: OomEvent | null = null;
+  // ---- private pools (see the pool section below); all empty in a run without graphs or MemPools
+  /** graph_pools: every live private pool by mempoolKey, in creation order. */
+  readonly graphPools = new Map<string, PrivatePool>();
+  /** graph_pools_freeable: pools whose use_count reached 0, in the order they got there. */
+  readonly graphPoolsFreeable = new Map<string, PrivatePool>();
+  /** captures_underway, oldest first (get_pool searches it newest first). */
+  capturesUnderway: CaptureUnderway[] = [];
+  /** deferred_blocks: blocks freed with stream uses while a capture was underway (free completes after it). */
+  deferredBlocks: Block[] = [];
+  /** Whether each deferred block got free markers (graph_capture_record_stream_reuse and all its streams captured). */
+  private deferredHasMarkers: boolean[] = [];
+  /** block_to_cudagraph_stream_uses: streams recorded on a block while a capture was underway. */
+  private readonly blockToCudagraphStreamUses = new Map<Block, number[]>();
+  /** Bytes reserved by private pools (segments and mapped pages), part of reserved_bytes (for curves). */
+  privateReservedBytes = 0;
+  /** use_on_oom_pools (MemPool(use_on_oom=True)), by key. */
+  readonly useOnOomPools = new Map<string, MempoolId>();
   /** Reused pool positions (no allocation per malloc). */
   private readonly cursor = new Cursor();
   private readonly cursor2 = new Cursor();
@@ -82,19 +102,42 @@ export class DeviceCachingAllocator {
   malloc(origSize: number, stream: number): Block | null {
     const cfg = this.config;
     const size = roundSize(origSize, cfg.roundupPower2Divisions);
-    const pool = size <= kSmallSize ? this.smallBlocks : this.largeBlocks;
+    const capturing = this.capturesUnderway.length > 0;
+    if (!capturing) {
+      // process_events starts with insert_events_deferred_until_no_capture (the events themselves are the replay's).
+      if (this.deferredBlocks.length > 0) this.insertEventsDeferredUntilNoCapture();
+    } else if (cfg.graphCaptureRecordStreamReuse) {
+      this.freeSafeBlocksInCapture(stream);
+    }
+    let pool = capturing ? this.getPool(size, stream) : size <= kSmallSize ? this.smallBlocks : this.largeBlocks;
     const allocSize = getAllocationSize(size, cfg.largeSegmentSize);
-    const expandable = cfg.expandableSegments;
+    let expandable = cfg.expandableSegments;
 
     let block = this.getFreeBlock(pool, stream, size, expandable);
     if (block === null) {
       if (this.gcArmed()) this.garbageCollectCachedBlocks();
       block = this.allocBlock(pool, stream, size, allocSize, false, expandable);
+      if (block === null && this.useOnOomPools.size > 0 && pool.owner === null) {
+        // try_mempool_fallback: search (never grow) the use_on_oom pools; on success the request becomes theirs.
+        for (const id of this.useOnOomPools.values()) {
+          this.beginAllocateToPool(id, -1);
+          const mempool = this.getPool(size, stream);
+          block = this.getFreeBlock(mempool, stream, size, false);
+          this.endAllocateToPool(id);
+          this.releasePool(id);
+          if (block !== null) {
+            pool = mempool;
+            expandable = false;
+            break;
+          }
+        }
+      }
       if (block === null && this.releaseAvailableCachedBlocks(pool, stream, size)) {
         block = this.allocBlock(pool, stream, size, allocSize, false, expandable);
       }
-      if (block === null) {
-        this.releaseCachedBlocks();
+      // The flush and third attempt are skipped while any capture is underway.
+      if (block === null && this.capturesUnderway.length === 0) {
+        this.releaseCachedBlocks(DEFAULT_POOL_ID);
         block = this.allocBlock(pool, stream, size, allocSize, true, expandable);
       }
     }
@@ -123,8 +166,29 @@ export class DeviceCachingAllocator {
         allowedMemoryMaximum: this.allowedMemoryMaximum,
         allocatedBytes: this.stats.current(S.allocated_bytes),
         reservedBytes: this.stats.current(S.reserved_bytes),
+        inPrivatePools: this.freeBytesInPrivatePools(),
       }),
     };
+  }
+
+  /** allocated_in_private_pools of the OOM message: the sizes of the free blocks of every pool in graph_pools. */
+  freeBytesInPrivatePools(): number {
+    let total = 0;
+    for (const p of this.graphPools.values()) {
+      for (const b of p.largeBlocks.all()) total += b.size;
+      for (const b of p.smallBlocks.all()) total += b.size;
+    }
+    return total;
+  }
+
+  /** get_pool while a capture is underway: the newest entry of captures_underway whose filter takes the stream. */
+  private getPool(size: number, stream: number): BlockPool {
+    const caps = this.capturesUnderway;
+    for (let i = caps.length - 1; i >= 0; i--) {
+      const c = caps[i];
+      if (c.stream === -1 || c.stream === stream) return size <= kSmallSize ? c.pool.smallBlocks : c.pool.largeBlocks;
+    }
+    return size <= kSmallSize ? this.smallBlocks : this.largeBlocks;
   }
 
   /** §4.1: best fit by (stream, size, address), then the oversize rules. Removes the block from the pool. */
@@ -222,9 +286,17 @@ export class DeviceCachingAllocator {
     if (isRetry) this.stats.numAllocRetries += 1;
     const allowed = this.allowedMemoryMaximum;
     if (allowed !== null && this.totalAllocatedMemory + allocSize > allowed) return null;
-    if (expandable) return this.tryAllocateExpandableBlock(pool, stream, size);
+    if (expandable) {
+      const b = this.tryAllocateExpandableBlock(pool, stream, size);
+      if (b !== null && pool.owner !== null) pool.owner.cudaMallocCount++;
+      return b;
+    }
     const ptr = this.driver.malloc(allocSize);
     if (ptr < 0) return null;
+    if (pool.owner !== null) {
+      pool.owner.cudaMallocCount++;
+      this.privateReservedBytes += allocSize;
+    }
     this.totalAllocatedMemory += allocSize;
     const segment = new Segment(ptr, allocSize, stream);
     const block = new Block(stream, allocSize, pool, ptr);
@@ -274,23 +346,64 @@ export class DeviceCachingAllocator {
     return true;
   }
 
-  /** §4.4 / §8 release_cached_blocks (also what empty_cache() does). */
-  releaseCachedBlocks(): void {
-    this.synchronizeAndFreeEvents();
-    this.releaseBlocks(this.largeBlocks);
-    this.releaseBlocks(this.smallBlocks);
+  /**
+   * §4.4 / §8 release_cached_blocks(ctx, mempool_id) (also what empty_cache() does). With the default id and no
+   * capture underway: sync events, release the default large then small pool. Then every freeable private pool
+   * (all of them for the default id, else only `id`, whose events alone are synced) releases its small then large
+   * blocks, and is erased once its cudaMalloc_count is 0. During a capture the default pools are left alone but
+   * freeable pools are still released.
+   */
+  releaseCachedBlocks(id: MempoolId = DEFAULT_POOL_ID): void {
+    const all = isDefaultPool(id);
+    if (all && this.capturesUnderway.length === 0) {
+      this.synchronizeAndFreeEvents(null);
+      this.releaseBlocks(this.largeBlocks);
+      this.releaseBlocks(this.smallBlocks);
+    }
+    if (this.graphPoolsFreeable.size === 0) return;
+    for (const [key, p] of [...this.graphPoolsFreeable]) {
+      if (!all) {
+        if (!sameMempoolId(p.id, id)) continue;
+        this.synchronizeAndFreeEvents(p);
+      }
+      this.releaseBlocks(p.smallBlocks);
+      this.releaseBlocks(p.largeBlocks);
+      // Erased at cudaMalloc_count 0. With expandable segments that count (++ per alloc_block, -- per unmap_block)
+      // can reach 0 while pages stay mapped, where the C++ would destroy a pool that live blocks still point to
+      // (or trip its `cudaMalloc_count > 0` assert): the model keeps such a pool until its segments are gone.
+      if (p.cudaMallocCount <= 0 && !this.poolHoldsSegments(p)) {
+        this.graphPools.delete(key);
+        this.graphPoolsFreeable.delete(key);
+      }
+    }
   }
 
-  /** torch.cuda.empty_cache(). */
-  emptyCache(): void {
-    this.releaseCachedBlocks();
+  private poolHoldsSegments(p: PrivatePool): boolean {
+    for (const seg of this.segments) if (seg.head.pool.owner === p) return true;
+    return false;
   }
 
-  private synchronizeAndFreeEvents(): void {
+  /** torch.cuda.empty_cache(), or emptyCache(mempool_id) (MemPool deletion, `MemPool.empty_cache`). */
+  emptyCache(id: MempoolId = DEFAULT_POOL_ID): void {
+    this.releaseCachedBlocks(id);
+  }
+
+  /** synchronize_and_free_events(ctx, pool): all outstanding events, or only those of `pool`'s blocks. */
+  private synchronizeAndFreeEvents(pool: PrivatePool | null): void {
     this.stats.numSyncAllStreams += 1;
+    if (this.deferredBlocks.length > 0) this.insertEventsDeferredUntilNoCapture();
     const pending = this.pendingFrees;
-    this.pendingFrees = [];
+    if (pool === null) {
+      this.pendingFrees = [];
+      for (const block of pending) {
+        block.eventCount = 0;
+        this.freeBlock(block);
+      }
+      return;
+    }
+    this.pendingFrees = pending.filter((b) => b.pool.owner !== pool);
     for (const block of pending) {
+      if (block.pool.owner !== pool) continue;
       block.eventCount = 0;
       this.freeBlock(block);
     }
@@ -314,6 +427,10 @@ export class DeviceCachingAllocator {
     this.recorder.record(A.segment_free, block.ptr, block.size, block.stream);
     this.driver.free(block.ptr, block.size);
     this.totalAllocatedMemory -= block.size;
+    if (block.pool.owner !== null) {
+      block.pool.owner.cudaMallocCount--;
+      this.privateReservedBytes -= block.size;
+    }
     const bucket = block.pool.isSmall ? SMALL_BUCKET : LARGE_BUCKET;
     this.stats.decrease(S.segment, bucket, 1);
     this.stats.decrease(S.reserved_bytes, bucket, block.size);
@@ -366,23 +483,56 @@ export class DeviceCachingAllocator {
     this.recorder.record(A.free_requested, block.ptr, block.requestedSize, block.stream);
     if (block.size >= this.config.maxSplitSize) decreaseSingle(this.stats.oversizeAllocations, 1);
     if (block.hasStreamUses) {
-      // insert_events: one event per recorded stream; modelled as one outstanding completion.
-      block.hasStreamUses = false;
-      block.eventCount = 1;
-      this.pendingFrees.push(block);
+      if (this.capturesUnderway.length > 0) {
+        // No event may be recorded during capture: the free waits in deferred_blocks until no capture is underway,
+        // unless graph_capture_record_stream_reuse gives it free markers (record_free_markers: only when the
+        // allocation stream and every stream that used the block are being captured).
+        this.deferredBlocks.push(block);
+        this.deferredHasMarkers.push(this.config.graphCaptureRecordStreamReuse && this.allStreamsCaptured(block));
+      } else {
+        this.insertEvents(block);
+      }
     } else {
       this.freeBlock(block);
     }
   }
 
-  /** record_stream: uses on the allocation stream itself are ignored. */
+  /** insert_events: one event per recorded stream; modelled as one outstanding completion. */
+  private insertEvents(block: Block): void {
+    block.hasStreamUses = false;
+    block.streamUses = null;
+    block.eventCount = 1;
+    this.pendingFrees.push(block);
+  }
+
+  /** record_stream: uses on the allocation stream itself are ignored; uses during capture are remembered apart. */
   recordStream(block: Block, stream: number): void {
-    if (stream !== block.stream) block.hasStreamUses = true;
+    if (stream === block.stream) return;
+    block.hasStreamUses = true;
+    const uses = block.streamUses;
+    if (uses === null) block.streamUses = [stream];
+    else if (!uses.includes(stream)) uses.push(stream);
+    if (this.capturesUnderway.length > 0) {
+      const during = this.blockToCudagraphStreamUses.get(block);
+      if (during === undefined) this.blockToCudagraphStreamUses.set(block, [stream]);
+      else if (!during.includes(stream)) during.push(stream);
+    }
   }
 
   /** process_events found the block's events complete: the deferred free happens now. */
   completeDeferredFree(block: Block): boolean {
-    if (block.eventCount === 0) return false;
+    if (block.eventCount === 0) {
+      // A capture-deferred free that the recording shows completing (free_safe_blocks_in_capture).
+      const d = this.deferredBlocks.indexOf(block);
+      if (d < 0) return false;
+      this.deferredBlocks.splice(d, 1);
+      this.deferredHasMarkers.splice(d, 1);
+      this.blockToCudagraphStreamUses.delete(block);
+      block.hasStreamUses = false;
+      block.streamUses = null;
+      this.freeBlock(block);
+      return true;
+    }
     const i = this.pendingFrees.indexOf(block);
     if (i >= 0) this.pendingFrees.splice(i, 1);
     block.eventCount = 0;
@@ -491,6 +641,7 @@ export class DeviceCachingAllocator {
     this.tryMergeBlocks(toMap, toMap.next, pool);
     pool.insertIntoBlocks(toMap);
     this.totalAllocatedMemory += mappedSize;
+    if (pool.owner !== null) this.privateReservedBytes += mappedSize;
     this.stats.increase(S.reserved_bytes, pool.isSmall ? SMALL_BUCKET : LARGE_BUCKET, mappedSize);
     this.stats.numDeviceAlloc += 1;
     this.recorder.record(A.segment_map, mappedPtr, mappedSize, toMap.stream);
@@ -547,6 +698,11 @@ export class DeviceCachingAllocator {
     pool.insertUnmapped(block);
     this.totalAllocatedMemory -= unmappedSize;
     this.stats.decrease(S.reserved_bytes, pool.isSmall ? SMALL_BUCKET : LARGE_BUCKET, unmappedSize);
+    // unmap_block counts down cudaMalloc_count once per unmap, as release_block does per cudaFree.
+    if (pool.owner !== null) {
+      pool.owner.cudaMallocCount--;
+      this.privateReservedBytes -= unmappedSize;
+    }
     this.stats.numDeviceFree += 1;
     this.recorder.record(A.segment_unmap, unmappedPtr, unmappedSize, block.stream);
   }
@@ -557,6 +713,134 @@ export class DeviceCachingAllocator {
     this.segments.delete(block.segment);
     const segment = block.segment as ExpandableSegment;
     this.driver.release?.(segment.base, segment.size);
+  }
+
+  // ---------------------------------------------------------------- private pools (CUDA graphs, MemPool)
+
+  /** create_or_incref_pool: a new pool starts with use_count 1; an existing one must still be live. */
+  createOrIncrefPool(id: MempoolId): PrivatePool {
+    if (isDefaultPool(id)) throw new Error('allocator: (0, 0) is the default pool, not a private pool');
+    const key = mempoolKey(id);
+    const existing = this.graphPools.get(key);
+    if (existing === undefined) {
+      const p = new PrivatePool([id[0], id[1]]);
+      this.graphPools.set(key, p);
+      return p;
+    }
+    // TORCH_INTERNAL_ASSERT(it->second->use_count > 0): a freeable pool cannot be revived.
+    if (existing.useCount <= 0) throw new Error(`allocator: private pool (${key}) was released; it cannot be reused`);
+    existing.useCount++;
+    return existing;
+  }
+
+  /**
+   * beginAllocateToPool(id, filter), called by CUDAGraph::capture_begin (filter: the capture stream) and by
+   * use_mem_pool (`_cuda_beginAllocateCurrentThreadToPool`; stream -1: every allocation of this thread).
+   */
+  beginAllocateToPool(id: MempoolId, stream: number): void {
+    for (const c of this.capturesUnderway) {
+      if (sameMempoolId(c.pool.id, id)) throw new Error('beginAllocateToPool: already recording to mempool_id');
+    }
+    const pool = this.createOrIncrefPool(id);
+    this.capturesUnderway.push({ pool, stream });
+  }
+
+  /** endAllocateToPool(id): CUDAGraph::capture_end, or the exit of use_mem_pool. Routing stops; memory stays. */
+  endAllocateToPool(id: MempoolId): void {
+    const caps = this.capturesUnderway;
+    for (let i = 0; i < caps.length; i++) {
+      if (sameMempoolId(caps[i].pool.id, id)) {
+        caps.splice(i, 1);
+        return;
+      }
+    }
+    throw new Error('endAllocatePool: not currently recording to mempool_id');
+  }
+
+  /**
+   * releasePool(id): CUDAGraph::reset / destructor, MemPool::~MemPool and the exit of use_mem_pool. use_count--;
+   * at 0 the pool joins graph_pools_freeable. No memory is freed here: only release_cached_blocks frees it.
+   */
+  releasePool(id: MempoolId): void {
+    const key = mempoolKey(id);
+    const p = this.graphPools.get(key);
+    if (p === undefined) throw new Error(`releasePool: no private pool (${key})`);
+    p.useCount--;
+    if (p.useCount < 0) throw new Error(`releasePool: private pool (${key}) released more often than used`);
+    if (p.useCount === 0) this.graphPoolsFreeable.set(key, p);
+  }
+
+  /** MemPool::~MemPool (Python `del pool`): releasePool then emptyCache(id), which frees its whole free segments. */
+  deleteMemPool(id: MempoolId): void {
+    this.releasePool(id);
+    this.emptyCache(id);
+  }
+
+  /** getPoolUseCount. */
+  getPoolUseCount(id: MempoolId): number {
+    const p = this.graphPools.get(mempoolKey(id));
+    if (p === undefined) throw new Error(`no private pool (${mempoolKey(id)})`);
+    return p.useCount;
+  }
+
+  /** setUseOnOOM (MemPool(use_on_oom=True)): malloc may take free blocks of this pool before flushing. */
+  setUseOnOom(id: MempoolId, useOnOom: boolean): void {
+    if (useOnOom) this.useOnOomPools.set(mempoolKey(id), [id[0], id[1]]);
+    else this.useOnOomPools.delete(mempoolKey(id));
+  }
+
+  /** The pool a segment belongs to, as the snapshot's segment_pool_id. */
+  poolIdOf(block: Block): MempoolId {
+    return block.pool.owner === null ? DEFAULT_POOL_ID : block.pool.owner.id;
+  }
+
+  /**
+   * insert_events_deferred_until_no_capture: stream uses recorded during the capture are dropped
+   * (remove_cudagraph_stream_uses); a block with uses left waits for their events, the others are freed now.
+   */
+  private insertEventsDeferredUntilNoCapture(): void {
+    const blocks = this.deferredBlocks;
+    this.deferredBlocks = [];
+    this.deferredHasMarkers = [];
+    for (const block of blocks) {
+      const during = this.blockToCudagraphStreamUses.get(block);
+      if (during !== undefined) {
+        this.blockToCudagraphStreamUses.delete(block);
+        const left = (block.streamUses ?? []).filter((st) => !during.includes(st));
+        block.streamUses = left.length > 0 ? left : null;
+        block.hasStreamUses = left.length > 0;
+      }
+      if (block.hasStreamUses) this.insertEvents(block);
+      else this.freeBlock(block);
+    }
+  }
+
+  /** record_free_markers finds every stream of the block capturing (a graph capture's stream filter, not a thread's). */
+  private allStreamsCaptured(block: Block): boolean {
+    const captured = (st: number) => this.capturesUnderway.some((c) => c.stream !== -1 && c.stream === st);
+    return captured(block.stream) && (block.streamUses ?? []).every(captured);
+  }
+
+  /**
+   * free_safe_blocks_in_capture(stream) under graph_capture_record_stream_reuse: deferred blocks of this stream
+   * with free markers are freed during the capture. The C++ frees one only once every marker precedes every
+   * terminal node of the capture graph; the model has no graph and assumes the other streams' work was joined
+   * back (modelled; an exact replay takes the moment from the recording's free_completed instead).
+   */
+  private freeSafeBlocksInCapture(stream: number): void {
+    const blocks = this.deferredBlocks;
+    if (blocks.length === 0) return;
+    for (let i = 0; i < blocks.length; i++) {
+      const block = blocks[i];
+      if (!this.deferredHasMarkers[i] || block.stream !== stream) continue;
+      blocks.splice(i, 1);
+      this.deferredHasMarkers.splice(i, 1);
+      i--;
+      this.blockToCudagraphStreamUses.delete(block);
+      block.hasStreamUses = false;
+      block.streamUses = null;
+      this.freeBlock(block);
+    }
   }
 
   // ---------------------------------------------------------------- copies
@@ -575,8 +859,25 @@ export class DeviceCachingAllocator {
     });
     c.stats = this.stats.copy();
     c.totalAllocatedMemory = this.totalAllocatedMemory;
+    c.privateReservedBytes = this.privateReservedBytes;
     c.smallBlocks.getFreeBlocksCallCount = this.smallBlocks.getFreeBlocksCallCount;
     c.largeBlocks.getFreeBlocksCallCount = this.largeBlocks.getFreeBlocksCallCount;
+    const poolMap = new Map<BlockPool, BlockPool>([[this.smallBlocks, c.smallBlocks], [this.largeBlocks, c.largeBlocks]]);
+    const privMap = new Map<PrivatePool, PrivatePool>();
+    for (const [key, p] of this.graphPools) {
+      const q = new PrivatePool(p.id);
+      q.useCount = p.useCount;
+      q.cudaMallocCount = p.cudaMallocCount;
+      q.smallBlocks.getFreeBlocksCallCount = p.smallBlocks.getFreeBlocksCallCount;
+      q.largeBlocks.getFreeBlocksCallCount = p.largeBlocks.getFreeBlocksCallCount;
+      c.graphPools.set(key, q);
+      privMap.set(p, q);
+      poolMap.set(p.smallBlocks, q.smallBlocks);
+      poolMap.set(p.largeBlocks, q.largeBlocks);
+    }
+    for (const [key, p] of this.graphPoolsFreeable) c.graphPoolsFreeable.set(key, privMap.get(p) as PrivatePool);
+    c.capturesUnderway = this.capturesUnderway.map((u) => ({ pool: privMap.get(u.pool) as PrivatePool, stream: u.stream }));
+    for (const [key, id] of this.useOnOomPools) c.useOnOomPools.set(key, id);
     const map = new Map<Block, Block>();
     for (const seg of this.segments) {
       const copy = seg instanceof Segment
@@ -584,12 +885,12 @@ export class DeviceCachingAllocator {
         : new ExpandableSegment(seg.base, seg.size, seg.pageSize, seg.stream);
       let prevCopy: Block | null = null;
       for (let b: Block | null = seg.head; b !== null; b = b.next) {
-        const pool = b.pool.isSmall ? c.smallBlocks : c.largeBlocks;
-        const nb = new Block(b.stream, b.size, pool, b.ptr);
+        const nb = new Block(b.stream, b.size, poolMap.get(b.pool) as BlockPool, b.ptr);
         nb.allocated = b.allocated;
         nb.mapped = b.mapped;
         nb.eventCount = b.eventCount;
         nb.hasStreamUses = b.hasStreamUses;
+        nb.streamUses = b.streamUses === null ? null : b.streamUses.slice();
         nb.gcCountBase = b.gcCountBase;
         nb.requestedSize = b.requestedSize;
         nb.allocId = b.allocId;
@@ -608,9 +909,11 @@ export class DeviceCachingAllocator {
       dst.load(src.all().map((b) => map.get(b) as Block));
       for (const b of src.unmapped) dst.unmapped.push(map.get(b) as Block);
     };
-    remap(this.smallBlocks, c.smallBlocks);
-    remap(this.largeBlocks, c.largeBlocks);
+    for (const [src, dst] of poolMap) remap(src, dst);
     c.pendingFrees = this.pendingFrees.map((b) => map.get(b) as Block);
+    c.deferredBlocks = this.deferredBlocks.map((b) => map.get(b) as Block);
+    c.deferredHasMarkers = this.deferredHasMarkers.slice();
+    for (const [b, uses] of this.blockToCudagraphStreamUses) c.blockToCudagraphStreamUses.set(map.get(b) as Block, uses.slice());
     this.lastCloneMap = map;
     return c;
   }

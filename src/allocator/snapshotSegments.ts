@@ -16,6 +16,7 @@ function segmentInfo(blocks: Block[], stream: number, isExpandable: boolean): Se
   let allocated = 0;
   let active = 0;
   let requested = 0;
+  const owner = blocks[0].pool.owner;
   for (const b of blocks) {
     const state = blockState(b);
     infos.push({ address: b.ptr, size: b.size, requested_size: b.requestedSize, state, frames: [] });
@@ -35,7 +36,8 @@ function segmentInfo(blocks: Block[], stream: number, isExpandable: boolean): Se
     requested_size: requested,
     stream,
     segment_type: blocks[0].pool.isSmall ? 'small' : 'large',
-    segment_pool_id: [0, 0],
+    // owner_private_pool_id = the head block's pool's owner_MempoolId(): (0, 0) for the default pools.
+    segment_pool_id: owner === null ? [0, 0] : [owner.id[0], owner.id[1]],
     is_expandable: isExpandable,
     frames: [],
     blocks: infos,

@@ -63,6 +63,11 @@ export function compareSegments(recorded: SegmentInfo[], simulated: SegmentInfo[
     for (const k of SEGMENT_KEYS) {
       if (r[k] !== s[k]) return { index: i, message: `segment ${i} (${r.address}): ${k} recorded ${r[k]}, simulated ${s[k]}` };
     }
+    const rp = r.segment_pool_id ?? [0, 0];
+    const sp = s.segment_pool_id ?? [0, 0];
+    if (rp[0] !== sp[0] || rp[1] !== sp[1]) {
+      return { index: i, message: `segment ${i} (${r.address}): segment_pool_id recorded (${rp.join(', ')}), simulated (${sp.join(', ')})` };
+    }
     if (r.blocks.length !== s.blocks.length) {
       return { index: i, message: `segment ${i} (${r.address}): ${r.blocks.length} blocks recorded, ${s.blocks.length} simulated` };
     }

@@ -105,6 +105,16 @@ function windowMatches(rec: TraceRecorder, mark: number, entries: TraceEntry[], 
   return true;
 }
 
+/** A private-pool operation of a workload (pool id (a, b) stored as size = a, id = b). */
+function applyPoolOp(allocator: DeviceCachingAllocator, op: number, a: number, b: number, stream: number): void {
+  const id = [a, b] as const;
+  if (op === Op.POOL_CREATE) allocator.createOrIncrefPool(id);
+  else if (op === Op.POOL_BEGIN) allocator.beginAllocateToPool(id, stream);
+  else if (op === Op.POOL_END) allocator.endAllocateToPool(id);
+  else if (op === Op.POOL_RELEASE) allocator.releasePool(id);
+  else allocator.emptyCache(id);
+}
+
 export function simulate(workload: Workload, opts: SimulateOptions): SimulationResult {
   // A trace replay emits about as many entries as it reads; a synthetic run about 1.6 per operation.
   const expected = opts.plan ? opts.plan.entries.length + 64 : Math.ceil(workload.length * 1.6) + 64;
@@ -203,6 +213,13 @@ export function simulate(workload: Workload, opts: SimulateOptions): SimulationR
         blocks[ids[i]] = null;
         break;
       }
+      case Op.POOL_CREATE:
+      case Op.POOL_BEGIN:
+      case Op.POOL_END:
+      case Op.POOL_RELEASE:
+      case Op.POOL_EMPTY_CACHE:
+        applyPoolOp(allocator, ops[i], sizes[i], ids[i], streams[i]);
+        break;
       case Op.EMPTY_CACHE:
         allocator.emptyCache();
         break;

@@ -4,7 +4,7 @@ import { S } from '../allocator/stats.js';
 
 export const TIMELINE_COLUMNS = [
   'allocs', 'frees', 'device_allocs', 'device_frees', 'allocated_bytes', 'reserved_bytes', 'active_bytes',
-  'inactive_split_bytes', 'requested_bytes', 'segments',
+  'inactive_split_bytes', 'requested_bytes', 'segments', 'private_reserved_bytes',
 ] as const;
 export type TimelineColumn = (typeof TIMELINE_COLUMNS)[number];
 
@@ -22,6 +22,8 @@ export class Timeline {
   readonly requested_bytes: Float64Array;
   /** `segment.all.current` (cudaMalloc segments; expandable mappings are not counted, as in PyTorch). */
   readonly segments: Float64Array;
+  /** Of reserved_bytes, what private pools (CUDA graphs, MemPools) hold. */
+  readonly private_reserved_bytes: Float64Array;
   length = 0;
 
   constructor(capacity: number) {
@@ -35,6 +37,7 @@ export class Timeline {
     this.inactive_split_bytes = new Float64Array(capacity);
     this.requested_bytes = new Float64Array(capacity);
     this.segments = new Float64Array(capacity);
+    this.private_reserved_bytes = new Float64Array(capacity);
   }
 
   record(i: number, allocator: DeviceCachingAllocator): void {
@@ -50,6 +53,7 @@ export class Timeline {
     this.inactive_split_bytes[i] = a[S.inactive_split_bytes * 12];
     this.requested_bytes[i] = a[S.requested_bytes * 12];
     this.segments[i] = a[S.segment * 12];
+    this.private_reserved_bytes[i] = allocator.privateReservedBytes;
     if (i + 1 > this.length) this.length = i + 1;
   }
 }

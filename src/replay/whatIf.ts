@@ -18,6 +18,7 @@ import type { Snapshot, TraceEntry } from '../snapshot/schema.js';
 import { AddressModel, type HoleOrder } from '../driver/addressModel.js';
 import { recordedDriverCalls, ReplayingDriver } from '../driver/replayingDriver.js';
 import { defaultCapacity, simulate, type SimulateOptions, type SimulationResult } from './simulate.js';
+import { applyPoolInference } from './poolInference.js';
 import { planTraceReplay, resolveWorkload, type TracePlan } from './tracePlan.js';
 import type { Workload } from './workload.js';
 
@@ -94,7 +95,8 @@ export function resolveSourceWorkload(
   opts: { sourceConfig?: AllocatorConfig; sourceFraction?: number | null; deviceTotal?: number; source?: string } = {},
 ): { workload: Workload; plan: TracePlan; sourceReplay: SourceReplay } {
   const entries = snapshot.device_traces[0] ?? [];
-  const plan = planTraceReplay(entries, opts.source);
+  // The pool calls the final segments imply (poolInference.ts) go with the requests into every what-if.
+  const plan = applyPoolInference(planTraceReplay(entries, opts.source), snapshot.segments);
   const own = simulate(plan.workload, {
     config: opts.sourceConfig ?? defaultConfig(),
     fraction: opts.sourceFraction ?? null,

@@ -21,6 +21,17 @@ export const enum Op {
   SET_FRACTION = 5,
   /** A phase marker; `labels.get(index)` names it. */
   MARK = 6,
+  // Private pools (CUDA graphs, MemPool). The pool id (a, b) is stored as size = a, id = b.
+  /** `torch.cuda.MemPool()`: createOrIncrefPool. */
+  POOL_CREATE = 7,
+  /** beginAllocateToPool: a graph capture on `stream`, or use_mem_pool (stream -1: every stream of the thread). */
+  POOL_BEGIN = 8,
+  /** endAllocateToPool (capture_end, use_mem_pool exit). */
+  POOL_END = 9,
+  /** releasePool (CUDAGraph::reset, ~MemPool, use_mem_pool exit). */
+  POOL_RELEASE = 10,
+  /** emptyCache(pool id) (~MemPool after its releasePool, MemPool.empty_cache()). */
+  POOL_EMPTY_CACHE = 11,
 }
 
 export interface Workload {
@@ -94,6 +105,8 @@ export class WorkloadBuilder {
   emptyCache(time = 0): void { this.push(Op.EMPTY_CACHE, -1, 0, 0, time); }
   setFraction(fraction: number, time = 0): void { this.push(Op.SET_FRACTION, -1, fraction, 0, time); }
   mark(label: string, time = 0): void { this.labels.set(this.push(Op.MARK, -1, 0, 0, time), label); }
+  /** A private-pool operation on pool (a, b); `stream` is the filter of POOL_BEGIN. */
+  pool(op: Op, pool: readonly [number, number], stream = 0, time = 0): void { this.push(op, pool[1], pool[0], stream, time); }
 
   finish(): Workload {
     const n = this.length;

@@ -186,7 +186,8 @@ export function reportClient(data: ClientData): void {
       if (s === undefined) return;
       const g = geometry(l, canvas.clientWidth)[r];
       let x = g.x0;
-      let text = `segment ${hex(s.address)}: ${fmtBytes(s.size)}, ${s.pool} pool, stream ${s.stream}` +
+      const priv = s.poolId && (s.poolId[0] !== 0 || s.poolId[1] !== 0) ? ` of private pool (${s.poolId[0]}, ${s.poolId[1]})` : '';
+      let text = `segment ${hex(s.address)}: ${fmtBytes(s.size)}, ${s.pool} pool${priv}, stream ${s.stream}` +
         `${s.expandable ? ', expandable' : ''}, ${s.blocks.length / 4} blocks`;
       let addr = s.address;
       for (let k = 0; k < s.blocks.length; k += 4) {

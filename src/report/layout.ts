@@ -18,6 +18,8 @@ export interface LayoutSegment {
   address: number;
   size: number;
   pool: 'small' | 'large';
+  /** segment_pool_id: (0, 0) for the default pools, else the private pool (CUDA graph or MemPool). */
+  poolId: [number, number];
   stream: number;
   expandable: boolean;
   /** Flat quadruples in address order: size, state (BlockCode), requested size, op that allocated it (-1: none). */
@@ -50,6 +52,7 @@ export function captureLayout(allocator: DeviceCachingAllocator, label: string, 
         address: run[0].ptr,
         size,
         pool: run[0].pool.isSmall ? 'small' : 'large',
+        poolId: run[0].pool.owner === null ? [0, 0] : [run[0].pool.owner.id[0], run[0].pool.owner.id[1]],
         stream: seg.stream,
         expandable: run[0].expandableSegment !== null,
         blocks,

@@ -115,6 +115,10 @@ function memorySentence(e: OomExplanation): string {
   parts.push(`${fmt(e.cachedFree)} reserved but free, ${fmt(e.stranded)} of it stranded in ${e.strandedSegments} ` +
     `segment${e.strandedSegments === 1 ? '' : 's'} pinned by live blocks (external fragmentation)`);
   if (e.pendingFree > 0) parts.push(`${fmt(e.pendingFree)} freed but waiting on other streams`);
+  for (const p of e.privatePools ?? []) {
+    parts.push(`private pool (${p.id[0]}, ${p.id[1]}) holds ${fmt(p.reserved)}, ${fmt(p.free)} of it free but usable ` +
+      `only by its own captures / use_mem_pool${p.freeable ? ' (freeable: released by the flush)' : ''}`);
+  }
   const own = e.freeByPoolStream.find((p) => p.pool === e.pool && p.stream === e.stream);
   parts.push(own === undefined
     ? `no free block at all in the ${e.pool} pool on stream ${e.stream}`

@@ -84,7 +84,32 @@ export interface OomFacts {
   /** Segments with live blocks and free bytes, most stranded bytes first, at most TOP_PINNED_SEGMENTS. */
   pinned: PinnedSegment[];
   pinnedCount: number;
+  /**
+   * Free bytes in private pools (CUDA graphs, MemPools): what PyTorch's OOM message adds to "allocated by PyTorch"
+   * ("with X allocated in private pools (e.g., CUDA Graphs)"); requests outside those pools cannot use them.
+   */
+  inPrivatePools: number;
+  /** Every private pool at the OOM: reserved and free bytes, and whether empty_cache could release it. */
+  privatePools: { id: [number, number]; reserved: number; free: number; freeable: boolean }[];
   message: string;
+}
+
+function privatePools(allocator: DeviceCachingAllocator): OomFacts['privatePools'] {
+  const out: OomFacts['privatePools'] = [];
+  const byPool = new Map<unknown, OomFacts['privatePools'][number]>();
+  for (const [key, p] of allocator.graphPools) {
+    const e = { id: [p.id[0], p.id[1]] as [number, number], reserved: 0, free: 0, freeable: allocator.graphPoolsFreeable.has(key) };
+    byPool.set(p, e);
+    out.push(e);
+    for (const b of p.largeBlocks.all()) e.free += b.size;
+    for (const b of p.smallBlocks.all()) e.free += b.size;
+  }
+  for (const seg of allocator.segments) {
+    const e = byPool.get(seg.head.pool.owner);
+    if (e === undefined) continue;
+    for (let b: Block | null = seg.head; b !== null; b = b.next) if (b.mapped) e.reserved += b.size;
+  }
+  return out;
 }
 
 function freeByPoolStream(allocator: DeviceCachingAllocator): FreeByPoolStream[] {
@@ -207,6 +232,8 @@ export function oomFacts(op: number, oom: OomEvent, allocator: DeviceCachingAllo
     freeByPoolStream: freeByPoolStream(allocator),
     pinned: layout.pinnedAll.slice(0, TOP_PINNED_SEGMENTS),
     pinnedCount: layout.pinnedAll.length,
+    inPrivatePools: allocator.freeBytesInPrivatePools(),
+    privatePools: privatePools(allocator),
     message: oom.message,
   };
 }

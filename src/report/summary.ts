@@ -22,6 +22,21 @@ export interface SummaryFigures {
   allocRetries: number;
   ooms: number;
   syncAllStreams: number;
+  /** Bytes each private pool (CUDA graph, MemPool) holds at the end, by segment_pool_id; empty without any. */
+  privatePoolsAtEnd: { id: [number, number]; reserved: number }[];
+}
+
+/** Reserved bytes per private pool in the final segments (their segment_pool_id), in id order. */
+export function privatePoolReserved(segments: readonly { segment_pool_id: [number, number]; total_size: number }[]): { id: [number, number]; reserved: number }[] {
+  const by = new Map<string, { id: [number, number]; reserved: number }>();
+  for (const seg of segments) {
+    const id = seg.segment_pool_id;
+    if (id === undefined || (id[0] === 0 && id[1] === 0)) continue;
+    const k = `${id[0]},${id[1]}`;
+    const e = by.get(k) ?? by.set(k, { id: [id[0], id[1]], reserved: 0 }).get(k)!;
+    e.reserved += seg.total_size;
+  }
+  return [...by.values()].sort((a, b) => a.id[0] - b.id[0] || a.id[1] - b.id[1]);
 }
 
 export function summarize(result: SimulationResult): SummaryFigures {
@@ -45,6 +60,7 @@ export function summarize(result: SimulationResult): SummaryFigures {
     allocRetries: s.num_alloc_retries,
     ooms: s.num_ooms,
     syncAllStreams: s.num_sync_all_streams,
+    privatePoolsAtEnd: privatePoolReserved(result.snapshot.segments),
   };
 }
 
@@ -58,6 +74,8 @@ export function summaryTable(f: SummaryFigures): string[][] {
   return [
     ['', 'peak', 'at end', ''],
     bytes('reserved', f.peakReserved, f.finalReserved),
+    ...(f.privatePoolsAtEnd ?? []).map((p) =>
+      [`  in pool (${p.id[0]}, ${p.id[1]})`, '', formatSize(p.reserved), 'reserved by a private pool (graph or MemPool)']),
     bytes('allocated', f.peakAllocated, f.finalAllocated),
     bytes('active', f.peakActive, f.finalActive),
     bytes('inactive split', f.peakInactiveSplit, f.finalInactiveSplit),

@@ -10,7 +10,7 @@
  * had queued at free time has run, so the engine emits FREE_COMPLETED right before the first MALLOC issued at or
  * after that simulated time, and before EMPTY_CACHE for every block still pending.
  */
-import { WorkloadBuilder, type Workload } from '../replay/workload.js';
+import { Op, WorkloadBuilder, type Workload } from '../replay/workload.js';
 import { Rng } from './rng.js';
 
 export interface DesOptions {
@@ -51,6 +51,11 @@ export class Des {
   private readonly state: number[] = [];
   private readonly eventCount: number[] = [];
   private pendingCount = 0;
+  /** MemPool::uid_ and uuid_ (ATen/cuda/MemPool.cpp): both start at 1. */
+  private nextUid = 1;
+  private nextUuid = 1;
+  /** Graph captures underway (the allocator runs no process_events during one). */
+  private capturing = 0;
 
   constructor(opts: DesOptions) {
     this.rng = new Rng(opts.seed);
@@ -62,7 +67,7 @@ export class Des {
   /** `malloc(size, stream)` after processing completed events; returns the allocation id. */
   malloc(size: number, stream = 0): number {
     if (!Number.isSafeInteger(size) || size <= 0) throw new Error(`Des.malloc: size must be a positive integer, got ${size}`);
-    this.processEvents();
+    if (this.capturing === 0) this.processEvents();
     const id = this.out.malloc(size, stream, this.now);
     this.allocStream[id] = stream;
     this.uses[id] = null;
@@ -78,7 +83,12 @@ export class Des {
     this.checkLive(id, 'free');
     this.out.free(id, this.now);
     const used = this.uses[id];
-    if (used) {
+    if (used && this.capturing > 0) {
+      // Freed during a capture: the allocator defers it (deferred_blocks) and completes it itself after the capture,
+      // dropping the uses recorded during it (insert_events_deferred_until_no_capture). Uses recorded before the
+      // capture would still need their events; the engine does not model those.
+      this.state[id] = FREED;
+    } else if (used) {
       this.state[id] = PENDING;
       this.eventCount[id] = used.length;
       this.pendingCount++;
@@ -149,6 +159,59 @@ export class Des {
   /** `torch.cuda.set_per_process_memory_fraction(fraction)`. */
   setFraction(fraction: number): void {
     this.out.setFraction(fraction, this.now);
+  }
+
+  // ---- private pools (CUDA graphs, MemPool): the allocator calls torch.cuda makes
+
+  /** `torch.cuda.MemPool()`: id (0, uid), createOrIncrefPool (use_count 1). */
+  memPool(): [number, number] {
+    const id: [number, number] = [0, this.nextUid++];
+    this.out.pool(Op.POOL_CREATE, id, 0, this.now);
+    return id;
+  }
+
+  /** `torch.cuda.graph_pool_handle()`: an id (0, uid) for captures to share; the first capture creates the pool. */
+  graphPoolHandle(): [number, number] {
+    return [0, this.nextUid++];
+  }
+
+  /**
+   * `with torch.cuda.graph(g, pool=pool):` up to the capture: synchronize, gc.collect, empty_cache (graphs.py
+   * __enter__), then CUDAGraph::capture_begin on `stream` (a side stream): beginAllocateToPool(pool or (uuid, 0)).
+   * Returns the graph's pool id.
+   */
+  beginCapture(stream: number, pool?: readonly [number, number]): [number, number] {
+    this.synchronize();
+    this.emptyCache();
+    const id: [number, number] = pool !== undefined ? [pool[0], pool[1]] : [this.nextUuid++, 0];
+    this.out.pool(Op.POOL_BEGIN, id, stream, this.now);
+    this.capturing++;
+    return id;
+  }
+
+  /** Leaving `torch.cuda.graph`: CUDAGraph::capture_end, endAllocateToPool. */
+  endCapture(pool: readonly [number, number]): void {
+    this.out.pool(Op.POOL_END, pool, 0, this.now);
+    this.capturing--;
+  }
+
+  /** `g.reset()` / `del g`: releasePool (the memory stays until an empty_cache finds the pool freeable). */
+  releaseGraph(pool: readonly [number, number]): void {
+    this.out.pool(Op.POOL_RELEASE, pool, 0, this.now);
+  }
+
+  /** `with torch.cuda.use_mem_pool(pool):` around `body`: begin (this thread), body, end, releasePool. */
+  useMemPool(pool: readonly [number, number], body: () => void): void {
+    this.out.pool(Op.POOL_BEGIN, pool, -1, this.now);
+    body();
+    this.out.pool(Op.POOL_END, pool, 0, this.now);
+    this.out.pool(Op.POOL_RELEASE, pool, 0, this.now);
+  }
+
+  /** `del pool` of a MemPool: ~MemPool = releasePool + emptyCache(pool id). */
+  deleteMemPool(pool: readonly [number, number]): void {
+    this.out.pool(Op.POOL_RELEASE, pool, 0, this.now);
+    this.out.pool(Op.POOL_EMPTY_CACHE, pool, 0, this.now);
   }
 
   /** A phase marker (shows in the timeline and lets tests find phase boundaries). */

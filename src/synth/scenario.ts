@@ -11,13 +11,14 @@ import { Fields, isPlainObject } from './fields.js';
 import type { Generator } from './generator.js';
 import { cnn } from './generators/cnn.js';
 import { fragmentation } from './generators/fragmentation.js';
+import { graphs } from './generators/graphs.js';
 import { inference } from './generators/inference.js';
 import { streams } from './generators/streams.js';
 import { stress } from './generators/stress.js';
 import { transformer } from './generators/transformer.js';
 
 // eslint-disable-next-line @typescript-eslint/no-explicit-any
-export const GENERATORS: readonly Generator<any>[] = [fragmentation, transformer, inference, cnn, stress, streams];
+export const GENERATORS: readonly Generator<any>[] = [fragmentation, transformer, inference, cnn, stress, streams, graphs];
 
 export interface Scenario {
   /** Where it came from (for messages). */
@@ -94,7 +95,7 @@ export interface WorkloadFacts {
 }
 
 export function workloadFacts(w: Workload): WorkloadFacts {
-  const count = new Array<number>(7).fill(0);
+  const count = new Array<number>(Op.POOL_EMPTY_CACHE + 1).fill(0);
   for (let i = 0; i < w.length; i++) count[w.op[i]!]!++;
   return {
     operations: w.length,

@@ -57,8 +57,16 @@ export function checkInvariants(a: DeviceCachingAllocator): void {
     if (!expandable) reserved += seg.size;
     if (total !== seg.size) fail(`segment ${expectPtr}: blocks sum to ${total}, segment is ${seg.size}`);
   }
-  // Every free block is in exactly one pool, and only free blocks are.
-  for (const pool of [a.smallBlocks, a.largeBlocks]) {
+  // Every free block is in exactly one pool (default or private), and only free blocks are.
+  const pools = [a.smallBlocks, a.largeBlocks];
+  for (const p of a.graphPools.values()) pools.push(p.smallBlocks, p.largeBlocks);
+  for (const seg of a.segments) {
+    for (let b: Block | null = seg.head; b !== null; b = b.next) {
+      if (!pools.includes(b.pool)) fail(`block ${b.ptr} belongs to a pool the allocator no longer has`);
+      if (b.pool !== seg.head.pool) fail(`segment ${seg.head.ptr} mixes pools`);
+    }
+  }
+  for (const pool of pools) {
     const blocks = pool.all();
     if (blocks.length !== pool.size) fail('pool size disagrees with its contents');
     for (let i = 0; i < blocks.length; i++) {
@@ -76,6 +84,12 @@ export function checkInvariants(a: DeviceCachingAllocator): void {
   if (freeMapped.size > 0) fail(`${freeMapped.size} free blocks are in no pool`);
   if (unmapped.size > 0) fail(`${unmapped.size} unmapped blocks are in no unmapped set`);
 
+  let privateReserved = 0;
+  for (const seg of a.segments) {
+    if (seg.head.pool.owner === null) continue;
+    for (let b: Block | null = seg.head; b !== null; b = b.next) if (b.mapped) privateReserved += b.size;
+  }
+  if (privateReserved !== a.privateReservedBytes) fail(`private pools hold ${privateReserved}, counter says ${a.privateReservedBytes}`);
   const cur = (s: S) => st.current(s);
   if (reserved !== a.totalAllocatedMemory) fail(`reserved ${reserved} != total_allocated_memory ${a.totalAllocatedMemory}`);
   if (cur(S.reserved_bytes) !== reserved) fail(`reserved_bytes ${cur(S.reserved_bytes)} != segments ${reserved}`);

@@ -38,7 +38,7 @@ describe('scenario schema errors: one line naming the file and the field', () =>
     [{ kind: 'llm-inference', kvCache: 'ring' }, `${F}: kvCache must be one of "concat", "paged"`],
     [{ kind: 'fragmentation', seed: -3 }, `${F}: seed must be an integer >= 0`],
     [{ kind: 'fragmentation', host: { launchUs: -1 } }, `${F}: host.launchUs must be a number >= 0`],
-    [{ kind: 'gpt' }, `${F}: kind must be one of "fragmentation", "transformer-training", "llm-inference", "cnn-training", "random-stress", "producer-consumer"`],
+    [{ kind: 'gpt' }, `${F}: kind must be one of "fragmentation", "transformer-training", "llm-inference", "cnn-training", "random-stress", "producer-consumer", "cuda-graphs"`],
     [{ steps: 3 }, `${F}: kind is required`],
     [[1, 2], `${F}: a scenario must be a JSON object`],
   ])('%j', (json, message) => {

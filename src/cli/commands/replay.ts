@@ -7,6 +7,8 @@ import { allocatorSettingsDict } from '../../snapshot/allocatorSettings.js';
 import { validateFraction } from '../../config/fraction.js';
 import { compareSegments, compareTrace } from '../../replay/check.js';
 import { replaySnapshot, sameBehaviour, snapshotConfig } from '../../replay/replaySnapshot.js';
+import type { PoolInference } from '../../replay/poolInference.js';
+import { rulesLine } from '../../replay/torchVersion.js';
 import { whatIfReplay } from '../../replay/whatIf.js';
 import { AllocsimInputError } from '../../util/inputError.js';
 import { replaySource } from '../../report/oomRemedies.js';
@@ -129,6 +131,7 @@ export const replayCommand: CommandModule<object, ReplayArgs> = {
     });
     const traceDivergence = argv.check ? compareTrace(trace, result.recorder, true) : null;
     const layoutDivergence = argv.check ? compareSegments(snapshot.segments, result.snapshot.segments) : null;
+    const pools = (result.plan as { pools?: PoolInference }).pools;
     await finishRun(argv, {
       title: `${argv.trace}: ${trace.length} trace entries, ${result.opsReplayed} operations replayed`,
       workload: result.plan.workload,
@@ -146,10 +149,13 @@ export const replayCommand: CommandModule<object, ReplayArgs> = {
           deferred_frees: result.plan.deferredFrees,
           unknown_frees: result.plan.unknownFrees,
           driver_fallbacks: result.driverFallbacks,
+          ...(pools ? { private_pools: { pools: pools.pools, windows: pools.windows, notes: pools.notes } } : {}),
         },
         ...(argv.check ? { check: { trace: traceDivergence, layout: layoutDivergence } } : {}),
       },
     });
+    process.stderr.write(`allocsim: ${rulesLine(snapshot)}\n`);
+    for (const note of pools?.notes ?? []) process.stderr.write(`allocsim: private pools: ${note}\n`);
     if (result.plan.unknownFrees > 0) {
       process.stderr.write(`allocsim: note: ${result.plan.unknownFrees} frees of blocks allocated before recording started were skipped\n`);
     }

@@ -1,0 +1,18 @@
+/** Dating a snapshot by its keys (../shared/real-snapshots.md §2.5). */
+import { describe, expect, it } from 'vitest';
+import { guessTorchVersion, rulesLine } from '../../src/replay/torchVersion.js';
+import type { Snapshot } from '../../src/snapshot/schema.js';
+
+const entry = { action: 'alloc' as const, addr: 0, size: 512, stream: 0 };
+
+describe('guessTorchVersion', () => {
+  it('reads the newest marker as a lower bound', () => {
+    expect(guessTorchVersion({ segments: [], device_traces: [[entry]] }).atLeast).toBe('2.1');
+    expect(guessTorchVersion({ segments: [], device_traces: [[{ ...entry, time_us: 1 }]] }).atLeast).toBe('2.2');
+    const s: Snapshot = { segments: [], device_traces: [[{ ...entry, time_us: 1, compile_context: 'N/A', user_metadata: '' }]], external_annotations: [] };
+    const g = guessTorchVersion(s);
+    expect(g.atLeast).toBe('2.10');
+    expect(g.markers).toContain('compile_context in trace entries (2.8+)');
+    expect(rulesLine(s)).toMatch(/^allocator rules of PyTorch 2.11 applied; the snapshot is from torch 2.10 or later/);
+  });
+});
