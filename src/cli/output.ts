@@ -40,17 +40,17 @@ export interface OutputArgs extends ReportArgs {
 
 export function addDeviceOptions<T>(y: Argv<T>): Argv<T & DeviceArgs> {
   return y
-    .option('conf', { type: 'string', describe: 'PYTORCH_CUDA_ALLOC_CONF to simulate (default: the trace\'s own settings, or PyTorch\'s defaults)' })
-    .option('fraction', { type: 'number', describe: 'torch.cuda.set_per_process_memory_fraction: allowed = floor(F * device total)' })
-    .option('device-total', { type: 'number', describe: `totalGlobalMem in bytes (default ${H100_TOTAL_GLOBAL_MEM}, H100 80GB)` })
-    .option('capacity', { type: 'number', describe: 'bytes the driver can hand out before cudaMalloc fails (default: what a fresh CUDA context leaves free)' }) as Argv<T & DeviceArgs>;
+    .option('conf', { type: 'string', requiresArg: true, describe: 'PYTORCH_CUDA_ALLOC_CONF to simulate (default: the trace\'s own settings, or PyTorch\'s defaults)' })
+    .option('fraction', { type: 'number', requiresArg: true, describe: 'torch.cuda.set_per_process_memory_fraction: allowed = floor(F * device total)' })
+    .option('device-total', { type: 'number', requiresArg: true, describe: `totalGlobalMem in bytes (default ${H100_TOTAL_GLOBAL_MEM}, H100 80GB)` })
+    .option('capacity', { type: 'number', requiresArg: true, describe: 'bytes the driver can hand out before cudaMalloc fails (default: what a fresh CUDA context leaves free)' }) as Argv<T & DeviceArgs>;
 }
 
 export function addOutputOptions<T>(y: Argv<T>): Argv<T & OutputArgs & ReportArgs> {
   return addReportOption(y)
-    .option('json', { type: 'string', nargs: 1, describe: 'write results as JSON to FILE (- for stdout)' })
-    .option('timeline', { type: 'string', describe: 'write one CSV row per operation to FILE.csv' })
-    .option('export-snapshot', { type: 'string', describe: 'write the simulated run as a snapshot pickle (opens in pytorch.org/memory_viz)' }) as Argv<T & OutputArgs & ReportArgs>;
+    .option('json', { type: 'string', requiresArg: true, nargs: 1, describe: 'write results as JSON to FILE (- for stdout)' })
+    .option('timeline', { type: 'string', requiresArg: true, describe: 'write one CSV row per operation to FILE.csv' })
+    .option('export-snapshot', { type: 'string', requiresArg: true, describe: 'write the simulated run as a snapshot pickle (opens in pytorch.org/memory_viz)' }) as Argv<T & OutputArgs & ReportArgs>;
 }
 
 export interface DeviceSettings {
@@ -134,7 +134,8 @@ export interface JsonExtras {
 export function resultJson(result: SimulationResult, extras: JsonExtras): Record<string, unknown> {
   return {
     ...extras,
-    summary: summarize(result),
+    // snake_case like every other key of the document (the summary's fields are camelCase in code).
+    summary: Object.fromEntries(Object.entries(summarize(result)).map(([k, v]) => [k.replace(/[A-Z]/g, (c) => `_${c.toLowerCase()}`), v])),
     stats: result.stats,
     ooms: result.ooms.map((o) => ({
       op: o.op,

@@ -10,6 +10,7 @@ export { planTraceReplay, resolveWorkload, type TracePlan } from './tracePlan.js
 export { compareTrace, compareSegments, diffStats, type Divergence } from './check.js';
 export { Timeline, TIMELINE_COLUMNS } from './timeline.js';
 export {
-  whatIfReplay, resolveSourceWorkload, replayWithDriverModel, statBasis,
+  whatIfReplay, resolveSourceWorkload, replayWithDriverModel, statBasis, statDeltas, HEADLINE_KEYS,
+  type StatDelta,
   type WhatIfOptions, type WhatIfResult, type FigureBasis, type SourceReplay,
 } from './whatIf.js';

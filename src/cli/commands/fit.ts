@@ -5,7 +5,9 @@ import { H100_TOTAL_GLOBAL_MEM } from '../../allocator/constants.js';
 import { parseAllocConf } from '../../config/parse.js';
 import { validateFraction } from '../../config/fraction.js';
 import { AllocsimInputError } from '../../util/inputError.js';
-import { loadSweepInput, runConfigs, sweepConfigs } from '../../sweep/index.js';
+import { canonicalConf } from '../../config/canonical.js';
+import { loadSweepInput, rowInputs, runConfigs, sweepConfigs, type SweepRow } from '../../sweep/index.js';
+import { describeInputs, inputsJson } from './inputs.js';
 import { checkOutputPaths, writeFileAtomic } from '../output.js';
 
 export interface SourceArgs {
@@ -18,11 +20,11 @@ export interface SourceArgs {
 export function sourceOptions<T>(y: Argv<T>): Argv<T & SourceArgs> {
   return y
     .option('source-fraction', {
-      type: 'number',
+      type: 'number', requiresArg: true,
       describe: 'memory fraction the traced job ran with (snapshots do not record it; default --fraction)',
     })
-    .option('seed', { type: 'number', describe: 'scenario inputs: seed for the random draws (default the file\'s)' })
-    .option('workers', { type: 'number', describe: 'worker threads (default: all cores; 1 runs in the main thread)' }) as Argv<T & SourceArgs>;
+    .option('seed', { type: 'number', requiresArg: true, describe: 'scenario inputs: seed for the random draws (default the file\'s)' })
+    .option('workers', { type: 'number', requiresArg: true, describe: 'worker threads (default: all cores; 1 runs in the main thread)' }) as Argv<T & SourceArgs>;
 }
 
 export function workerCount(n: number | undefined): number | undefined {
@@ -45,10 +47,10 @@ export const fitCommand: CommandModule<object, FitArgs> = {
   builder: (y: Argv) =>
     sourceOptions(y)
       .positional('input', { type: 'string', demandOption: true, describe: 'snapshot pickle / JSON, or a scenario JSON file' })
-      .option('conf', { type: 'string', array: true, describe: 'PYTORCH_CUDA_ALLOC_CONF to fit (repeat for several; default the input\'s own)' })
-      .option('fraction', { type: 'number', describe: 'keep set_per_process_memory_fraction F while fitting (it arms garbage_collection_threshold)' })
-      .option('device-total', { type: 'number', describe: `totalGlobalMem the fraction refers to (default ${H100_TOTAL_GLOBAL_MEM}, H100 80GB)` })
-      .option('json', { type: 'string', nargs: 1, describe: 'write the results as JSON to FILE (- for stdout)' })
+      .option('conf', { type: 'string', array: true, requiresArg: true, describe: 'PYTORCH_CUDA_ALLOC_CONF to fit (repeat for several; default the input\'s own)' })
+      .option('fraction', { type: 'number', requiresArg: true, describe: 'keep set_per_process_memory_fraction F while fitting (it arms garbage_collection_threshold)' })
+      .option('device-total', { type: 'number', requiresArg: true, describe: `totalGlobalMem the fraction refers to (default ${H100_TOTAL_GLOBAL_MEM}, H100 80GB)` })
+      .option('json', { type: 'string', nargs: 1, requiresArg: true, describe: 'write the results as JSON to FILE (- for stdout)' })
       .example('$0 fit run.pickle', 'how small a GPU this run fits on, with its own settings')
       .example("$0 fit run.pickle --conf '' --conf expandable_segments:True", 'the same for two settings') as Argv<FitArgs>,
   handler: async (argv) => {
@@ -61,29 +63,37 @@ export const fitCommand: CommandModule<object, FitArgs> = {
     for (const c of argv.conf ?? []) parseAllocConf(c);
     checkOutputPaths({ json: argv.json });
     const input = loadSweepInput(argv.input, { sourceFraction: argv['source-fraction'] ?? argv.fraction, seed: argv.seed });
-    const confs = (argv.conf ?? [input.ownConf]).map((c) => sweepConfigs(c, []).baseline);
+    const fraction = argv.fraction ?? null;
+    const given = argv.conf ?? [input.ownConf];
+    const confs = given.map((c) => sweepConfigs(c, [], fraction).baseline);
     for (const note of input.notes) process.stderr.write(`allocsim: note: ${note}\n`);
-    const rows = await runConfigs(input, [...new Set(confs)], {
-      workers,
-      fit: true,
-      device: { fraction: argv.fraction ?? null, deviceTotal },
-    });
-    const order = new Map(confs.map((c, i) => [c, i]));
-    rows.sort((a, b) => (order.get(a.conf) ?? 0) - (order.get(b.conf) ?? 0));
-    const total = deviceTotal ?? H100_TOTAL_GLOBAL_MEM;
+    for (const c of new Set(given)) {
+      for (const d of canonicalConf(c, fraction).dropped) {
+        const gc = d.entry.startsWith('garbage_collection_threshold');
+        process.stderr.write(`allocsim: warning: ${d.entry} cannot act: ${d.why}` +
+          (gc ? '; the capacity figure runs without it, the fraction figure (a fraction limit) with it' : '') + '\n');
+      }
+    }
+    const device = { fraction, deviceTotal };
+    const rows = await runConfigs(input, [...new Set(confs)], { workers, fit: true, device });
+    const byConf = new Map(rows.map((r) => [r.conf, r]));
+    const inputs = rowInputs(input, device, true);
+    const total = inputs.device_total_bytes;
 
     if (argv.json !== undefined) {
       const doc = {
-        input: input.name,
-        device_total: total,
-        fraction: argv.fraction ?? null,
-        configs: rows.map((r) => ({
-          conf: r.conf,
-          min_capacity: r.min_capacity,
-          min_capacity_fraction: r.min_capacity_fraction,
-          peak_reserved: r.peak_reserved,
-          peak_allocated: r.peak_allocated,
-        })),
+        ...inputsJson(inputs),
+        configs: given.map((g, i) => {
+          const r = byConf.get(confs[i]) as SweepRow;
+          return {
+            conf: g,
+            canonical_conf: r.conf,
+            min_capacity_bytes: r.min_capacity_bytes,
+            min_fraction: r.min_fraction,
+            peak_reserved_bytes: r.peak_reserved_bytes,
+            peak_allocated_bytes: r.peak_allocated_bytes,
+          };
+        }),
         notes: input.notes,
       };
       const text = `${JSON.stringify(doc, null, 2)}\n`;
@@ -91,14 +101,18 @@ export const fitCommand: CommandModule<object, FitArgs> = {
       else writeFileAtomic(argv.json, text);
     }
     const out = argv.json === '-' ? process.stderr : process.stdout;
-    for (const r of rows) {
-      const name = r.conf === '' ? "'' (defaults)" : `'${r.conf}'`;
-      if (r.min_capacity === null) {
-        out.write(`${name}: OOM at any device size${argv.fraction !== undefined ? ` (the memory fraction ${argv.fraction} limits it)` : ''}\n`);
-        continue;
+    out.write(`${describeInputs(inputs)}\n`);
+    given.forEach((g, i) => {
+      const r = byConf.get(confs[i]) as SweepRow;
+      const name = g === '' ? "'' (defaults)" : `'${g}'` + (r.conf !== g ? ` (= '${r.conf}')` : '');
+      if (r.min_capacity_bytes === null) {
+        out.write(`${name}: OOM at any device size${fraction !== null ? ` (the memory fraction ${fraction} limits it)` : ''}\n`);
+        return;
       }
-      out.write(`${name}: runs without OOM from ${formatSize(r.min_capacity)} (${r.min_capacity} bytes, ` +
-        `${(r.min_capacity / total).toFixed(4)} of a ${formatSize(total)} device); unconstrained peak reserved ${formatSize(r.peak_reserved)}\n`);
-    }
+      const frac = r.min_fraction === null ? '' : `; set_per_process_memory_fraction(${r.min_fraction}) or more on this ` +
+        `${formatSize(total)} device (rounded up, checked by a replay)`;
+      out.write(`${name}: runs without OOM from ${formatSize(r.min_capacity_bytes)} free device memory ` +
+        `(${r.min_capacity_bytes} bytes)${frac}; unconstrained peak reserved ${formatSize(r.peak_reserved_bytes)}\n`);
+    });
   },
 };
