@@ -46,19 +46,24 @@ export function canonicalConf(conf: string, fraction: number | null | undefined 
   const target = behaviourKey(full, fraction);
   let entries = splitTopLevel(conf).map((e) => e.trim()).filter((e) => e !== '');
   const dropped: DroppedEntry[] = [];
-  for (let i = entries.length - 1; i >= 0; i--) {
-    const e = entries[i];
-    const key = entryKey(e);
-    const rest = entries.filter((_, j) => j !== i);
-    if (!sameAs(rest.join(','), fraction, target)) continue;
-    let why: string;
-    if (full.ignoredKeys.includes(key)) why = 'no effect on device memory';
-    else if (rest.some((r) => entryKey(r) === key)) why = `overridden by the later ${key}`;
-    else if (key === 'garbage_collection_threshold' && full.garbageCollectionThreshold > 0) {
-      why = 'acts only under a memory fraction (--fraction or per_process_memory_fraction)';
-    } else why = "PyTorch's default";
-    dropped.push({ entry: e, why });
-    entries = rest;
+  // Passes until nothing more can go: dropping an overridden entry can make the one overriding it droppable.
+  for (let changed = true; changed;) {
+    changed = false;
+    for (let i = entries.length - 1; i >= 0; i--) {
+      const e = entries[i];
+      const key = entryKey(e);
+      const rest = entries.filter((_, j) => j !== i);
+      if (!sameAs(rest.join(','), fraction, target)) continue;
+      let why: string;
+      if (full.ignoredKeys.includes(key)) why = 'no effect on device memory';
+      else if (rest.some((r) => entryKey(r) === key)) why = `overridden by the later ${key}`;
+      else if (key === 'garbage_collection_threshold' && full.garbageCollectionThreshold > 0) {
+        why = 'acts only under a memory fraction (--fraction or per_process_memory_fraction)';
+      } else why = "PyTorch's default";
+      dropped.push({ entry: e, why });
+      entries = rest;
+      changed = true;
+    }
   }
   entries.sort((a, b) => (entryKey(a) < entryKey(b) ? -1 : entryKey(a) > entryKey(b) ? 1 : 0));
   return { conf: entries.join(','), dropped: dropped.reverse() };

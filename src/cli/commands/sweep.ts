@@ -164,9 +164,9 @@ export const sweepCommand: CommandModule<object, SweepArgs> = {
       process.stderr.write(`allocsim: --resume: ran ${r.configs} config${r.configs === 1 ? '' : 's'} again: ${r.reason}\n`);
     }
     const distinct = groupRows(res.ranked).length;
-    out.write(`${input.name}: ${res.confs.length} configs` +
+    out.write(`${input.name}: ${res.confs.length} config${res.confs.length === 1 ? '' : 's'}` +
       (res.resumed > 0 || argv.resume ? ` (${res.resumed} from ${argv.out}, ${res.confs.length - res.resumed} run now)` : '') +
-      (distinct < res.confs.length ? `, ${distinct} distinct results` : '') + `, ranked by ${objective}\n`);
+      (distinct < res.confs.length ? `, ${distinct} distinct result${distinct === 1 ? '' : 's'}` : '') + `, ranked by ${objective}\n`);
     out.write(`${describeInputs(inputs)}\n`);
     out.write(`${table(res, argv.top ?? res.ranked.length)}\n`);
     out.write(`${res.recommendation.text}\n`);
