@@ -2,7 +2,7 @@
  * sweep/: many configs over one workload: the grid run in worker threads, capacity fits by bisection, ranking,
  * the recommendation and the resumable results CSV. Imports replay/, synth/, driver/ and the stages below them.
  */
-export { loadSweepInput, snapshotSweepInput, fileId, type SweepInput, type SweepInputOptions } from './input.js';
+export { loadSweepInput, loadSweepInputs, snapshotSweepInput, fileId, type SweepInput, type SweepInputOptions } from './input.js';
 export {
   evaluateConfig, fitCapacity, rowInputs, type DeviceOptions, type FitResult, type SweepRow, type RowInputs,
 } from './evaluate.js';

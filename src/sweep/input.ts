@@ -107,6 +107,24 @@ export function snapshotSweepInput(
   };
 }
 
+/**
+ * Every input of one file: one per device with `device: 'all'` (each device's trace is its own run; a
+ * device without trace entries is skipped), else the one `loadSweepInput` gives. The file is read once.
+ */
+export function loadSweepInputs(path: string, opts: Omit<SweepInputOptions, 'device'> & { device?: number | 'all' } = {}): SweepInput[] {
+  if (opts.device !== 'all' || asScenario(path) !== null) {
+    return [loadSweepInput(path, { ...opts, device: opts.device === 'all' ? undefined : opts.device })];
+  }
+  const snapshot = readSnapshotFile(path);
+  const bytes = readFileSync(path);
+  const id = fileId(bytes);
+  const devices = snapshot.device_traces.map((t, d) => (t.length > 0 ? d : -1)).filter((d) => d >= 0);
+  return (devices.length > 0 ? devices : [0]).map((d) => {
+    const chosen = selectDevice(snapshot, path, d);
+    return snapshotSweepInput(chosen.snapshot, devices.length > 1 ? `${path}#${d}` : path, { ...opts, device: d }, { id, bytes: bytes.length, device: d });
+  });
+}
+
 /** Reads a snapshot (pickle / JSON / gzip) or a scenario file. */
 export function loadSweepInput(path: string, opts: SweepInputOptions = {}): SweepInput {
   const scenarioJson = asScenario(path);

@@ -4,6 +4,7 @@ import { runCommand } from './run.js';
 import { synthCommand } from './synth.js';
 import { sweepCommand } from './sweep.js';
 import { fitCommand } from './fit.js';
+import { compareCommand } from './compare.js';
 
 /** Every CLI command; each module exports one yargs CommandModule. */
 // eslint-disable-next-line @typescript-eslint/no-explicit-any
@@ -13,4 +14,5 @@ export const commands: CommandModule<any, any>[] = [
   synthCommand,
   sweepCommand,
   fitCommand,
+  compareCommand,
 ];
