@@ -13,10 +13,10 @@ export const SWEEP_COLUMNS = [
   'rank', 'baseline', 'conf', 'peak_reserved_bytes', 'peak_allocated_bytes', 'peak_inactive_split_bytes',
   'cached_at_peak_bytes', 'inactive_split_at_peak_bytes', 'ooms', 'first_oom_op', 'first_oom_size_bytes',
   'num_device_alloc', 'num_device_free', 'num_alloc_retries', 'min_capacity_bytes', 'min_fraction', 'seconds',
-  'input', 'input_id', 'input_bytes', 'fraction', 'capacity_bytes', 'device_total_bytes', 'fit', 'version',
+  'input', 'input_id', 'input_bytes', 'fraction', 'capacity_bytes', 'device_total_bytes', 'fit', 'version', 'sweep_id', 'shard',
 ] as const;
 
-const TEXT = new Set<string>(['conf', 'input', 'input_id', 'version']);
+const TEXT = new Set<string>(['conf', 'input', 'input_id', 'version', 'sweep_id', 'shard']);
 const BOOLEAN = new Set<string>(['baseline', 'fit']);
 
 /** A row as the file holds it: its rank (null while the sweep runs) and whether it is the given settings. */
@@ -24,12 +24,15 @@ export interface CsvRow {
   rank: number | null;
   baseline: boolean;
   row: SweepRow;
+  /** The sweep's identity (its inputs and configs) and the shard `i/n` that ran the row ('' unsharded). */
+  sweep: string;
+  shard: string;
 }
 
 function cells(r: CsvRow): string[] {
   const rec = r.row as unknown as Record<string, unknown>;
   return SWEEP_COLUMNS.map((k) => {
-    const v = k === 'rank' ? r.rank : k === 'baseline' ? r.baseline : rec[k];
+    const v = k === 'rank' ? r.rank : k === 'baseline' ? r.baseline : k === 'sweep_id' ? r.sweep : k === 'shard' ? r.shard : rec[k];
     if (v === null || v === undefined) return '';
     if (typeof v === 'boolean') return v ? 'yes' : 'no';
     return String(v);
@@ -103,8 +106,8 @@ export function readRows(path: string): CsvRow[] {
       const v = cellsOfRow[j];
       rec[k] = TEXT.has(k) ? v : BOOLEAN.has(k) ? v === 'yes' : v === '' ? null : Number(v);
     });
-    const { rank, baseline, ...row } = rec;
-    out.push({ rank: rank as number | null, baseline: baseline as boolean, row: row as unknown as SweepRow });
+    const { rank, baseline, sweep_id: sweep, shard, ...row } = rec;
+    out.push({ rank: rank as number | null, baseline: baseline as boolean, row: row as unknown as SweepRow, sweep: sweep as string, shard: shard as string });
   }
   return out;
 }

@@ -7,9 +7,13 @@ export {
   evaluateConfig, fitCapacity, rowInputs, type DeviceOptions, type FitResult, type SweepRow, type RowInputs,
 } from './evaluate.js';
 export { runConfigs, defaultWorkers, type PoolOptions } from './pool.js';
-export { runSweep, sweepConfigs, ranksOf, type SweepOptions, type SweepResult, type SweepConfigs } from './runSweep.js';
+export {
+  runSweep, sweepConfigs, ranksOf, rankSweep, worstCase, sweepIdOf, type SweepOptions, type SweepResult, type SweepConfigs, type Ranked,
+} from './runSweep.js';
+export { parseShard, inShard, shardPath, type Shard } from './shard.js';
 export {
   rankRows, recommend, parseObjective, objectiveValue, defaultObjective, groupRows, resultKey, formatGain, OBJECTIVES,
   type Objective, type Recommendation, type Gain, type RankedGroup,
 } from './rank.js';
 export { appendRows, readRows, rewriteRows, parseCsv, SWEEP_COLUMNS, type CsvRow } from './csv.js';
+export { mergeFiles, type Merged } from './merge.js';

@@ -3,7 +3,10 @@
  * once), replayed in parallel, one results row per config appended to the results file as it finishes, then
  * ranked by an objective with a recommendation and the file rewritten in rank order.
  */
+import { createHash } from 'node:crypto';
 import { canonicalConf } from '../config/canonical.js';
+import { AllocsimInputError } from '../util/inputError.js';
+import { inShard, type Shard } from './shard.js';
 import { expandGrid, parseGridSpec, type GridSpec } from '../config/grid.js';
 import { appendRows, readRows, rewriteRows, type CsvRow } from './csv.js';
 import { rowInputs, type RowInputs, type SweepRow } from './evaluate.js';
@@ -14,7 +17,7 @@ import { defaultObjective, groupRows, rankRows, recommend, resultKey, type Objec
 export interface SweepOptions extends PoolOptions {
   /** `key=v1,v2,...` strings or parsed specs; the first varies slowest. */
   grids: (string | GridSpec)[];
-  /** The settings the job runs with (the baseline); default the input's own. Grid keys replace its keys. */
+  /** The settings the job runs with (the baseline); default the (first) input's own. Grid keys replace its keys. */
   base?: string;
   /** Results CSV, appended to as configs finish, rewritten in rank order at the end. */
   out?: string;
@@ -22,6 +25,8 @@ export interface SweepOptions extends PoolOptions {
   resume?: boolean;
   /** Default: min-capacity when fitting, else peak-reserved. */
   objective?: Objective;
+  /** Run only this shard's share of the (input x config) units; `out` then holds the shard's rows, unranked. */
+  shard?: Shard;
   /** Called once the configs to run are known (before the first starts). */
   onStart?: (toRun: number, total: number) => void;
 }
@@ -37,14 +42,23 @@ export interface SweepConfigs {
 }
 
 export interface SweepResult extends SweepConfigs {
-  /** Rows of every config (resumed ones included), best first. */
+  /**
+   * One row per config, best first: the config's row for a single input; over several inputs, its worst case
+   * (each figure the largest over the inputs, `input` naming how many), which the ranking and the
+   * recommendation use: a setting is as good as it is on its worst rank.
+   */
   ranked: SweepRow[];
+  /** Every (input, config) row, ranked configs first, inputs in natural order of their names. */
+  rows: SweepRow[];
   /** Configs skipped because `out` already had them with the same inputs. */
   resumed: number;
   /** Why rows of `out` were not reused ("fraction 0.25 in the file, 0.05 now"), with how many. */
   reran: { reason: string; configs: number }[];
-  recommendation: Recommendation;
+  /** null for a shard (merge recommends). */
+  recommendation: Recommendation | null;
   objective: Objective;
+  /** Identity of the whole (inputs x configs) work, recorded in every row so merge can tell shards belong together. */
+  sweepId: string;
 }
 
 /**
@@ -93,55 +107,141 @@ function mismatch(stored: SweepRow, now: RowInputs): string | null {
   return null;
 }
 
-/** Ranks of ranked rows: configs with identical results share one. */
-export function ranksOf(ranked: readonly SweepRow[]): CsvRow[] {
-  const rankOfKey = new Map<string, number>();
-  groupRows(ranked).forEach((g, i) => rankOfKey.set(resultKey(g.row), i + 1));
-  return ranked.map((row) => ({ rank: rankOfKey.get(resultKey(row)) ?? null, baseline: false, row }));
+
+/** The worst case of one config over several inputs: every figure the largest (null, "none", counts as largest). */
+export function worstCase(rows: readonly SweepRow[]): SweepRow {
+  if (rows.length === 1) return rows[0];
+  const worst = { ...rows[0], input: `(worst of ${rows.length} inputs)`, input_id: '', input_bytes: 0, seconds: 0 } as Record<string, unknown>;
+  for (const k of FIGURES) {
+    const values = rows.map((r) => r[k] as number | null);
+    // A null figure: no OOM (first_oom_*) is best; no capacity avoids OOM (min_*) is worst.
+    const nullIsWorst = k === 'min_capacity_bytes' || k === 'min_fraction';
+    worst[k] = values.some((v) => v === null)
+      ? (nullIsWorst ? null : Math.max(...values.filter((v): v is number => v !== null), -Infinity))
+      : Math.max(...(values as number[]));
+    if (worst[k] === -Infinity) worst[k] = null;
+  }
+  worst.first_oom_op = rows.some((r) => r.first_oom_op !== null) ? Math.min(...rows.filter((r) => r.first_oom_op !== null).map((r) => r.first_oom_op as number)) : null;
+  worst.seconds = Math.round(rows.reduce((t, r) => t + r.seconds, 0) * 1000) / 1000;
+  return worst as unknown as SweepRow;
 }
 
-export async function runSweep(input: SweepInput, opts: SweepOptions): Promise<SweepResult> {
+const FIGURES: readonly (keyof SweepRow)[] = [
+  'peak_reserved_bytes', 'peak_allocated_bytes', 'peak_inactive_split_bytes', 'cached_at_peak_bytes', 'inactive_split_at_peak_bytes',
+  'ooms', 'first_oom_size_bytes', 'num_device_alloc', 'num_device_free', 'num_alloc_retries', 'min_capacity_bytes', 'min_fraction',
+];
+
+/** `<hash>:<units>`: the hash of the inputs and configs, and how many (input, config) units the sweep has. */
+export function sweepIdOf(inputIds: readonly string[], confs: readonly string[]): string {
+  const hash = createHash('sha256').update(JSON.stringify([inputIds, confs])).digest('hex').slice(0, 12);
+  return `${hash}:${inputIds.length * confs.length}`;
+}
+
+export interface Ranked {
+  ranked: SweepRow[];
+  rows: SweepRow[];
+  /** null when the rows lack the baseline's (a shard's share). */
+  recommendation: Recommendation | null;
+  /** The file's rows: every (input, config) row in rank order, with its config's rank. */
+  csv: CsvRow[];
+}
+
+/**
+ * Ranks (input, config) rows: per config the worst case over the inputs, ranked by `objective`, recommended
+ * against `baseline`. The same for a sweep and for `merge` of its shards, so both give the same answer.
+ */
+export function rankSweep(rows: readonly SweepRow[], baseline: string, objective: Objective,
+  sweep: { id: string; shard: string } = { id: '', shard: '' }): Ranked {
+  const byConf = new Map<string, SweepRow[]>();
+  for (const r of rows) {
+    const g = byConf.get(r.conf);
+    if (g) g.push(r);
+    else byConf.set(r.conf, [r]);
+  }
+  // Inputs in natural order of their names (rank2 before rank10): the same however the rows were produced.
+  for (const g of byConf.values()) g.sort((a, b) => a.input.localeCompare(b.input, 'en', { numeric: true }));
+  const ranked = rankRows([...byConf.values()].map(worstCase), objective);
+  const ranks = ranksOf(ranked);
+  const csv: CsvRow[] = [];
+  const all: SweepRow[] = [];
+  for (const { rank, row } of ranks) {
+    for (const r of byConf.get(row.conf) ?? []) {
+      csv.push({ rank, baseline: r.conf === baseline, row: r, sweep: sweep.id, shard: sweep.shard });
+      all.push(r);
+    }
+  }
+  // A shard may not hold the baseline's rows: it is not ranked or recommended on its own (merge does that).
+  const recommendation = ranked.some((r) => r.conf === baseline) ? recommend(ranked, baseline, objective) : null;
+  return { ranked, rows: all, recommendation, csv };
+}
+
+/** Ranks of ranked rows: configs with identical results share one. */
+export function ranksOf(ranked: readonly SweepRow[]): { rank: number | null; row: SweepRow }[] {
+  const rankOfKey = new Map<string, number>();
+  groupRows(ranked).forEach((g, i) => rankOfKey.set(resultKey(g.row), i + 1));
+  return ranked.map((row) => ({ rank: rankOfKey.get(resultKey(row)) ?? null, row }));
+}
+
+/**
+ * A sweep over one input or several (a job's ranks, many jobs): every config on every input, one row per
+ * (input, config); with `shard`, only that shard's units.
+ */
+export async function runSweep(inputOrInputs: SweepInput | readonly SweepInput[], opts: SweepOptions): Promise<SweepResult> {
+  const inputs = Array.isArray(inputOrInputs) ? inputOrInputs : [inputOrInputs as SweepInput];
+  if (inputs.length === 0) throw new AllocsimInputError('sweep: no inputs');
   const fraction = opts.device?.fraction ?? null;
-  const configs = sweepConfigs(opts.base ?? input.ownConf, opts.grids, fraction);
+  const configs = sweepConfigs(opts.base ?? inputs[0].ownConf, opts.grids, fraction);
   const { confs, baseline } = configs;
   const fit = opts.fit ?? true;
-  const now = rowInputs(input, opts.device ?? {}, fit);
-  const wanted = new Set(confs);
+  const sweepId = sweepIdOf(inputs.map((i) => i.id), confs);
+  const shardText = opts.shard ? `${opts.shard.index}/${opts.shard.count}` : '';
   const previous = opts.out !== undefined && opts.resume ? readRows(opts.out).map((r) => r.row) : [];
   const reasons = new Map<string, number>();
   const reusable = new Map<string, SweepRow>();
+  const unitKey = (input: string, conf: string) => `${input}\n${conf}`;
+  const nowOf = new Map(inputs.map((i) => [i.name, rowInputs(i, opts.device ?? {}, fit)]));
+  const wanted = new Set<string>();
+  const todo: { input: SweepInput; confs: string[] }[] = inputs.map((input) => ({ input, confs: [] }));
+  let unit = 0;
+  for (const t of todo) for (const c of confs) if (inShard(unit++, opts.shard)) wanted.add(unitKey(t.input.name, c));
   for (const r of previous) {
-    const why = mismatch(r, now);
-    if (why === null) reusable.set(r.conf, r);
-    else if (wanted.has(r.conf)) reasons.set(why, (reasons.get(why) ?? 0) + 1);
+    const now = nowOf.get(r.input);
+    const why = now === undefined ? 'another input' : mismatch(r, now);
+    const key = unitKey(r.input, r.conf);
+    if (why === null) reusable.set(key, r);
+    else if (wanted.has(key)) reasons.set(why, (reasons.get(why) ?? 0) + 1);
   }
-  const kept = confs.filter((c) => reusable.has(c)).map((c) => reusable.get(c) as SweepRow);
-  const todo = confs.filter((c) => !reusable.has(c));
-  const mark = (row: SweepRow): CsvRow => ({ rank: null, baseline: row.conf === baseline, row });
+  for (const t of todo) t.confs = confs.filter((c) => wanted.has(unitKey(t.input.name, c)) && !reusable.has(unitKey(t.input.name, c)));
+  const kept = [...reusable].filter(([k]) => wanted.has(k)).map(([, r]) => r);
+  const mark = (row: SweepRow): CsvRow => ({ rank: null, baseline: row.conf === baseline, row, sweep: sweepId, shard: shardText });
   // A fresh sweep starts an empty file; a resumed one is rewritten from the rows that still apply, which drops a
   // last row cut short by an interruption and rows of other inputs (their configs run again).
-  if (opts.out !== undefined) rewriteRows(opts.out, [...reusable.values()].map(mark));
-  opts.onStart?.(todo.length, confs.length);
-  const rows = await runConfigs(input, todo, {
-    ...opts,
-    onRow: (row) => {
-      if (opts.out !== undefined) appendRows(opts.out, [mark(row)]);
-      opts.onRow?.(row);
-    },
-  });
+  if (opts.out !== undefined) rewriteRows(opts.out, kept.map(mark));
+  opts.onStart?.(todo.reduce((n, t) => n + t.confs.length, 0), wanted.size);
+  const rows: SweepRow[] = [];
+  for (const t of todo) {
+    if (t.confs.length === 0) continue;
+    rows.push(...await runConfigs(t.input, t.confs, {
+      ...opts,
+      onRow: (row) => {
+        if (opts.out !== undefined) appendRows(opts.out, [mark(row)]);
+        opts.onRow?.(row);
+      },
+    }));
+  }
   const all = [...kept, ...rows];
   const objective = opts.objective ?? defaultObjective(fit);
-  const ranked = rankRows(all, objective);
-  if (opts.out !== undefined) {
-    const extra = [...reusable.values()].filter((r) => !wanted.has(r.conf)).map(mark);
-    rewriteRows(opts.out, [...ranksOf(ranked).map((r) => ({ ...r, baseline: r.row.conf === baseline })), ...extra]);
-  }
+  const r = rankSweep(all, baseline, objective, { id: sweepId, shard: shardText });
+  // A shard's file stays unranked (the ranking needs every shard: allocsim merge); a whole sweep's is ranked.
+  if (opts.out !== undefined) rewriteRows(opts.out, opts.shard ? r.csv.map((x) => ({ ...x, rank: null })) : r.csv);
   return {
     ...configs,
-    ranked,
+    ranked: r.ranked,
+    rows: r.rows,
     resumed: kept.length,
     reran: [...reasons].map(([reason, n]) => ({ reason, configs: n })),
-    recommendation: recommend(all, baseline, objective),
+    recommendation: r.recommendation,
     objective,
+    sweepId,
   };
 }

@@ -5,6 +5,7 @@ import { synthCommand } from './synth.js';
 import { sweepCommand } from './sweep.js';
 import { fitCommand } from './fit.js';
 import { compareCommand } from './compare.js';
+import { mergeCommand } from './merge.js';
 
 /** Every CLI command; each module exports one yargs CommandModule. */
 // eslint-disable-next-line @typescript-eslint/no-explicit-any
@@ -15,4 +16,5 @@ export const commands: CommandModule<any, any>[] = [
   sweepCommand,
   fitCommand,
   compareCommand,
+  mergeCommand,
 ];
