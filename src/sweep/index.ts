@@ -16,4 +16,4 @@ export {
   type Objective, type Recommendation, type Gain, type RankedGroup,
 } from './rank.js';
 export { appendRows, readRows, rewriteRows, parseCsv, SWEEP_COLUMNS, type CsvRow } from './csv.js';
-export { mergeFiles, type Merged } from './merge.js';
+export { mergeFiles, type Merged } from './mergeShards.js';
