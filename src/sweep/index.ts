@@ -8,7 +8,8 @@ export {
 } from './evaluate.js';
 export { runConfigs, defaultWorkers, type PoolOptions } from './pool.js';
 export {
-  runSweep, sweepConfigs, ranksOf, rankSweep, worstCase, sweepIdOf, type SweepOptions, type SweepResult, type SweepConfigs, type Ranked,
+  runSweep, sweepConfigs, ranksOf, rankSweep, worstCase, sweepIdOf, sourceName,
+  type SweepOptions, type SweepResult, type SweepConfigs, type Ranked, type SweepSource,
 } from './runSweep.js';
 export { parseShard, inShard, shardPath, type Shard } from './shard.js';
 export {

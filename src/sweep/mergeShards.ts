@@ -6,6 +6,7 @@
 import { AllocsimInputError } from '../util/inputError.js';
 import { readRows, type CsvRow } from './csv.js';
 import type { RowInputs, SweepRow } from './evaluate.js';
+import { sourceName } from './runSweep.js';
 
 export interface Merged {
   rows: SweepRow[];
@@ -49,9 +50,11 @@ export function mergeFiles(paths: readonly string[]): Merged {
     units.set(key, r.row);
   }
   const expected = Number(first.r.sweep.split(':')[1]);
-  if (Number.isInteger(expected) && units.size !== expected) {
+  // Units are (source file, config): the devices of one file (--device all) are one unit.
+  const done = new Set([...units.values()].map((r) => `${sourceName(r.input)}\n${r.conf}`)).size;
+  if (Number.isInteger(expected) && done !== expected) {
     const shards = [...new Set(all.map((x) => x.r.shard))].sort();
-    throw new AllocsimInputError(`the files hold ${units.size} of the sweep's ${expected} (input, config) results ` +
+    throw new AllocsimInputError(`the files hold ${done} of the sweep's ${expected} (input, config) results ` +
       `(shards ${shards.join(', ') || 'none'}): a shard is missing or unfinished (rerun it with --resume)`);
   }
   const baselines = new Set(all.filter((x) => x.r.baseline).map((x) => x.r.row.conf));

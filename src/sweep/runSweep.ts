@@ -59,6 +59,9 @@ export interface SweepResult extends SweepConfigs {
   objective: Objective;
   /** Identity of the whole (inputs x configs) work, recorded in every row so merge can tell shards belong together. */
   sweepId: string;
+  /** (source, config) units this run (or shard) had, and the inputs its rows cover. */
+  units: number;
+  inputs: number;
 }
 
 /**
@@ -131,10 +134,10 @@ const FIGURES: readonly (keyof SweepRow)[] = [
   'ooms', 'first_oom_size_bytes', 'num_device_alloc', 'num_device_free', 'num_alloc_retries', 'min_capacity_bytes', 'min_fraction',
 ];
 
-/** `<hash>:<units>`: the hash of the inputs and configs, and how many (input, config) units the sweep has. */
-export function sweepIdOf(inputIds: readonly string[], confs: readonly string[]): string {
-  const hash = createHash('sha256').update(JSON.stringify([inputIds, confs])).digest('hex').slice(0, 12);
-  return `${hash}:${inputIds.length * confs.length}`;
+/** `<hash>:<units>`: the hash of the sources (name:bytes) and configs, and how many (source, config) units the sweep has. */
+export function sweepIdOf(sources: readonly string[], confs: readonly string[]): string {
+  const hash = createHash('sha256').update(JSON.stringify([sources, confs])).digest('hex').slice(0, 12);
+  return `${hash}:${sources.length * confs.length}`;
 }
 
 export interface Ranked {
@@ -183,51 +186,88 @@ export function ranksOf(ranked: readonly SweepRow[]): { rank: number | null; row
 }
 
 /**
- * A sweep over one input or several (a job's ranks, many jobs): every config on every input, one row per
- * (input, config); with `shard`, only that shard's units.
+ * One input file of a sweep, loaded only by a shard that has work on it, and only while it runs: a fleet sweep
+ * over thousands of snapshots holds one in memory at a time. `load` gives one input per device replayed.
  */
-export async function runSweep(inputOrInputs: SweepInput | readonly SweepInput[], opts: SweepOptions): Promise<SweepResult> {
-  const inputs = Array.isArray(inputOrInputs) ? inputOrInputs : [inputOrInputs as SweepInput];
-  if (inputs.length === 0) throw new AllocsimInputError('sweep: no inputs');
+export interface SweepSource {
+  name: string;
+  /** File size: with the name, the sweep's identity (no file is read to compute it). */
+  bytes: number;
+  load: () => SweepInput[];
+}
+
+const sourceOf = (input: SweepInput): SweepSource => ({ name: input.name, bytes: input.bytes, load: () => [input] });
+
+/** The source (file) a row's input belongs to: `path#N` is device N of `path` (--device all). */
+export const sourceName = (input: string): string => input.replace(/#\d+$/, '');
+
+/**
+ * A sweep over one input or several (a job's ranks, many jobs): every config on every input, one row per
+ * (input, config). The work is (source, config) units, unit k = source index x configs + config index; with
+ * `shard`, only the units k with k mod n = i run, and only the sources they touch are loaded.
+ * `first`: the first source's inputs when the caller has loaded them already (the baseline comes from them).
+ */
+export async function runSweep(
+  what: SweepInput | readonly SweepInput[] | readonly SweepSource[], opts: SweepOptions & { first?: SweepInput[] },
+): Promise<SweepResult> {
+  const list = (Array.isArray(what) ? what : [what]) as (SweepInput | SweepSource)[];
+  const sources = list.map((x) => ('load' in x ? x : sourceOf(x)));
+  if (sources.length === 0) throw new AllocsimInputError('sweep: no inputs');
+  const loaded = new Map<number, SweepInput[]>();
+  const loadAt = (i: number) => {
+    let got = loaded.get(i);
+    if (got === undefined) {
+      got = i === 0 && opts.first ? opts.first : sources[i].load();
+      loaded.set(i, got);
+    }
+    return got;
+  };
   const fraction = opts.device?.fraction ?? null;
-  const configs = sweepConfigs(opts.base ?? inputs[0].ownConf, opts.grids, fraction);
+  const configs = sweepConfigs(opts.base ?? loadAt(0)[0].ownConf, opts.grids, fraction);
   const { confs, baseline } = configs;
   const fit = opts.fit ?? true;
-  const sweepId = sweepIdOf(inputs.map((i) => i.id), confs);
+  const sweepId = sweepIdOf(sources.map((x) => `${x.name}:${x.bytes}`), confs);
   const shardText = opts.shard ? `${opts.shard.index}/${opts.shard.count}` : '';
   const previous = opts.out !== undefined && opts.resume ? readRows(opts.out).map((r) => r.row) : [];
   const reasons = new Map<string, number>();
-  const reusable = new Map<string, SweepRow>();
   const unitKey = (input: string, conf: string) => `${input}\n${conf}`;
-  const nowOf = new Map(inputs.map((i) => [i.name, rowInputs(i, opts.device ?? {}, fit)]));
-  const wanted = new Set<string>();
-  const todo: { input: SweepInput; confs: string[] }[] = inputs.map((input) => ({ input, confs: [] }));
-  let unit = 0;
-  for (const t of todo) for (const c of confs) if (inShard(unit++, opts.shard)) wanted.add(unitKey(t.input.name, c));
-  for (const r of previous) {
-    const now = nowOf.get(r.input);
-    const why = now === undefined ? 'another input' : mismatch(r, now);
-    const key = unitKey(r.input, r.conf);
-    if (why === null) reusable.set(key, r);
-    else if (wanted.has(key)) reasons.set(why, (reasons.get(why) ?? 0) + 1);
-  }
-  for (const t of todo) t.confs = confs.filter((c) => wanted.has(unitKey(t.input.name, c)) && !reusable.has(unitKey(t.input.name, c)));
-  const kept = [...reusable].filter(([k]) => wanted.has(k)).map(([, r]) => r);
+  const stored = new Map(previous.map((r) => [unitKey(r.input, r.conf), r]));
   const mark = (row: SweepRow): CsvRow => ({ rank: null, baseline: row.conf === baseline, row, sweep: sweepId, shard: shardText });
-  // A fresh sweep starts an empty file; a resumed one is rewritten from the rows that still apply, which drops a
-  // last row cut short by an interruption and rows of other inputs (their configs run again).
-  if (opts.out !== undefined) rewriteRows(opts.out, kept.map(mark));
-  opts.onStart?.(todo.reduce((n, t) => n + t.confs.length, 0), wanted.size);
+  // The file is rewritten as rows are found still to apply; a row cut short by an interruption, or made with
+  // other inputs, is dropped (its config runs again).
+  const kept: SweepRow[] = [];
+  if (opts.out !== undefined) rewriteRows(opts.out, []);
+  const plan = sources.map((_, si) => confs.filter((_c, ci) => inShard(si * confs.length + ci, opts.shard)));
+  const units = plan.reduce((n, p) => n + p.length, 0);
+  opts.onStart?.(units, units);
   const rows: SweepRow[] = [];
-  for (const t of todo) {
-    if (t.confs.length === 0) continue;
-    rows.push(...await runConfigs(t.input, t.confs, {
-      ...opts,
-      onRow: (row) => {
-        if (opts.out !== undefined) appendRows(opts.out, [mark(row)]);
-        opts.onRow?.(row);
-      },
-    }));
+  for (let si = 0; si < sources.length; si++) {
+    if (plan[si].length === 0) continue;
+    for (const input of loadAt(si)) {
+      const now = rowInputs(input, opts.device ?? {}, fit);
+      const todo: string[] = [];
+      for (const c of plan[si]) {
+        const r = stored.get(unitKey(input.name, c));
+        const why = r === undefined ? null : mismatch(r, now);
+        if (r !== undefined && why === null) {
+          kept.push(r);
+          if (opts.out !== undefined) appendRows(opts.out, [mark(r)]);
+        } else {
+          if (why !== null) reasons.set(why, (reasons.get(why) ?? 0) + 1);
+          todo.push(c);
+        }
+      }
+      if (todo.length === 0) continue;
+      rows.push(...await runConfigs(input, todo, {
+        ...opts,
+        onRow: (row) => {
+          if (opts.out !== undefined) appendRows(opts.out, [mark(row)]);
+          opts.onRow?.(row);
+        },
+      }));
+    }
+    // One source in memory at a time (the first stays: it may be the caller's).
+    if (si > 0) loaded.delete(si);
   }
   const all = [...kept, ...rows];
   const objective = opts.objective ?? defaultObjective(fit);
@@ -243,5 +283,7 @@ export async function runSweep(inputOrInputs: SweepInput | readonly SweepInput[]
     recommendation: r.recommendation,
     objective,
     sweepId,
+    units,
+    inputs: [...new Set(all.map((x) => x.input))].length,
   };
 }

@@ -3,6 +3,7 @@
  * scenario under every combination of settings; rank them (by the worst input), recommend one. `--shard` runs a
  * share of the work; `allocsim merge` combines the shards' files into the same answer.
  */
+import { statSync } from 'node:fs';
 import cliProgress from 'cli-progress';
 import type { Argv, CommandModule } from 'yargs';
 import { parseAllocConf } from '../../config/index.js';
@@ -35,6 +36,15 @@ interface SweepArgs extends DeviceArgs, SourceArgs, ReportArgs {
   device?: string;
   shard?: string;
 }
+
+/** Size of an input file (its identity in the sweep id, with the name), checked before any work. */
+const fileSize = (f: string): number => {
+  try {
+    return statSync(f).size;
+  } catch {
+    throw new AllocsimInputError(`${f}: no such file`);
+  }
+};
 
 const name = (conf: string) => (conf === '' ? "'' (defaults)" : conf);
 
@@ -203,24 +213,30 @@ export const sweepCommand: CommandModule<object, SweepArgs> = {
     const fraction = settings.fraction ?? null;
     sweepConfigs(argv.conf ?? '', argv.grid, fraction);
     const device = parseDevice(argv.device);
-    const inputs = expandInputs(argv.inputs).flatMap((f) => loadSweepInputs(f, {
-      sourceFraction: argv['source-fraction'] ?? settings.fraction, seed: argv.seed, device,
-    }));
-    const base = argv.conf ?? inputs[0].ownConf;
-    const others = inputs.filter((i) => i.ownConf !== inputs[0].ownConf);
-    if (argv.conf === undefined && others.length > 0) {
-      process.stderr.write(`allocsim: note: ${others.length} inputs were recorded under other settings than ${inputs[0].name}; ` +
-        `the baseline is ${inputs[0].name}'s ('${base}'): pass --conf to choose it\n`);
-    }
+    const files = expandInputs(argv.inputs);
+    const seenNotes: string[] = [];
+    const load = (f: string) => {
+      const got = loadSweepInputs(f, { sourceFraction: argv['source-fraction'] ?? settings.fraction, seed: argv.seed, device });
+      for (const i of got) {
+        for (const n of i.notes) {
+          const note = files.length > 1 || got.length > 1 ? `${i.name}: ${n}` : n;
+          seenNotes.push(note);
+          process.stderr.write(`allocsim: note: ${note}\n`);
+        }
+      }
+      return got;
+    };
+    // The first input gives the baseline (its own settings); the others load when their turn comes.
+    const first = load(files[0]);
+    const sources = files.map((f, i) => ({ name: f, bytes: i === 0 ? first[0].bytes : fileSize(f), load: () => load(f) }));
+    const base = argv.conf ?? first[0].ownConf;
     const configs = sweepConfigs(base, argv.grid, fraction);
     const { confs } = configs;
-    const notes = inputs.flatMap((i) => i.notes.map((n) => (inputs.length > 1 ? `${i.name}: ${n}` : n)));
-    for (const note of notes) process.stderr.write(`allocsim: note: ${note}\n`);
     const warnings = settingWarnings(base, fraction, configs.warnings);
     for (const w of warnings) process.stderr.write(`allocsim: warning: ${w}\n`);
     const dev = { fraction: settings.fraction, deviceTotal: settings.deviceTotal, capacity: settings.capacity };
 
-    const bar = process.stderr.isTTY && confs.length * inputs.length > 1
+    const bar = process.stderr.isTTY && confs.length * files.length > 1
       ? new cliProgress.SingleBar({
         stream: process.stderr,
         format: 'sweep [{bar}] {value}/{total} configs | {eta_formatted} left | {conf}',
@@ -228,10 +244,10 @@ export const sweepCommand: CommandModule<object, SweepArgs> = {
         clearOnComplete: true,
       }, cliProgress.Presets.shades_classic)
       : null;
-    let units = 0;
     const res = await (async () => {
       try {
-        return await runSweep(inputs, {
+        return await runSweep(sources, {
+          first,
           grids: argv.grid,
           base: argv.conf,
           out: outPath,
@@ -241,10 +257,7 @@ export const sweepCommand: CommandModule<object, SweepArgs> = {
           fit: argv.fit,
           shard,
           device: dev,
-          onStart: (toRun, total) => {
-            units = total;
-            bar?.start(toRun, 0, { conf: '' });
-          },
+          onStart: (toRun) => bar?.start(toRun, 0, { conf: '' }),
           onRow: (row) => bar?.increment({ conf: row.conf.slice(0, 40) }),
         });
       } finally {
@@ -257,17 +270,17 @@ export const sweepCommand: CommandModule<object, SweepArgs> = {
     const out = argv.json === '-' ? process.stderr : process.stdout;
     if (shard !== undefined) {
       // A shard's ranking would be of its share only: it reports what it wrote and leaves ranking to merge.
-      out.write(`shard ${shard.index}/${shard.count}: ${units} of the sweep's ${inputs.length * confs.length} (input, config) results ` +
-        `(${res.resumed} from ${outPath}, ${units - res.resumed} run now) in ${outPath}; ` +
+      out.write(`shard ${shard.index}/${shard.count}: ${res.units} of the sweep's ${files.length * confs.length} (input, config) units, ` +
+        `${res.rows.length} results (${res.resumed} from ${outPath}, ${res.rows.length - res.resumed} run now) in ${outPath}; ` +
         'combine every shard\'s file with: allocsim merge FILES...\n');
       return;
     }
     const recommendation = res.recommendation;
     if (recommendation === null) throw new Error('sweep: no baseline row');
     const view: SweepView = {
-      title: inputs.length === 1 ? inputs[0].name : `${inputs.length} inputs`,
-      inputs: rowInputs(inputs[0], dev, argv.fit),
-      inputCount: inputs.length,
+      title: res.inputs === 1 ? first[0].name : `${res.inputs} inputs`,
+      inputs: rowInputs(first[0], dev, argv.fit),
+      inputCount: res.inputs,
       baseline: res.baseline,
       objective: res.objective,
       ranked: res.ranked,
@@ -276,13 +289,13 @@ export const sweepCommand: CommandModule<object, SweepArgs> = {
       confs: confs.length,
       aliases: res.aliases,
       warnings,
-      notes,
-      extra: { kind: inputs[0].kind, resumed: res.resumed, reran: res.reran },
+      notes: seenNotes,
+      extra: { kind: first[0].kind, resumed: res.resumed, reran: res.reran },
     };
     writeSweepView(view, argv.json, argv.top,
       `${view.title}: ${confs.length} config${confs.length === 1 ? '' : 's'}` +
-      (inputs.length > 1 ? ` x ${inputs.length} inputs` : '') +
-      (res.resumed > 0 || argv.resume ? ` (${res.resumed} from ${outPath}, ${confs.length * inputs.length - res.resumed} run now)` : ''));
+      (res.inputs > 1 ? ` x ${res.inputs} inputs` : '') +
+      (res.resumed > 0 || argv.resume ? ` (${res.resumed} from ${outPath}, ${res.rows.length - res.resumed} run now)` : ''));
     if (argv.report !== undefined) {
       const columns = ['config', 'min capacity bytes', 'min fraction', 'peak reserved', 'peak allocated', 'cached at peak',
         'stranded at peak', 'OOMs', 'num_device_alloc', 'num_alloc_retries'];
@@ -292,12 +305,12 @@ export const sweepCommand: CommandModule<object, SweepArgs> = {
       // The curves and layouts shown are the recommended config's run on the first input.
       const best = recommendation.best;
       const deviceTotal = settings.deviceTotal ?? H100_TOTAL_GLOBAL_MEM;
-      const { result } = replayWithDriverModel(inputs[0].workload, inputs[0].calls, {
+      const { result } = replayWithDriverModel(first[0].workload, first[0].calls, {
         config: parseAllocConf(best.conf), fraction: settings.fraction, deviceTotal,
         capacity: settings.capacity ?? defaultCapacity(deviceTotal), timeline: true, recordTrace: false,
       });
       writeReport(argv.report, reportInputFromSimulation(result, {
-        title: `${view.title}: sweep of ${res.confs.length} configs; curves of the recommended one${inputs.length > 1 ? ` on ${inputs[0].name}` : ''}`,
+        title: `${view.title}: sweep of ${res.confs.length} configs; curves of the recommended one${res.inputs > 1 ? ` on ${first[0].name}` : ''}`,
         details: [['inputs', describeInputs(view.inputs)], ['objective', objective],
           ['recommendation', recommendation.text], ['curves', best.conf || '(PyTorch defaults)']],
         sweep: { columns, rows },
