@@ -204,7 +204,7 @@ export const sourceName = (input: string): string => input.replace(/#\d+$/, '');
 /**
  * A sweep over one input or several (a job's ranks, many jobs): every config on every input, one row per
  * (input, config). The work is (source, config) units, unit k = source index x configs + config index; with
- * `shard`, only the units k with k mod n = i run, and only the sources they touch are loaded.
+ * `shard`, only the shard's block of units runs (see shard.ts), and only the sources it touches are loaded.
  * `first`: the first source's inputs when the caller has loaded them already (the baseline comes from them).
  */
 export async function runSweep(
@@ -237,7 +237,7 @@ export async function runSweep(
   // other inputs, is dropped (its config runs again).
   const kept: SweepRow[] = [];
   if (opts.out !== undefined) rewriteRows(opts.out, []);
-  const plan = sources.map((_, si) => confs.filter((_c, ci) => inShard(si * confs.length + ci, opts.shard)));
+  const plan = sources.map((_, si) => confs.filter((_c, ci) => inShard(si * confs.length + ci, sources.length * confs.length, opts.shard)));
   const units = plan.reduce((n, p) => n + p.length, 0);
   opts.onStart?.(units, units);
   const rows: SweepRow[] = [];

@@ -2,8 +2,9 @@
  * Sharding a sweep's (snapshot x config) work over an existing scheduler: `--shard i/n`, or `--shard auto` from
  * a Kubernetes Indexed Job (JOB_COMPLETION_INDEX, with the completions count in JOB_COMPLETIONS, which the Job
  * must set) or a Slurm job array (SLURM_ARRAY_TASK_ID / SLURM_ARRAY_TASK_COUNT, with SLURM_ARRAY_TASK_MIN as the
- * first index). Each unit is a pure function of (snapshot, config), so unit k goes to shard k mod n: no
- * coordination, and every shard gets a mix of inputs and configs.
+ * first index). Each unit is a pure function of (snapshot, config), so shards need no coordination: shard i of n
+ * takes the i-th contiguous block of the units (file-major), so it loads each file it touches once and most
+ * files are loaded by one shard only (round-robin would make every shard load every file).
  */
 import { AllocsimInputError } from '../util/inputError.js';
 
@@ -44,8 +45,10 @@ export function parseShard(spec: string, env: NodeJS.ProcessEnv = process.env): 
   return { index, count };
 }
 
-export function inShard(unit: number, shard: Shard | undefined): boolean {
-  return shard === undefined || unit % shard.count === shard.index;
+/** Whether unit `unit` of `total` belongs to `shard`: blocks [floor(i * total / n), floor((i + 1) * total / n)). */
+export function inShard(unit: number, total: number, shard: Shard | undefined): boolean {
+  if (shard === undefined) return true;
+  return unit >= Math.floor((shard.index * total) / shard.count) && unit < Math.floor(((shard.index + 1) * total) / shard.count);
 }
 
 /** `{shard}` in an output path becomes the shard index, so one command line serves every shard. */
