@@ -53,6 +53,12 @@ describe('per-rank runs', () => {
     expect(all.runs.map((r: { stats: object }) => r.stats)).toEqual(d.runs.map((r: { stats: object }) => r.stats));
     const text = allocsim(['compare', join(ranks, 'rank*.pickle')]).stdout;
     expect(text).toContain('worst: rank0_memory_snapshot.pickle');
+    // fit over the ranks: one answer per rank, the one needing the most memory named.
+    const fit = allocsim(['fit', ranks, '--workers', '1', '--json', '-']);
+    expect(fit.code).toBe(0);
+    const f = JSON.parse(fit.stdout);
+    expect(f.inputs).toHaveLength(2);
+    expect(f.worst).toMatch(/^worst input \(first config\): .*rank0_memory_snapshot\.pickle: needs /);
   });
 });
 
