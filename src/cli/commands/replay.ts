@@ -107,6 +107,9 @@ export const replayCommand: CommandModule<object, ReplayArgs> = {
         observer,
         whatIfSource: { workload: result.workload, options: { config, fraction, deviceTotal: settings.deviceTotal, capacity: settings.capacity } },
         details: [['trace', argv.trace], ['settings', config.source || '(PyTorch defaults)'], ['mode', 'what-if replay'],
+          ['inputs', `fraction ${fraction ?? 'none'} (recorded run: ${sourceFraction ?? 'none'}); capacity ${capacity} bytes of a ` +
+            `${deviceTotal}-byte device`],
+          ...deltas.filter((d) => d.value !== d.baseline).map((d): [string, string] => [`vs ${baselineLabel}`, formatDelta(d)]),
           ...result.notes.map((n): [string, string] => ['note', n])],
         json: {
           ...common,
