@@ -126,6 +126,13 @@ export async function writeTimelineCsv(path: string, workload: Workload, result:
   commitTemp(tmp, path);
 }
 
+/** The same value with every object key in snake_case (the --json style; code objects are camelCase). */
+export function snakeKeys(v: unknown): unknown {
+  if (Array.isArray(v)) return v.map(snakeKeys);
+  if (v === null || typeof v !== 'object') return v;
+  return Object.fromEntries(Object.entries(v).map(([k, x]) => [k.replace(/[A-Z]/g, (c) => `_${c.toLowerCase()}`), snakeKeys(x)]));
+}
+
 export interface JsonExtras {
   [key: string]: unknown;
 }
@@ -135,7 +142,7 @@ export function resultJson(result: SimulationResult, extras: JsonExtras): Record
   return {
     ...extras,
     // snake_case like every other key of the document (the summary's fields are camelCase in code).
-    summary: Object.fromEntries(Object.entries(summarize(result)).map(([k, v]) => [k.replace(/[A-Z]/g, (c) => `_${c.toLowerCase()}`), v])),
+    summary: snakeKeys(summarize(result)),
     stats: result.stats,
     ooms: result.ooms.map((o) => ({
       op: o.op,
@@ -208,7 +215,7 @@ export async function finishRun(argv: OutputArgs, run: FinishedRun): Promise<voi
   const observed = observer.finish(result, run.whatIfSource);
   await writeOutputs(argv, run.workload, result, () => ({
     ...resultJson(result, run.json),
-    oom_explanations: observed.ooms.ooms,
+    oom_explanations: snakeKeys(observed.ooms.ooms),
     ...(observed.ooms.note ? { oom_note: observed.ooms.note } : {}),
   }));
   if (argv.report !== undefined) {

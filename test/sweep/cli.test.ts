@@ -200,6 +200,16 @@ describe('answers a user can act on (issue 12)', () => {
     expect(doc.baseline.stats.num_ooms).toBe(12);
     expect(doc.baseline.deltas.num_ooms).toEqual({ baseline: 12, value: doc.stats.num_ooms, change: (doc.stats.num_ooms - 12) / 12 });
     // One key style: snake_case (and PyTorch's dotted memory_stats() names).
-    expect(Object.keys(doc.summary).every((k) => /^[a-z0-9_]+$/.test(k))).toBe(true);
+    const keys = (v: unknown): string[] => (Array.isArray(v) ? v.flatMap(keys)
+      : v !== null && typeof v === 'object' ? Object.entries(v).flatMap(([k, x]) => [k, ...keys(x)]) : []);
+    expect(keys({ summary: doc.summary, oom_explanations: doc.oom_explanations }).filter((k) => !/^[a-z0-9_]+$/.test(k))).toEqual([]);
+    expect(doc.oom_explanations.length).toBeGreaterThan(0);
+  });
+
+  it('OOM explanations round the fraction that would have allowed the request up', () => {
+    const doc = JSON.parse(allocsim('replay', example, '--fraction', '0.04', '--json', '-').stdout);
+    const e = doc.oom_explanations[0];
+    const f = Number(/fraction >= ([0-9.]+)/.exec(e.what_if.map((c: { change: string }) => c.change).join(' '))?.[1]);
+    expect(Math.floor(f * e.device_total)).toBeGreaterThanOrEqual(e.allowed_maximum + e.shortfall);
   });
 });
