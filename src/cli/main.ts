@@ -20,8 +20,9 @@ async function main(): Promise<void> {
     .version()
     .wrap(Math.min(120, process.stdout.columns || 120))
     .fail((msg, err) => {
-      if (err) throw err;
-      throw new UsageError(msg);
+      // yargs' own validation errors (YError: an option without its value, ...) are usage errors too.
+      if (err && err.name !== 'YError') throw err;
+      throw new UsageError(msg ?? err?.message);
     });
   for (const command of commands) cli = cli.command(command);
   await cli.parseAsync();

@@ -42,17 +42,17 @@ export interface OutputArgs extends ReportArgs {
 
 export function addDeviceOptions<T>(y: Argv<T>): Argv<T & DeviceArgs> {
   return y
-    .option('conf', { type: 'string', describe: 'PYTORCH_CUDA_ALLOC_CONF to simulate (default: the trace\'s own settings, or PyTorch\'s defaults)' })
-    .option('fraction', { type: 'number', describe: 'torch.cuda.set_per_process_memory_fraction: allowed = floor(F * device total)' })
-    .option('device-total', { type: 'number', describe: `totalGlobalMem in bytes (default ${H100_TOTAL_GLOBAL_MEM}, H100 80GB)` })
-    .option('capacity', { type: 'number', describe: 'bytes the driver can hand out before cudaMalloc fails (default: what a fresh CUDA context leaves free)' }) as Argv<T & DeviceArgs>;
+    .option('conf', { type: 'string', requiresArg: true, describe: 'PYTORCH_CUDA_ALLOC_CONF to simulate (default: the trace\'s own settings, or PyTorch\'s defaults)' })
+    .option('fraction', { type: 'number', requiresArg: true, describe: 'torch.cuda.set_per_process_memory_fraction: allowed = floor(F * device total)' })
+    .option('device-total', { type: 'number', requiresArg: true, describe: `totalGlobalMem in bytes (default ${H100_TOTAL_GLOBAL_MEM}, H100 80GB)` })
+    .option('capacity', { type: 'number', requiresArg: true, describe: 'bytes the driver can hand out before cudaMalloc fails (default: what a fresh CUDA context leaves free)' }) as Argv<T & DeviceArgs>;
 }
 
 export function addOutputOptions<T>(y: Argv<T>): Argv<T & OutputArgs & ReportArgs> {
   return addReportOption(y)
-    .option('json', { type: 'string', nargs: 1, describe: 'write results as JSON to FILE (- for stdout)' })
-    .option('timeline', { type: 'string', describe: 'write one CSV row per operation to FILE.csv' })
-    .option('export-snapshot', { type: 'string', describe: 'write the simulated run as a snapshot pickle (opens in pytorch.org/memory_viz)' })
+    .option('json', { type: 'string', requiresArg: true, nargs: 1, describe: 'write results as JSON to FILE (- for stdout)' })
+    .option('timeline', { type: 'string', requiresArg: true, describe: 'write one CSV row per operation to FILE.csv' })
+    .option('export-snapshot', { type: 'string', requiresArg: true, describe: 'write the simulated run as a snapshot pickle (opens in pytorch.org/memory_viz)' })
     .option('verbose', { type: 'boolean', default: false, describe: 'explain every OOM in full and print every note (default: one line each)' }) as Argv<T & OutputArgs & ReportArgs>;
 }
 
@@ -138,6 +138,13 @@ export async function writeTimelineCsv(path: string, workload: Workload, result:
   commitTemp(tmp, path);
 }
 
+/** The same value with every object key in snake_case (the --json style; code objects are camelCase). */
+export function snakeKeys(v: unknown): unknown {
+  if (Array.isArray(v)) return v.map(snakeKeys);
+  if (v === null || typeof v !== 'object') return v;
+  return Object.fromEntries(Object.entries(v).map(([k, x]) => [k.replace(/[A-Z]/g, (c) => `_${c.toLowerCase()}`), snakeKeys(x)]));
+}
+
 export interface JsonExtras {
   [key: string]: unknown;
 }
@@ -146,7 +153,8 @@ export interface JsonExtras {
 export function resultJson(result: SimulationResult, extras: JsonExtras): Record<string, unknown> {
   return {
     ...extras,
-    summary: summarize(result),
+    // snake_case like every other key of the document (the summary's fields are camelCase in code).
+    summary: snakeKeys(summarize(result)),
     stats: result.stats,
     ooms: result.ooms.map((o) => ({
       op: o.op,
@@ -219,7 +227,7 @@ export async function finishRun(argv: OutputArgs, run: FinishedRun): Promise<voi
   const observed = observer.finish(result, run.whatIfSource);
   await writeOutputs(argv, run.workload, result, () => ({
     ...resultJson(result, run.json),
-    oom_explanations: observed.ooms.ooms,
+    oom_explanations: snakeKeys(observed.ooms.ooms),
     ...(observed.ooms.note ? { oom_note: observed.ooms.note } : {}),
   }));
   if (argv.report !== undefined) {

@@ -33,3 +33,17 @@ export function pyFloatRepr(x: number): string {
   const intPart = digits.slice(0, exp + 1).padEnd(exp + 1, '0');
   return `${sign}${intPart}.${digits.slice(exp + 1) || '0'}`;
 }
+
+/**
+ * The smallest fraction with `decimals` decimals whose limit, floor(f * deviceTotal) as PyTorch computes it, is
+ * at least `bytes`: rounded up, so that passing the printed value to set_per_process_memory_fraction allows
+ * `bytes`. Returns 1 when no fraction below 1 does.
+ */
+export function fractionAtLeast(bytes: number, deviceTotal: number, decimals = 4): number {
+  const step = 10 ** decimals;
+  for (let k = Math.ceil((bytes / deviceTotal) * step); k < step; k++) {
+    const f = Number((k / step).toFixed(decimals));
+    if (Math.floor(f * deviceTotal) >= bytes) return f;
+  }
+  return 1;
+}

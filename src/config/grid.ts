@@ -69,12 +69,12 @@ function check(conf: string, what: () => string): void {
 }
 
 /** The key of a `key:value` entry as the tokenizer sees it (whitespace dropped). */
-function entryKey(entry: string): string {
+export function entryKey(entry: string): string {
   return entry.split(':')[0].replace(/\s+/g, '');
 }
 
 /** Splits on commas outside brackets. Unbalanced brackets are left for the parser to reject in torch's words. */
-function splitTopLevel(text: string): string[] {
+export function splitTopLevel(text: string): string[] {
   const parts: string[] = [];
   let depth = 0;
   let start = 0;

@@ -12,6 +12,7 @@ export { applyPoolInference, inferPools, withPoolOps, type PoolInference, type P
 export { compareTrace, compareSegments, diffStats, type Divergence } from './check.js';
 export { Timeline, TIMELINE_COLUMNS } from './timeline.js';
 export {
-  whatIfReplay, resolveSourceWorkload, replayWithDriverModel, statBasis,
+  whatIfReplay, resolveSourceWorkload, replayWithDriverModel, statBasis, statDeltas, HEADLINE_KEYS,
+  type StatDelta,
   type WhatIfOptions, type WhatIfResult, type FigureBasis, type SourceReplay,
 } from './whatIf.js';

@@ -65,6 +65,8 @@ export type FigureBasis =
 export interface SourceReplay {
   /** The own-settings replay reproduced the recorded driver calls (no request the trace could not answer). */
   exact: boolean;
+  /** memory_stats() of the own-settings replay: the recorded run's, when `exact` (the baseline of a what-if). */
+  stats: Record<string, number>;
   driverFallbacks: number;
   inferredEmptyCaches: number;
   deferredFrees: number;
@@ -108,12 +110,38 @@ export function resolveSourceWorkload(
     plan,
     sourceReplay: {
       exact: own.driverFallbacks === 0,
+      stats: own.stats,
       driverFallbacks: own.driverFallbacks,
       inferredEmptyCaches: own.inferredEmptyCaches,
       deferredFrees: plan.deferredFrees,
       unknownFrees: plan.unknownFrees,
     },
   };
+}
+
+/** The memory_stats() keys a what-if is compared with its baseline by, in the order shown. */
+export const HEADLINE_KEYS = [
+  'reserved_bytes.all.peak', 'allocated_bytes.all.peak', 'active_bytes.all.peak', 'inactive_split_bytes.all.peak',
+  'reserved_bytes.all.current', 'num_device_alloc', 'num_device_free', 'num_alloc_retries', 'num_ooms',
+] as const;
+
+export interface StatDelta {
+  key: string;
+  baseline: number;
+  value: number;
+  /** (value - baseline) / baseline; null when the baseline is 0. */
+  change: number | null;
+}
+
+/** Each key's baseline and value with the relative change (every key of `keys` present in both). */
+export function statDeltas(
+  baseline: Record<string, number>, stats: Record<string, number>, keys: readonly string[] = HEADLINE_KEYS,
+): StatDelta[] {
+  return keys.filter((k) => k in baseline && k in stats).map((key) => {
+    const b = baseline[key];
+    const v = stats[key];
+    return { key, baseline: b, value: v, change: b === 0 ? null : (v - b) / b };
+  });
 }
 
 /** Mallocs the capture recorded as OOMs. */

@@ -7,6 +7,7 @@
  * Replays answer cudaMalloc from the driver model, not the trace, so each is compared with a baseline replay
  * under the run's own settings; where the baseline does not reproduce the OOM the claim is inconclusive.
  */
+import { fractionAtLeast } from '../config/fraction.js';
 import type { DeviceCachingAllocator } from '../allocator/cachingAllocator.js';
 import { S } from '../allocator/stats.js';
 import { TraceRecorder } from '../allocator/traceRecorder.js';
@@ -82,8 +83,9 @@ export function cloneClaims(f: OomFacts, allocator: DeviceCachingAllocator): Wha
   let change: string;
   if (f.limit === 'fraction') {
     raised.allowedMemoryMaximum = (f.allowedMaximum as number) + f.shortfall;
-    const fraction = raised.allowedMemoryMaximum / f.deviceTotal;
-    change = `${formatSize(f.shortfall)} more allowed memory (fraction >= ${fraction.toPrecision(4)})`;
+    // Rounded up: the printed fraction, passed to set_per_process_memory_fraction, allows at least this much.
+    const fraction = fractionAtLeast(raised.allowedMemoryMaximum, f.deviceTotal, 5);
+    change = `${formatSize(f.shortfall)} more allowed memory (fraction >= ${fraction})`;
   } else {
     const usage = deviceUsage(raised.driver);
     if (usage === null) {

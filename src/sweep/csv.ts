@@ -8,29 +8,47 @@ import { AllocsimInputError } from '../util/inputError.js';
 import { writeFileAtomic } from '../util/atomicWrite.js';
 import type { SweepRow } from './evaluate.js';
 
-export const SWEEP_COLUMNS: readonly (keyof SweepRow)[] = [
-  'conf', 'peak_reserved', 'peak_allocated', 'peak_inactive_split', 'fragmentation', 'ooms', 'first_oom_op',
-  'first_oom_size', 'num_device_alloc', 'num_device_free', 'num_alloc_retries', 'min_capacity',
-  'min_capacity_fraction', 'seconds',
-];
+/** Columns of the results file: units in the names, the rank and the baseline first, then the inputs. */
+export const SWEEP_COLUMNS = [
+  'rank', 'baseline', 'conf', 'peak_reserved_bytes', 'peak_allocated_bytes', 'peak_inactive_split_bytes',
+  'cached_at_peak_bytes', 'inactive_split_at_peak_bytes', 'ooms', 'first_oom_op', 'first_oom_size_bytes',
+  'num_device_alloc', 'num_device_free', 'num_alloc_retries', 'min_capacity_bytes', 'min_fraction', 'seconds',
+  'input', 'input_id', 'input_bytes', 'fraction', 'capacity_bytes', 'device_total_bytes', 'fit', 'version', 'sweep_id', 'shard',
+] as const;
 
-function cells(row: SweepRow): string[] {
+const TEXT = new Set<string>(['conf', 'input', 'input_id', 'version', 'sweep_id', 'shard']);
+const BOOLEAN = new Set<string>(['baseline', 'fit']);
+
+/** A row as the file holds it: its rank (null while the sweep runs) and whether it is the given settings. */
+export interface CsvRow {
+  rank: number | null;
+  baseline: boolean;
+  row: SweepRow;
+  /** The sweep's identity (its inputs and configs) and the shard `i/n` that ran the row ('' unsharded). */
+  sweep: string;
+  shard: string;
+}
+
+function cells(r: CsvRow): string[] {
+  const rec = r.row as unknown as Record<string, unknown>;
   return SWEEP_COLUMNS.map((k) => {
-    const v = row[k];
-    return v === null ? '' : String(v);
+    const v = k === 'rank' ? r.rank : k === 'baseline' ? r.baseline : k === 'sweep_id' ? r.sweep : k === 'shard' ? r.shard : rec[k];
+    if (v === null || v === undefined) return '';
+    if (typeof v === 'boolean') return v ? 'yes' : 'no';
+    return String(v);
   });
 }
 
 /** Appends rows (and the header first, when the file is new or empty). */
-export function appendRows(path: string, rows: SweepRow[]): void {
+export function appendRows(path: string, rows: CsvRow[]): void {
   const fresh = !existsSync(path) || statSync(path).size === 0;
-  const text = stringify(rows.map(cells), { header: fresh, columns: SWEEP_COLUMNS as string[] });
+  const text = stringify(rows.map(cells), { header: fresh, columns: SWEEP_COLUMNS as unknown as string[] });
   appendFileSync(path, text);
 }
 
 /** Replaces the file with a header and `rows`, atomically (a temp file renamed over it). */
-export function rewriteRows(path: string, rows: SweepRow[]): void {
-  writeFileAtomic(path, stringify(rows.map(cells), { header: true, columns: SWEEP_COLUMNS as string[] }));
+export function rewriteRows(path: string, rows: CsvRow[]): void {
+  writeFileAtomic(path, stringify(rows.map(cells), { header: true, columns: SWEEP_COLUMNS as unknown as string[] }));
 }
 
 /** RFC 4180 fields of one CSV text (quotes doubled inside quoted fields), as csv-stringify writes them. */
@@ -67,29 +85,29 @@ export function parseCsv(text: string): string[][] {
   return rows;
 }
 
-const NUMERIC = new Set<keyof SweepRow>(SWEEP_COLUMNS.filter((c) => c !== 'conf'));
-
 /**
- * Rows already in a results file (for --resume), keyed by settings string. Throws when the file is not a
- * sweep results file, so --resume never appends to something else.
+ * Rows of a results file, in file order (for --resume and merge). Throws when the file is not a sweep results
+ * file of this format, so --resume never appends to something else.
  */
-export function readRows(path: string): Map<string, SweepRow> {
-  const out = new Map<string, SweepRow>();
-  if (!existsSync(path)) return out;
+export function readRows(path: string): CsvRow[] {
+  if (!existsSync(path)) return [];
   const rows = parseCsv(readFileSync(path, 'utf8'));
-  if (rows.length === 0) return out;
+  if (rows.length === 0) return [];
   const header = rows[0];
   if (header.join(',') !== SWEEP_COLUMNS.join(',')) {
-    throw new AllocsimInputError(`${path}: not an allocsim sweep results file (header '${header.join(',')}'); use another --out or drop --resume`);
+    throw new AllocsimInputError(`${path}: not an allocsim sweep results file of this version (header '${header.join(',').slice(0, 80)}...'); ` +
+      'use another --out or drop --resume');
   }
+  const out: CsvRow[] = [];
   for (const cellsOfRow of rows.slice(1)) {
     if (cellsOfRow.length !== SWEEP_COLUMNS.length) continue;
-    const row = {} as Record<string, unknown>;
+    const rec = {} as Record<string, unknown>;
     SWEEP_COLUMNS.forEach((k, j) => {
       const v = cellsOfRow[j];
-      row[k] = NUMERIC.has(k) ? (v === '' ? null : Number(v)) : v;
+      rec[k] = TEXT.has(k) ? v : BOOLEAN.has(k) ? v === 'yes' : v === '' ? null : Number(v);
     });
-    out.set(row.conf as string, row as unknown as SweepRow);
+    const { rank, baseline, sweep_id: sweep, shard, ...row } = rec;
+    out.push({ rank: rank as number | null, baseline: baseline as boolean, row: row as unknown as SweepRow, sweep: sweep as string, shard: shard as string });
   }
   return out;
 }

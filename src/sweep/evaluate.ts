@@ -1,12 +1,17 @@
 /**
  * One sweep point: the input replayed under one settings string, reduced to the figures a user compares
- * settings by, and (optionally) the smallest device capacity at which it runs without OOM.
+ * settings by, and (optionally) the smallest device capacity and memory fraction at which it runs without OOM.
+ * Every row carries the inputs it depends on (trace identity, fraction, capacity, device total, version), so a
+ * results file can tell which rows still answer the question asked.
  */
 import { H100_TOTAL_GLOBAL_MEM } from '../allocator/constants.js';
+import { S } from '../allocator/stats.js';
 import { parseAllocConf } from '../config/parse.js';
+import { fractionAtLeast } from '../config/fraction.js';
 import type { AllocatorConfig } from '../config/allocatorConfig.js';
 import { defaultCapacity } from '../replay/simulate.js';
 import { replayWithDriverModel } from '../replay/whatIf.js';
+import { allocsimVersion } from '../util/version.js';
 import type { SweepInput } from './input.js';
 
 export interface DeviceOptions {
@@ -17,26 +22,65 @@ export interface DeviceOptions {
   capacity?: number | null;
 }
 
-export interface SweepRow {
+/** What a row's figures depend on besides its settings string. */
+export interface RowInputs {
+  /** The input file, its identity (sha256 prefix with device or seed, see SweepInput.id) and size. */
+  input: string;
+  input_id: string;
+  input_bytes: number;
+  /** --fraction of the run; null: none. */
+  fraction: number | null;
+  /** Bytes cudaMalloc could hand out, and the device's totalGlobalMem. */
+  capacity_bytes: number;
+  device_total_bytes: number;
+  /** Whether min_capacity_bytes / min_fraction were searched for. */
+  fit: boolean;
+  version: string;
+}
+
+export interface SweepRow extends RowInputs {
   conf: string;
-  peak_reserved: number;
-  peak_allocated: number;
-  peak_inactive_split: number;
-  /** 1 - peak active / peak reserved. */
-  fragmentation: number;
+  peak_reserved_bytes: number;
+  peak_allocated_bytes: number;
+  peak_inactive_split_bytes: number;
+  /**
+   * At the operation after which reserved memory first reaches its peak: reserved minus active bytes (cached,
+   * free memory, part of it releasable by empty_cache()), and inactive split bytes (free pieces of segments
+   * that hold live blocks: stranded, no empty_cache() releases them).
+   */
+  cached_at_peak_bytes: number;
+  inactive_split_at_peak_bytes: number;
   ooms: number;
   /** Operation index of the first OOM, and its rounded size; null without OOMs. */
   first_oom_op: number | null;
-  first_oom_size: number | null;
+  first_oom_size_bytes: number | null;
   num_device_alloc: number;
   num_device_free: number;
   num_alloc_retries: number;
   /** Smallest capacity (bytes) without OOM; null when not fitted or when no capacity avoids OOM. */
-  min_capacity: number | null;
-  /** min_capacity / device total. */
-  min_capacity_fraction: number | null;
-  /** Seconds this point took (replays included). */
+  min_capacity_bytes: number | null;
+  /**
+   * Smallest set_per_process_memory_fraction (4 decimals, rounded up and checked by a replay) without OOM;
+   * null when not fitted, when --fraction fixes the fraction, or when none below 1 avoids OOM.
+   */
+  min_fraction: number | null;
+  /** Seconds this point took (replays included), to the millisecond. */
   seconds: number;
+}
+
+/** The row's inputs for a run of `input` under `device`. */
+export function rowInputs(input: SweepInput, device: DeviceOptions, fit: boolean): RowInputs {
+  const deviceTotal = device.deviceTotal ?? H100_TOTAL_GLOBAL_MEM;
+  return {
+    input: input.name,
+    input_id: input.id,
+    input_bytes: input.bytes,
+    fraction: device.fraction ?? null,
+    capacity_bytes: device.capacity ?? defaultCapacity(deviceTotal),
+    device_total_bytes: deviceTotal,
+    fit,
+    version: allocsimVersion(),
+  };
 }
 
 /** Thrown out of a replay at its first OOM: bisection only needs to know that one happened. */
@@ -48,7 +92,13 @@ interface Settings {
   deviceTotal: number;
 }
 
-function replay(input: SweepInput, s: Settings, capacity: number, stopAtOom: boolean) {
+interface AtPeak {
+  reserved: number;
+  cached: number;
+  inactiveSplit: number;
+}
+
+function replay(input: SweepInput, s: Settings, capacity: number, stopAtOom: boolean, atPeak?: AtPeak) {
   return replayWithDriverModel(input.workload, input.calls, {
     config: s.config,
     fraction: s.fraction,
@@ -56,6 +106,14 @@ function replay(input: SweepInput, s: Settings, capacity: number, stopAtOom: boo
     capacity,
     recordTrace: false,
     onOom: stopAtOom ? () => { throw new StopAtOom(); } : undefined,
+    onOp: atPeak === undefined ? undefined : (_op, a) => {
+      const reserved = a.stats.current(S.reserved_bytes);
+      if (reserved > atPeak.reserved) {
+        atPeak.reserved = reserved;
+        atPeak.cached = reserved - a.stats.current(S.active_bytes);
+        atPeak.inactiveSplit = a.stats.current(S.inactive_split_bytes);
+      }
+    },
   }).result;
 }
 
@@ -70,11 +128,15 @@ function runsWithoutOom(input: SweepInput, s: Settings, capacity: number): boole
 }
 
 const GRAIN = 2 * 1048576;
+const FRACTION_STEP = 1e-4;
 
 export interface FitResult {
   /** Smallest capacity in bytes (a multiple of 2 MiB) without OOM; null when OOMs happen at any capacity. */
   bytes: number | null;
-  /** bytes / device total. */
+  /**
+   * Smallest memory fraction (a multiple of 0.0001) without OOM on a device of the full default capacity,
+   * checked by replays; null when a fraction was given (it is then fixed) or none below 1 avoids OOM.
+   */
   fraction: number | null;
   /** Peak reserved with unlimited capacity: at this capacity the run is the unconstrained one. */
   unconstrainedPeak: number;
@@ -86,6 +148,10 @@ export interface FitResult {
  * (no capacity below it can hold the live blocks) and the unconstrained peak reserved (at which the run is the
  * unconstrained one). A smaller capacity changes the run (cached blocks are released and retried), so OOM-free
  * is not strictly monotone in capacity; bisection finds a boundary, to 2 MiB.
+ *
+ * The fraction is searched for on its own: a fraction limit arms garbage_collection_threshold, which a
+ * capacity limit does not, so the capacity's fraction is only the starting point; the answer is the smallest
+ * 4-decimal fraction at or above it (or found by bisection above it) that a replay runs without OOM.
  */
 export function fitCapacity(input: SweepInput, config: AllocatorConfig, device: DeviceOptions = {}): FitResult {
   const s: Settings = { config, fraction: device.fraction, deviceTotal: device.deviceTotal ?? H100_TOTAL_GLOBAL_MEM };
@@ -101,33 +167,58 @@ export function fitCapacity(input: SweepInput, config: AllocatorConfig, device: 
     if (runsWithoutOom(input, s, mid)) hi = mid;
     else lo = mid;
   }
-  return { bytes: hi, fraction: hi / s.deviceTotal, unconstrainedPeak: peak, replays };
+  let fraction: number | null = null;
+  if (device.fraction == null) {
+    const capacity = device.capacity ?? defaultCapacity(s.deviceTotal);
+    const okAt = (k: number) => {
+      replays++;
+      return runsWithoutOom(input, { ...s, fraction: k * FRACTION_STEP }, capacity);
+    };
+    const toK = (bytes: number) => Math.round(fractionAtLeast(bytes, s.deviceTotal) / FRACTION_STEP);
+    let kHi = toK(hi);
+    if (!okAt(kHi)) {
+      // Bisect upward: kLo fails; the unconstrained peak's fraction runs as the unconstrained run does
+      // unless the capacity itself is lower.
+      let kLo = kHi;
+      kHi = toK(peak);
+      if (kHi >= 1 / FRACTION_STEP || !okAt(kHi)) kHi = -1;
+      while (kHi > 0 && kHi - kLo > 1) {
+        const mid = kLo + Math.floor((kHi - kLo) / 2);
+        if (okAt(mid)) kHi = mid;
+        else kLo = mid;
+      }
+    }
+    fraction = kHi > 0 ? Number((kHi * FRACTION_STEP).toFixed(4)) : null;
+  }
+  return { bytes: hi, fraction, unconstrainedPeak: peak, replays };
 }
 
-/** Replays `input` under `conf` and reduces the run to a SweepRow; `fit` adds the smallest capacity. */
+/** Replays `input` under `conf` and reduces the run to a SweepRow; `fit` adds the smallest capacity and fraction. */
 export function evaluateConfig(input: SweepInput, conf: string, device: DeviceOptions = {}, fit = true): SweepRow {
   const t0 = performance.now();
   const config = parseAllocConf(conf);
-  const deviceTotal = device.deviceTotal ?? H100_TOTAL_GLOBAL_MEM;
-  const s: Settings = { config, fraction: device.fraction, deviceTotal };
-  const r = replay(input, s, device.capacity ?? defaultCapacity(deviceTotal), false);
+  const inputs = rowInputs(input, device, fit);
+  const s: Settings = { config, fraction: device.fraction, deviceTotal: inputs.device_total_bytes };
+  const atPeak: AtPeak = { reserved: 0, cached: 0, inactiveSplit: 0 };
+  const r = replay(input, s, inputs.capacity_bytes, false, atPeak);
   const st = r.stats;
-  const peakReserved = st['reserved_bytes.all.peak'];
   const fitted = fit ? fitCapacity(input, config, device) : null;
   return {
+    ...inputs,
     conf,
-    peak_reserved: peakReserved,
-    peak_allocated: st['allocated_bytes.all.peak'],
-    peak_inactive_split: st['inactive_split_bytes.all.peak'],
-    fragmentation: peakReserved === 0 ? 0 : 1 - st['active_bytes.all.peak'] / peakReserved,
+    peak_reserved_bytes: st['reserved_bytes.all.peak'],
+    peak_allocated_bytes: st['allocated_bytes.all.peak'],
+    peak_inactive_split_bytes: st['inactive_split_bytes.all.peak'],
+    cached_at_peak_bytes: atPeak.cached,
+    inactive_split_at_peak_bytes: atPeak.inactiveSplit,
     ooms: r.ooms.length,
     first_oom_op: r.ooms[0]?.op ?? null,
-    first_oom_size: r.ooms[0]?.size ?? null,
+    first_oom_size_bytes: r.ooms[0]?.size ?? null,
     num_device_alloc: st.num_device_alloc,
     num_device_free: st.num_device_free,
     num_alloc_retries: st.num_alloc_retries,
-    min_capacity: fitted?.bytes ?? null,
-    min_capacity_fraction: fitted?.fraction ?? null,
-    seconds: (performance.now() - t0) / 1000,
+    min_capacity_bytes: fitted?.bytes ?? null,
+    min_fraction: fitted?.fraction ?? null,
+    seconds: Math.round(performance.now() - t0) / 1000,
   };
 }

@@ -2,9 +2,19 @@
  * sweep/: many configs over one workload: the grid run in worker threads, capacity fits by bisection, ranking,
  * the recommendation and the resumable results CSV. Imports replay/, synth/, driver/ and the stages below them.
  */
-export { loadSweepInput, snapshotSweepInput, type SweepInput, type SweepInputOptions } from './input.js';
-export { evaluateConfig, fitCapacity, type DeviceOptions, type FitResult, type SweepRow } from './evaluate.js';
+export { loadSweepInput, loadSweepInputs, snapshotSweepInput, fileId, type SweepInput, type SweepInputOptions } from './input.js';
+export {
+  evaluateConfig, fitCapacity, rowInputs, type DeviceOptions, type FitResult, type SweepRow, type RowInputs,
+} from './evaluate.js';
 export { runConfigs, defaultWorkers, type PoolOptions } from './pool.js';
-export { runSweep, sweepConfigs, type SweepOptions, type SweepResult } from './runSweep.js';
-export { rankRows, recommend, parseObjective, objectiveValue, OBJECTIVES, type Objective, type Recommendation } from './rank.js';
-export { appendRows, readRows, parseCsv, SWEEP_COLUMNS } from './csv.js';
+export {
+  runSweep, sweepConfigs, ranksOf, rankSweep, worstCase, sweepIdOf, sourceName,
+  type SweepOptions, type SweepResult, type SweepConfigs, type Ranked, type SweepSource,
+} from './runSweep.js';
+export { parseShard, inShard, shardPath, type Shard } from './shard.js';
+export {
+  rankRows, recommend, parseObjective, objectiveValue, defaultObjective, groupRows, resultKey, formatGain, OBJECTIVES,
+  type Objective, type Recommendation, type Gain, type RankedGroup,
+} from './rank.js';
+export { appendRows, readRows, rewriteRows, parseCsv, SWEEP_COLUMNS, type CsvRow } from './csv.js';
+export { mergeFiles, type Merged } from './mergeShards.js';

@@ -2,6 +2,7 @@
  * What a sweep or fit replays: the request sequence of a trace (resolved by an own-settings replay, with the
  * recording's driver calls so addresses stay real as long as they can) or of a scenario file.
  */
+import { createHash } from 'node:crypto';
 import { readFileSync } from 'node:fs';
 import { H100_TOTAL_GLOBAL_MEM } from '../allocator/constants.js';
 import type { AllocatorConfig } from '../config/allocatorConfig.js';
@@ -18,6 +19,15 @@ export interface SweepInput {
   kind: 'trace' | 'scenario';
   /** The file, for messages. */
   name: string;
+  /**
+   * What the results depend on in the input: sha256 of the file's bytes (16 hex digits), with the device
+   * replayed (`#d1`) or the scenario seed (`@s7`); `bytes` is the file's size. A results row is reused only for
+   * the same id.
+   */
+  id: string;
+  bytes: number;
+  /** Device of a multi-device snapshot (null for scenarios). */
+  device: number | null;
   workload: Workload;
   /** The recording's driver calls (empty for scenarios). */
   calls: Float64Array;
@@ -34,6 +44,13 @@ export interface SweepInputOptions {
   sourceDeviceTotal?: number;
   /** Scenario seed (default the file's). */
   seed?: number;
+  /** Device of a multi-device snapshot (default: the first with a trace). */
+  device?: number;
+}
+
+/** sha256 of a file's bytes, 16 hex digits (64 bits: enough to tell results of different inputs apart). */
+export function fileId(bytes: Uint8Array): string {
+  return createHash('sha256').update(bytes).digest('hex').slice(0, 16);
 }
 
 /** A settings string equivalent to a config (for snapshots, whose string may not tell everything). */
@@ -55,7 +72,9 @@ function asScenario(path: string): unknown | null {
   return json !== null && typeof json === 'object' && 'kind' in json && !('device_traces' in json) ? json : null;
 }
 
-export function snapshotSweepInput(snapshot: Snapshot, name: string, opts: SweepInputOptions = {}): SweepInput {
+export function snapshotSweepInput(
+  snapshot: Snapshot, name: string, opts: SweepInputOptions = {}, file: { id: string; bytes: number; device: number } = { id: '', bytes: 0, device: 0 },
+): SweepInput {
   const sourceConfig = snapshotConfig(snapshot);
   const deviceTotal = opts.sourceDeviceTotal ?? H100_TOTAL_GLOBAL_MEM;
   const { workload, plan, sourceReplay } = resolveSourceWorkload(snapshot, {
@@ -78,11 +97,32 @@ export function snapshotSweepInput(snapshot: Snapshot, name: string, opts: Sweep
   return {
     kind: 'trace',
     name,
+    id: `${file.id}#d${file.device}`,
+    bytes: file.bytes,
+    device: file.device,
     workload,
     calls: recordedDriverCalls(plan.entries, deviceTotal),
     ownConf: confOf(snapshot, sourceConfig),
     notes,
   };
+}
+
+/**
+ * Every input of one file: one per device with `device: 'all'` (each device's trace is its own run; a
+ * device without trace entries is skipped), else the one `loadSweepInput` gives. The file is read once.
+ */
+export function loadSweepInputs(path: string, opts: Omit<SweepInputOptions, 'device'> & { device?: number | 'all' } = {}): SweepInput[] {
+  if (opts.device !== 'all' || asScenario(path) !== null) {
+    return [loadSweepInput(path, { ...opts, device: opts.device === 'all' ? undefined : opts.device })];
+  }
+  const snapshot = readSnapshotFile(path);
+  const bytes = readFileSync(path);
+  const id = fileId(bytes);
+  const devices = snapshot.device_traces.map((t, d) => (t.length > 0 ? d : -1)).filter((d) => d >= 0);
+  return (devices.length > 0 ? devices : [0]).map((d) => {
+    const chosen = selectDevice(snapshot, path, d);
+    return snapshotSweepInput(chosen.snapshot, devices.length > 1 ? `${path}#${d}` : path, { ...opts, device: d }, { id, bytes: bytes.length, device: d });
+  });
 }
 
 /** Reads a snapshot (pickle / JSON / gzip) or a scenario file. */
@@ -91,14 +131,21 @@ export function loadSweepInput(path: string, opts: SweepInputOptions = {}): Swee
   if (scenarioJson !== null) {
     const scenario = parseScenario(scenarioJson, path);
     const seed = scenarioSeed(scenario, opts.seed);
+    const bytes = readFileSync(path);
     return {
       kind: 'scenario',
       name: path,
+      id: `${fileId(bytes)}@s${seed}`,
+      bytes: bytes.length,
+      device: null,
       workload: buildWorkload(scenario, seed),
       calls: new Float64Array(0),
       ownConf: '',
       notes: [`scenario ${scenario.kind}, seed ${seed}; segment addresses come from the driver model`],
     };
   }
-  return snapshotSweepInput(selectDevice(readSnapshotFile(path), path).snapshot, path, opts);
+  const chosen = selectDevice(readSnapshotFile(path), path, opts.device);
+  // readSnapshotFile has checked the file is readable.
+  const bytes = readFileSync(path);
+  return snapshotSweepInput(chosen.snapshot, path, opts, { id: fileId(bytes), bytes: bytes.length, device: chosen.device });
 }

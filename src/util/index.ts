@@ -5,3 +5,4 @@
 export { AllocsimInputError } from './inputError.js';
 export { writeFileAtomic, tempPathFor, commitTemp, cannotWrite } from './atomicWrite.js';
 export { grown } from './columns.js';
+export { allocsimVersion } from './version.js';

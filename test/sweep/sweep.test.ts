@@ -7,7 +7,7 @@ import { describe, expect, it } from 'vitest';
 import { parseAllocConf } from '../../src/config/parse.js';
 import { listCaptures } from '../../src/fidelity/captures.js';
 import {
-  evaluateConfig, fitCapacity, loadSweepInput, parseCsv, rankRows, readRows, recommend, runConfigs, runSweep,
+  evaluateConfig, fitCapacity, groupRows, loadSweepInput, parseCsv, rankRows, readRows, recommend, runConfigs, runSweep,
   snapshotSweepInput, sweepConfigs, SWEEP_COLUMNS, type SweepRow,
 } from '../../src/sweep/index.js';
 
@@ -22,9 +22,10 @@ const tmp = () => mkdtempSync(join(tmpdir(), 'allocsim-sweep-'));
 
 function row(conf: string, over: Partial<SweepRow>): SweepRow {
   return {
-    conf, peak_reserved: 100, peak_allocated: 80, peak_inactive_split: 0, fragmentation: 0.2, ooms: 0,
-    first_oom_op: null, first_oom_size: null, num_device_alloc: 10, num_device_free: 0, num_alloc_retries: 0,
-    min_capacity: null, min_capacity_fraction: null, seconds: 0, ...over,
+    input: 'x.pickle', input_id: 'id', input_bytes: 1, fraction: null, capacity_bytes: 1000, device_total_bytes: 2000,
+    fit: false, version: '0', conf, peak_reserved_bytes: 100, peak_allocated_bytes: 80, peak_inactive_split_bytes: 0,
+    cached_at_peak_bytes: 20, inactive_split_at_peak_bytes: 0, ooms: 0, first_oom_op: null, first_oom_size_bytes: null,
+    num_device_alloc: 10, num_device_free: 0, num_alloc_retries: 0, min_capacity_bytes: null, min_fraction: null, seconds: 0, ...over,
   };
 }
 
@@ -42,21 +43,18 @@ describe('grid', () => {
   it('runs every combination plus the given settings when no combination equals them', () => {
     const { confs, baseline } = sweepConfigs('max_split_size_mb:256', ['expandable_segments=False,True']);
     expect(baseline).toBe('max_split_size_mb:256');
-    expect(confs).toEqual([
-      'max_split_size_mb:256',
-      'max_split_size_mb:256,expandable_segments:False',
-      'max_split_size_mb:256,expandable_segments:True',
-    ]);
+    // expandable_segments:False is PyTorch's default: the same config as the baseline, run once.
+    expect(confs).toEqual(['max_split_size_mb:256', 'expandable_segments:True,max_split_size_mb:256']);
     expect(sweepConfigs('', ['max_split_size_mb=none,64']).confs).toEqual(['', 'max_split_size_mb:64']);
   });
 });
 
 describe('ranking', () => {
   const rows = [
-    row('a', { peak_reserved: 90, ooms: 2, first_oom_op: 7 }),
-    row('b', { peak_reserved: 120, num_device_alloc: 3 }),
-    row('c', { peak_reserved: 100, num_device_alloc: 30 }),
-    row('', { peak_reserved: 150, num_device_alloc: 12 }),
+    row('a', { peak_reserved_bytes: 90, ooms: 2, first_oom_op: 7 }),
+    row('b', { peak_reserved_bytes: 120, num_device_alloc: 3 }),
+    row('c', { peak_reserved_bytes: 100, num_device_alloc: 30 }),
+    row('', { peak_reserved_bytes: 150, num_device_alloc: 12 }),
   ];
 
   it('puts runs with OOMs last whatever their peak, and orders by the objective', () => {
@@ -71,7 +69,7 @@ describe('ranking', () => {
     expect(rec.gain).toBeCloseTo(1 / 3);
     expect(rec.text).toContain("PYTORCH_CUDA_ALLOC_CONF='c'");
     expect(rec.text).toContain('33.3% less');
-    expect(recommend([row('', {}), row('x', { peak_reserved: 100 })], '', 'peak-reserved').text).toMatch(/^Recommendation: keep/);
+    expect(recommend([row('', {}), row('x', { peak_reserved_bytes: 100 })], '', 'peak-reserved').text).toMatch(/^Recommendation: keep/);
   });
 });
 
@@ -80,7 +78,7 @@ describe('results file and --resume', () => {
     const out = join(tmp(), 'results.csv');
     const first = await runSweep(fragSeed, { grids: ['max_split_size_mb=none,64'], out, workers: 1, fit: false, device: { fraction: 0.25 } });
     expect(first.ranked).toHaveLength(2);
-    expect(readRows(out).size).toBe(2);
+    expect(readRows(out)).toHaveLength(2);
     // An interruption in the middle of writing a row leaves a partial line: it is dropped and run again.
     appendFileSync(out, '"max_split_size_mb:128",12');
     const ran: string[] = [];
@@ -96,7 +94,13 @@ describe('results file and --resume', () => {
     expect(lines[0]).toBe(SWEEP_COLUMNS.join(','));
     // Resumed rows keep their figures.
     const fresh = evaluateConfig(fragSeed, 'max_split_size_mb:64', { fraction: 0.25 }, false);
-    expect(readRows(out).get('max_split_size_mb:64')?.peak_reserved).toBe(fresh.peak_reserved);
+    expect(readRows(out).find((r) => r.row.conf === 'max_split_size_mb:64')?.row.peak_reserved_bytes).toBe(fresh.peak_reserved_bytes);
+    // Rewritten in rank order at the end, the rank and the baseline in their columns.
+    // On frag-seed (no block of 64 MiB or more) max_split_size_mb changes nothing: one result, one shared rank.
+    expect(readRows(out).map((r) => r.rank)).toEqual([1, 1, 1]);
+    expect(groupRows(second.ranked)).toHaveLength(1);
+    expect(readRows(out).map((r) => r.row.conf)).toEqual(second.ranked.map((r) => r.conf));
+    expect(readRows(out).filter((r) => r.baseline).map((r) => r.row.conf)).toEqual(['']);
   });
 
   it('refuses to resume into a file that is not a sweep results file', async () => {
@@ -117,11 +121,13 @@ describe('sweep figures', () => {
     const ref = captures.find((c) => c.workload === 'frag-seed' && c.config === 'msplit128');
     const real = ref!.load().stats.final;
     const r = evaluateConfig(fragSeed, 'max_split_size_mb:128', { fraction: 0.25 }, false);
-    expect(r.peak_reserved).toBe(real['reserved_bytes.all.peak']);
-    expect(r.peak_inactive_split).toBe(real['inactive_split_bytes.all.peak']);
+    expect(r.peak_reserved_bytes).toBe(real['reserved_bytes.all.peak']);
+    expect(r.peak_inactive_split_bytes).toBe(real['inactive_split_bytes.all.peak']);
     expect(r.num_device_alloc).toBe(real.num_device_alloc);
     expect(r.num_device_free).toBe(real.num_device_free);
-    expect(r.fragmentation).toBeCloseTo(1 - real['active_bytes.all.peak'] / real['reserved_bytes.all.peak']);
+    // At the moment of peak reserved: cached = reserved - active, and the stranded part of it.
+    expect(r.cached_at_peak_bytes).toBeGreaterThanOrEqual(r.inactive_split_at_peak_bytes);
+    expect(r.cached_at_peak_bytes).toBeLessThanOrEqual(r.peak_reserved_bytes);
   });
 
   it('fit: the smallest capacity runs without OOM and 2 MiB less does not', () => {
@@ -144,8 +150,8 @@ describe('sweep figures', () => {
     expect(input.kind).toBe('scenario');
     expect(input.ownConf).toBe('');
     const [a, b] = [evaluateConfig(input, '', {}, false), evaluateConfig(input, 'expandable_segments:True', {}, false)];
-    expect(a.peak_allocated).toBe(b.peak_allocated);
-    expect(b.peak_inactive_split).toBe(0);
+    expect(a.peak_allocated_bytes).toBe(b.peak_allocated_bytes);
+    expect(b.peak_inactive_split_bytes).toBe(0);
   });
 });
 

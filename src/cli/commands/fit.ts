@@ -5,7 +5,10 @@ import { H100_TOTAL_GLOBAL_MEM } from '../../allocator/constants.js';
 import { parseAllocConf } from '../../config/parse.js';
 import { validateFraction } from '../../config/fraction.js';
 import { AllocsimInputError } from '../../util/inputError.js';
-import { loadSweepInput, runConfigs, sweepConfigs } from '../../sweep/index.js';
+import { canonicalConf } from '../../config/canonical.js';
+import { loadSweepInputs, rowInputs, runConfigs, sweepConfigs, type SweepRow } from '../../sweep/index.js';
+import { expandInputs, parseDevice } from './inputFiles.js';
+import { describeInputs, inputsJson } from './inputs.js';
 import { checkOutputPaths, writeFileAtomic } from '../output.js';
 import { WrittenFiles } from '../style.js';
 
@@ -19,11 +22,11 @@ export interface SourceArgs {
 export function sourceOptions<T>(y: Argv<T>): Argv<T & SourceArgs> {
   return y
     .option('source-fraction', {
-      type: 'number',
+      type: 'number', requiresArg: true,
       describe: 'memory fraction the traced job ran with (snapshots do not record it; default --fraction)',
     })
-    .option('seed', { type: 'number', describe: 'scenario inputs: seed for the random draws (default the file\'s)' })
-    .option('workers', { type: 'number', describe: 'worker threads (default: all cores; 1 runs in the main thread)' }) as Argv<T & SourceArgs>;
+    .option('seed', { type: 'number', requiresArg: true, describe: 'scenario inputs: seed for the random draws (default the file\'s)' })
+    .option('workers', { type: 'number', requiresArg: true, describe: 'worker threads (default: all cores; 1 runs in the main thread)' }) as Argv<T & SourceArgs>;
 }
 
 export function workerCount(n: number | undefined): number | undefined {
@@ -33,7 +36,8 @@ export function workerCount(n: number | undefined): number | undefined {
 }
 
 interface FitArgs extends SourceArgs {
-  input: string;
+  inputs: string[];
+  device?: string;
   conf?: string[];
   fraction?: number;
   'device-total'?: number;
@@ -41,15 +45,16 @@ interface FitArgs extends SourceArgs {
 }
 
 export const fitCommand: CommandModule<object, FitArgs> = {
-  command: 'fit <input>',
+  command: 'fit <inputs..>',
   describe: 'Smallest device memory (bytes and fraction) without OOM, per config',
   builder: (y: Argv) =>
     sourceOptions(y)
-      .positional('input', { type: 'string', demandOption: true, describe: 'snapshot pickle / JSON, or a scenario JSON file' })
-      .option('conf', { type: 'string', array: true, describe: 'PYTORCH_CUDA_ALLOC_CONF to fit (repeat for several; default the input\'s own)' })
-      .option('fraction', { type: 'number', describe: 'keep set_per_process_memory_fraction F while fitting (it arms garbage_collection_threshold)' })
-      .option('device-total', { type: 'number', describe: `totalGlobalMem the fraction refers to (default ${H100_TOTAL_GLOBAL_MEM}, H100 80GB)` })
-      .option('json', { type: 'string', nargs: 1, describe: 'write the results as JSON to FILE (- for stdout)' })
+      .positional('inputs', { type: 'string', array: true, demandOption: true, describe: 'snapshot pickles / JSON, directories or quoted globs of them, or a scenario JSON file' })
+      .option('device', { type: 'string', requiresArg: true, describe: "GPU of a multi-device snapshot, or 'all' for every device with a trace" })
+      .option('conf', { type: 'string', array: true, requiresArg: true, describe: 'PYTORCH_CUDA_ALLOC_CONF to fit (repeat for several; default the input\'s own)' })
+      .option('fraction', { type: 'number', requiresArg: true, describe: 'keep set_per_process_memory_fraction F while fitting (it arms garbage_collection_threshold)' })
+      .option('device-total', { type: 'number', requiresArg: true, describe: `totalGlobalMem the fraction refers to (default ${H100_TOTAL_GLOBAL_MEM}, H100 80GB)` })
+      .option('json', { type: 'string', nargs: 1, requiresArg: true, describe: 'write the results as JSON to FILE (- for stdout)' })
       .example('$0 fit run.pickle', 'how small a GPU this run fits on, with its own settings')
       .example("$0 fit run.pickle --conf '' --conf expandable_segments:True", 'the same for two settings') as Argv<FitArgs>,
   handler: async (argv) => {
@@ -61,46 +66,73 @@ export const fitCommand: CommandModule<object, FitArgs> = {
     const workers = workerCount(argv.workers);
     for (const c of argv.conf ?? []) parseAllocConf(c);
     checkOutputPaths({ json: argv.json });
-    const input = loadSweepInput(argv.input, { sourceFraction: argv['source-fraction'] ?? argv.fraction, seed: argv.seed });
-    const confs = (argv.conf ?? [input.ownConf]).map((c) => sweepConfigs(c, []).baseline);
-    for (const note of input.notes) process.stderr.write(`allocsim: note: ${note}\n`);
-    const rows = await runConfigs(input, [...new Set(confs)], {
-      workers,
-      fit: true,
-      device: { fraction: argv.fraction ?? null, deviceTotal },
-    });
-    const order = new Map(confs.map((c, i) => [c, i]));
-    rows.sort((a, b) => (order.get(a.conf) ?? 0) - (order.get(b.conf) ?? 0));
-    const total = deviceTotal ?? H100_TOTAL_GLOBAL_MEM;
-
-    if (argv.json !== undefined) {
-      const doc = {
-        input: input.name,
-        device_total: total,
-        fraction: argv.fraction ?? null,
-        configs: rows.map((r) => ({
-          conf: r.conf,
-          min_capacity: r.min_capacity,
-          min_capacity_fraction: r.min_capacity_fraction,
-          peak_reserved: r.peak_reserved,
-          peak_allocated: r.peak_allocated,
-        })),
-        notes: input.notes,
-      };
-      const text = `${JSON.stringify(doc, null, 2)}\n`;
-      if (argv.json === '-') process.stdout.write(text);
-      else writeFileAtomic(argv.json, text);
-    }
-    const out = argv.json === '-' ? process.stderr : process.stdout;
-    for (const r of rows) {
-      const name = r.conf === '' ? "'' (defaults)" : `'${r.conf}'`;
-      if (r.min_capacity === null) {
-        out.write(`${name}: OOM at any device size${argv.fraction !== undefined ? ` (the memory fraction ${argv.fraction} limits it)` : ''}\n`);
-        continue;
+    const fraction = argv.fraction ?? null;
+    const files = expandInputs(argv.inputs);
+    const device = { fraction, deviceTotal };
+    const warned = new Set<string>();
+    const docs: Record<string, unknown>[] = [];
+    const text: string[] = [];
+    const worst: { name: string; bytes: number | null }[] = [];
+    for (const f of files) {
+      for (const input of loadSweepInputs(f, { sourceFraction: argv['source-fraction'] ?? argv.fraction, seed: argv.seed, device: parseDevice(argv.device) })) {
+        const given = argv.conf ?? [input.ownConf];
+        const confs = given.map((c) => sweepConfigs(c, [], fraction).baseline);
+        for (const note of input.notes) process.stderr.write(`allocsim: note: ${files.length > 1 ? `${input.name}: ` : ''}${note}\n`);
+        for (const c of new Set(given)) {
+          for (const d of canonicalConf(c, fraction).dropped) {
+            const gc = d.entry.startsWith('garbage_collection_threshold');
+            const line = `allocsim: warning: ${d.entry} cannot act: ${d.why}` +
+              (gc ? '; the capacity figure runs without it, the fraction figure (a fraction limit) with it' : '') + '\n';
+            if (!warned.has(line)) process.stderr.write(line);
+            warned.add(line);
+          }
+        }
+        const rows = await runConfigs(input, [...new Set(confs)], { workers, fit: true, device });
+        const byConf = new Map(rows.map((r) => [r.conf, r]));
+        const inputs = rowInputs(input, device, true);
+        const total = inputs.device_total_bytes;
+        docs.push({
+          ...inputsJson(inputs),
+          configs: given.map((g, i) => {
+            const r = byConf.get(confs[i]) as SweepRow;
+            return {
+              conf: g,
+              canonical_conf: r.conf,
+              min_capacity_bytes: r.min_capacity_bytes,
+              min_fraction: r.min_fraction,
+              peak_reserved_bytes: r.peak_reserved_bytes,
+              peak_allocated_bytes: r.peak_allocated_bytes,
+            };
+          }),
+          notes: input.notes,
+        });
+        text.push(describeInputs(inputs));
+        given.forEach((g, i) => {
+          const r = byConf.get(confs[i]) as SweepRow;
+          if (i === 0) worst.push({ name: input.name, bytes: r.min_capacity_bytes });
+          const name = g === '' ? "'' (defaults)" : `'${g}'` + (r.conf !== g ? ` (= '${r.conf}')` : '');
+          if (r.min_capacity_bytes === null) {
+            text.push(`${name}: OOM at any device size${fraction !== null ? ` (the memory fraction ${fraction} limits it)` : ''}`);
+            return;
+          }
+          const frac = r.min_fraction === null ? '' : `; set_per_process_memory_fraction(${r.min_fraction}) or more on this ` +
+            `${formatSize(total)} device (rounded up, checked by a replay)`;
+          text.push(`${name}: runs without OOM from ${formatSize(r.min_capacity_bytes)} free device memory ` +
+            `(${r.min_capacity_bytes} bytes)${frac}; unconstrained peak reserved ${formatSize(r.peak_reserved_bytes)}`);
+        });
       }
-      out.write(`${name}: runs without OOM from ${formatSize(r.min_capacity)} (${r.min_capacity} bytes, ` +
-        `${(r.min_capacity / total).toFixed(4)} of a ${formatSize(total)} device); unconstrained peak reserved ${formatSize(r.peak_reserved)}\n`);
     }
+    if (worst.length > 1) {
+      const w = [...worst].sort((a, b) => (b.bytes ?? Infinity) - (a.bytes ?? Infinity))[0];
+      text.push(`worst input (first config): ${w.name}: ${w.bytes === null ? 'OOM at any device size' : `needs ${formatSize(w.bytes)}`}`);
+    }
+    if (argv.json !== undefined) {
+      const doc = docs.length === 1 ? docs[0] : { inputs: docs, worst: text[text.length - 1] };
+      const json = `${JSON.stringify(doc, null, 2)}\n`;
+      if (argv.json === '-') process.stdout.write(json);
+      else writeFileAtomic(argv.json, json);
+    }
+    (argv.json === '-' ? process.stderr : process.stdout).write(`${text.join('\n')}\n`);
     const written = new WrittenFiles();
     written.add(argv.json, 'results as JSON');
     written.report();

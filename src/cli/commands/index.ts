@@ -4,6 +4,8 @@ import { runCommand } from './run.js';
 import { synthCommand } from './synth.js';
 import { sweepCommand } from './sweep.js';
 import { fitCommand } from './fit.js';
+import { compareCommand } from './compare.js';
+import { mergeCommand } from './merge.js';
 
 /** Every CLI command; each module exports one yargs CommandModule. */
 // eslint-disable-next-line @typescript-eslint/no-explicit-any
@@ -13,4 +15,6 @@ export const commands: CommandModule<any, any>[] = [
   synthCommand,
   sweepCommand,
   fitCommand,
+  compareCommand,
+  mergeCommand,
 ];

@@ -9,7 +9,11 @@ import { compareSegments, compareTrace } from '../../replay/check.js';
 import { replaySnapshot, sameBehaviour, snapshotConfig } from '../../replay/replaySnapshot.js';
 import type { PoolInference } from '../../replay/poolInference.js';
 import { rulesLine } from '../../replay/torchVersion.js';
-import { whatIfReplay } from '../../replay/whatIf.js';
+
+import { HEADLINE_KEYS, statDeltas, whatIfReplay } from '../../replay/whatIf.js';
+import { defaultCapacity } from '../../replay/simulate.js';
+import { H100_TOTAL_GLOBAL_MEM } from '../../allocator/constants.js';
+import { deltasJson, formatDelta, formatDeltas } from './deltas.js';
 import { AllocsimInputError } from '../../util/inputError.js';
 import { replaySource } from '../../report/oomRemedies.js';
 import { readSnapshotFile, selectDevice } from '../../snapshot/index.js';
@@ -51,11 +55,11 @@ export const replayCommand: CommandModule<object, ReplayArgs> = {
         describe: 'compare the simulated segment events and final layout with the recorded ones; exit 1 at the first divergence',
       })
       .option('source-fraction', {
-        type: 'number',
+        type: 'number', requiresArg: true,
         describe: 'memory fraction the capture ran under (snapshots do not record it; default: --fraction)',
       })
-      .option('source-device-total', { type: 'number', describe: 'totalGlobalMem of the GPU the capture ran on (default: --device-total)' })
-      .option('device', { type: 'number', describe: 'which GPU of a multi-device snapshot to replay (default: the first with a trace)' })
+      .option('source-device-total', { type: 'number', requiresArg: true, describe: 'totalGlobalMem of the GPU the capture ran on (default: --device-total)' })
+      .option('device', { type: 'number', requiresArg: true, describe: 'which GPU of a multi-device snapshot to replay (default: the first with a trace)' })
       .option('spread', {
         type: 'boolean',
         default: false,
@@ -83,6 +87,10 @@ export const replayCommand: CommandModule<object, ReplayArgs> = {
     if (whatIf && argv.check) {
       throw new AllocsimInputError('--check compares with the recorded run: use it without other settings (--conf, --capacity, another fraction)');
     }
+    if (config.garbageCollectionThreshold > 0 && fraction === null && config !== sourceConfig) {
+      process.stderr.write('allocsim: warning: garbage_collection_threshold cannot act: it acts only under a memory fraction ' +
+        '(--fraction or per_process_memory_fraction); this what-if runs as without it\n');
+    }
     if (sourceConfig.garbageCollectionThreshold > 0 && sourceFraction === null) {
       process.stderr.write(
         'allocsim: note: snapshots do not record the memory fraction, and garbage_collection_threshold acts only with one; ' +
@@ -97,11 +105,16 @@ export const replayCommand: CommandModule<object, ReplayArgs> = {
     };
 
     if (whatIf) {
+      const deviceTotal = settings.deviceTotal ?? H100_TOTAL_GLOBAL_MEM;
+      const capacity = settings.capacity ?? defaultCapacity(deviceTotal);
       const result = whatIfReplay(snapshot, {
         sourceConfig, sourceFraction, sourceDeviceTotal, config, fraction, deviceTotal: settings.deviceTotal,
         capacity: settings.capacity, timeline, spread: argv.spread, source: argv.trace,
         onOp: observer.onOp, onOom: observer.onOom,
       });
+      const deltas = statDeltas(result.sourceReplay.stats, result.stats);
+      const baselineLabel = `the recorded run (its own settings${sourceFraction !== null ? `, fraction ${sourceFraction}` : ', no fraction'}` +
+        `${result.sourceReplay.exact ? ', replayed exactly' : ', not replayed exactly'})`;
       await finishRun(argv, {
         title: `${argv.trace}: what-if under ${config.source || 'PyTorch defaults'}${fraction !== null ? `, fraction ${fraction}` : ''}: ` +
           `${result.opsReplayed} operations`,
@@ -110,17 +123,39 @@ export const replayCommand: CommandModule<object, ReplayArgs> = {
         observer,
         whatIfSource: { workload: result.workload, options: { config, fraction, deviceTotal: settings.deviceTotal, capacity: settings.capacity } },
         details: [['trace', argv.trace], ['settings', config.source || '(PyTorch defaults)'], ['mode', 'what-if replay'],
+          ['inputs', `fraction ${fraction ?? 'none'} (recorded run: ${sourceFraction ?? 'none'}); capacity ${capacity} bytes of a ` +
+            `${deviceTotal}-byte device`],
+          ...deltas.filter((d) => d.value !== d.baseline).map((d): [string, string] => [`vs ${baselineLabel}`, formatDelta(d)]),
           ...result.notes.map((n): [string, string] => ['note', n])],
         json: {
           ...common,
           mode: 'what-if',
+          fraction,
+          capacity_bytes: capacity,
+          device_total_bytes: deviceTotal,
+          source_fraction: sourceFraction,
+          source_device_total_bytes: sourceDeviceTotal ?? deviceTotal,
           source_allocator_settings: allocatorSettingsDict(sourceConfig),
+          baseline: {
+            what: baselineLabel,
+            exact: result.sourceReplay.exact,
+            stats: result.sourceReplay.stats,
+            deltas: deltasJson(deltas),
+          },
           notes: result.notes,
           basis: result.basis,
           ...(result.spread ? { spread: result.spread } : {}),
           driver: { recorded_answers: result.recordedAnswers, model_answers: result.modelAnswers, diverged_at_op: result.divergedAtOp },
         },
       });
+      const out = argv.json === '-' ? process.stderr : process.stdout;
+      out.write(`${formatDeltas(baselineLabel, deltas)}\n`);
+      if (result.spread) {
+        const ranges = Object.entries(result.spread).filter(([k, [lo, hi]]) => lo !== hi && (HEADLINE_KEYS as readonly string[]).includes(k));
+        out.write(ranges.length === 0
+          ? 'spread: the other driver address orders give the same headline figures\n'
+          : `spread over the driver address orders: ${ranges.map(([k, [lo, hi]]) => formatDelta({ key: k, baseline: lo, value: hi, change: null }).replace(' -> ', ' .. ')).join('; ')}\n`);
+      }
       if (argv.verbose) for (const note of result.notes) process.stderr.write(`allocsim: what-if: ${note}\n`);
       else process.stderr.write(`allocsim: what-if: ${whatIfDigest(result)}\n`);
       return;

@@ -19,7 +19,7 @@ export const runCommand: CommandModule<object, RunArgs> = {
   builder: (y: Argv) =>
     addOutputOptions(addDeviceOptions(y))
       .positional('scenario', { type: 'string', demandOption: true, describe: 'scenario JSON file' })
-      .option('seed', { type: 'number', describe: 'seed for the scenario\'s random draws (default: the file\'s "seed")' })
+      .option('seed', { type: 'number', requiresArg: true, describe: 'seed for the scenario\'s random draws (default: the file\'s "seed")' })
       .example('$0 run scenarios/transformer-training.json --fraction 0.25', 'the GPT training scenario on a quarter of an H100')
       .example('$0 run scenarios/llm-serving-concat.json --conf expandable_segments:True', 'the same requests with expandable segments')
       .example('$0 run scenarios/random-stress.json --seed 3 --json -', 'another draw, results as JSON') as Argv<RunArgs>,
