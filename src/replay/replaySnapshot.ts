@@ -2,6 +2,7 @@
 import { configFromAllocatorSettings } from '../snapshot/allocatorSettings.js';
 import type { AllocatorConfig } from '../config/allocatorConfig.js';
 import type { Snapshot } from '../snapshot/schema.js';
+import { traceColumnsOf } from '../snapshot/index.js';
 import { simulate, type SimulateOptions, type SimulationResult } from './simulate.js';
 import { planTraceReplay, type TracePlan } from './tracePlan.js';
 
@@ -40,8 +41,7 @@ export function sameBehaviour(a: AllocatorConfig, b: AllocatorConfig): boolean {
  * the recorded run; `compareTrace` / `compareSegments` (check.ts) say whether it did.
  */
 export function replaySnapshot(snapshot: Snapshot, opts: ReplayOptions = {}): ReplayResult {
-  const entries = snapshot.device_traces[0] ?? [];
-  const plan = planTraceReplay(entries, opts.source);
+  const plan = planTraceReplay(traceColumnsOf(snapshot, 0), opts.source);
   const sourceConfig = snapshotConfig(snapshot);
   const config = opts.config ?? sourceConfig;
   const result = simulate(plan.workload, { ...opts, config, plan });

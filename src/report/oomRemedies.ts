@@ -381,7 +381,7 @@ export function replaySource(
   return {
     workload: resolveWorkload(plan, inserted),
     options,
-    calls: recordedDriverCalls(plan.entries, options.deviceTotal ?? H100_TOTAL_GLOBAL_MEM),
+    calls: recordedDriverCalls(plan.trace, options.deviceTotal ?? H100_TOTAL_GLOBAL_MEM),
     indexOf: (op) => op + countUpTo(op),
     // The k-th inserted call sits at index inserted[k] + k; an index maps to the run op it follows or is.
     opOf: (index) => {

@@ -79,7 +79,7 @@ export function snapshotSweepInput(snapshot: Snapshot, name: string, opts: Sweep
     kind: 'trace',
     name,
     workload,
-    calls: recordedDriverCalls(plan.entries, deviceTotal),
+    calls: recordedDriverCalls(plan.trace, deviceTotal),
     ownConf: confOf(snapshot, sourceConfig),
     notes,
   };
