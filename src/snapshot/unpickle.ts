@@ -460,6 +460,7 @@ export function unpickleFrom(src: ByteSource, name = 'pickle', sink?: TraceSink)
   let pos = 0;
 
   for (;;) {
+    // One pass per buffer: the buffer variables change only out here, so the decoding loop sees them constant.
     if (!eof && (want > 0 || len - pos < MIN_AHEAD)) {
       b = input.refill(b, pos, want);
       absBase += pos;
@@ -469,6 +470,8 @@ export function unpickleFrom(src: ByteSource, name = 'pickle', sink?: TraceSink)
       eof = input.eof;
       want = 0;
     }
+    decode: for (;;) {
+    if (!eof && len - pos < MIN_AHEAD) break;
     if (pos >= len) fail(name, `pickle ends at byte ${absBase + len} without a STOP opcode (truncated file?)`);
     if (sp > STACK_FLOOR && sp > (absBase + pos) >>> 1) tooBig(name, `${sp} values on the stack`, absBase + pos);
     const op0 = pos;
@@ -513,7 +516,7 @@ export function unpickleFrom(src: ByteSource, name = 'pickle', sink?: TraceSink)
           if (!eof) {
             want = pos + n - op0;
             pos = op0;
-            continue;
+            break decode;
           }
           truncated(name, op, opPos, n, len - pos);
         }
@@ -543,7 +546,7 @@ export function unpickleFrom(src: ByteSource, name = 'pickle', sink?: TraceSink)
           if (!eof) {
             want = pos + n - op0;
             pos = op0;
-            continue;
+            break decode;
           }
           truncated(name, op, opPos, n, len - pos);
         }
@@ -707,7 +710,7 @@ export function unpickleFrom(src: ByteSource, name = 'pickle', sink?: TraceSink)
         if (!eof && b.indexOf(0x0a, pos) < 0) {
           want = moreLine(len - op0, MAX_LINE, name, 'FLOAT', opPos);
           pos = op0;
-          continue;
+          break decode;
         }
         const [t, next] = textArg(b, pos, name, 'FLOAT', opPos);
         stack[sp++] = parseFloatText(t, name, opPos);
@@ -719,7 +722,7 @@ export function unpickleFrom(src: ByteSource, name = 'pickle', sink?: TraceSink)
         if (!eof && b.indexOf(0x0a, pos) < 0) {
           want = moreLine(len - op0, MAX_LINE, name, 'INT', opPos);
           pos = op0;
-          continue;
+          break decode;
         }
         const [t, next] = textArg(b, pos, name, 'INT', opPos);
         stack[sp++] = t === '00' ? false : t === '01' ? true : parseDecimal(t, name, 'INT', opPos);
@@ -731,7 +734,7 @@ export function unpickleFrom(src: ByteSource, name = 'pickle', sink?: TraceSink)
         if (!eof && b.indexOf(0x0a, pos) < 0) {
           want = moreLine(len - op0, MAX_LINE, name, 'LONG', opPos);
           pos = op0;
-          continue;
+          break decode;
         }
         const [t, next] = textArg(b, pos, name, 'LONG', opPos);
         stack[sp++] = parseDecimal(t.endsWith('L') ? t.slice(0, -1) : t, name, 'LONG', opPos);
@@ -749,7 +752,7 @@ export function unpickleFrom(src: ByteSource, name = 'pickle', sink?: TraceSink)
             if (n > MAX_STRING) fail(name, `opcode ${hex(op)} at byte ${opPos} announces ${n} bytes, more than any snapshot field`);
             want = pos + n - op0;
             pos = op0;
-            continue;
+            break decode;
           }
           truncated(name, op, opPos, n, len - pos);
         }
@@ -769,7 +772,7 @@ export function unpickleFrom(src: ByteSource, name = 'pickle', sink?: TraceSink)
             if (n > MAX_STRING) fail(name, `opcode ${hex(op)} at byte ${opPos} announces ${n} bytes, more than any snapshot field`);
             want = pos + n - op0;
             pos = op0;
-            continue;
+            break decode;
           }
           truncated(name, op, opPos, n, len - pos);
         }
@@ -782,7 +785,7 @@ export function unpickleFrom(src: ByteSource, name = 'pickle', sink?: TraceSink)
         if (!eof && b.indexOf(0x0a, pos) < 0) {
           want = moreLine(len - op0, MAX_STRING, name, 'UNICODE', opPos);
           pos = op0;
-          continue;
+          break decode;
         }
         const end = lineEnd(b, pos, name, 'UNICODE', opPos);
         stack[sp++] = decodeRawUnicodeEscape(b, pos, end, name);
@@ -803,7 +806,7 @@ export function unpickleFrom(src: ByteSource, name = 'pickle', sink?: TraceSink)
             if (n > MAX_STRING) fail(name, `opcode ${hex(op)} at byte ${opPos} announces ${n} bytes, more than any snapshot field`);
             want = pos + n - op0;
             pos = op0;
-            continue;
+            break decode;
           }
           truncated(name, op, opPos, n, len - pos);
         }
@@ -820,7 +823,7 @@ export function unpickleFrom(src: ByteSource, name = 'pickle', sink?: TraceSink)
           if (!eof && b.indexOf(0x0a, pos) < 0) {
             want = moreLine(len - op0, MAX_LINE, name, 'PUT', opPos);
             pos = op0;
-            continue;
+            break decode;
           }
           const [t, next] = textArg(b, pos, name, 'PUT', opPos);
           idx = parseDecimal(t, name, 'PUT', opPos);
@@ -842,7 +845,7 @@ export function unpickleFrom(src: ByteSource, name = 'pickle', sink?: TraceSink)
         if (!eof && b.indexOf(0x0a, pos) < 0) {
           want = moreLine(len - op0, MAX_LINE, name, 'GET', opPos);
           pos = op0;
-          continue;
+          break decode;
         }
         const [t, next] = textArg(b, pos, name, 'GET', opPos);
         const v = memoGet(memo, parseDecimal(t, name, 'GET', opPos), name, opPos);
@@ -894,6 +897,7 @@ export function unpickleFrom(src: ByteSource, name = 'pickle', sink?: TraceSink)
         return stack[0];
       default:
         refuse(op, name, opPos);
+    }
     }
   }
 }
