@@ -48,9 +48,15 @@ export class FrameTable {
   readonly tracebacks: Int32Array[] = [];
   readonly strings: string[] = [];
   private readonly frameByObject = new Map<object, number>();
+  /** Per table: a frame dict shared by two snapshots' tables keeps each one's id. */
+  private readonly tag = Symbol('frame id');
   private readonly frameByKey = new Map<string, number>();
   private readonly tracebackByObject = new Map<object, number>();
-  private readonly tracebackByKey = new Map<string, number>();
+  private readonly tracebackByHash = new Map<number, number[]>();
+  private scratch = new Int32Array(64);
+  /** The list last looked up (a block's list is its alloc entry's, read just before or after). */
+  private lastList: unknown[] | null = null;
+  private lastId = -1;
   private readonly stringIds = new Map<string, number>();
   private lists: unknown[][] = [];
 
@@ -69,6 +75,9 @@ export class FrameTable {
 
   frame(f: unknown): number {
     if (typeof f === 'object' && f !== null) {
+      // A symbol-keyed tag on the dict itself: a property load, where a Map lookup costs a hash per reference.
+      const tag = (f as Record<symbol, unknown>)[this.tag];
+      if (typeof tag === 'number') return tag;
       const known = this.frameByObject.get(f);
       if (known !== undefined) return known;
     }
@@ -81,23 +90,57 @@ export class FrameTable {
       id = this.frames.push(f as Frame) - 1;
       this.frameByKey.set(key, id);
     }
-    if (this.byIdentity && typeof f === 'object' && f !== null) this.frameByObject.set(f, id);
+    if (this.byIdentity && typeof f === 'object' && f !== null) {
+      if (Object.isExtensible(f) && !Array.isArray(f)) {
+        Object.defineProperty(f, this.tag, { value: id, enumerable: false, writable: false, configurable: true });
+      } else this.frameByObject.set(f, id);
+    }
     return id;
   }
 
-  /** The id of a `frames` list. */
+  /**
+   * The id of a `frames` list. Real files have a fresh list per entry (one per captured traceback) of shared
+   * frame dicts, so lists are matched by content (a hash of their frame ids), not kept by identity: the table
+   * holds one list per unique traceback, whatever the number of entries.
+   */
   traceback(list: unknown[]): number {
+    if (list === this.lastList) return this.lastId;
     const known = this.tracebackByObject.get(list);
     if (known !== undefined) return known;
-    const ids = new Int32Array(list.length);
-    for (let i = 0; i < list.length; i++) ids[i] = this.frame(list[i]);
-    const key = ids.join(',');
-    let id = this.tracebackByKey.get(key);
-    if (id === undefined) {
-      id = this.tracebacks.push(ids) - 1;
-      this.tracebackByKey.set(key, id);
+    const n = list.length;
+    if (this.scratch.length < n) this.scratch = new Int32Array(n * 2);
+    const ids = this.scratch;
+    let h = n;
+    for (let i = 0; i < n; i++) {
+      const f = this.frame(list[i]);
+      ids[i] = f;
+      h = Math.imul(h ^ f, 0x9e3779b1) + i;
     }
-    if (this.byIdentity) this.tracebackByObject.set(list, id);
+    let bucket = this.tracebackByHash.get(h);
+    let id = -1;
+    if (bucket !== undefined) {
+      for (const c of bucket) {
+        const t = this.tracebacks[c]!;
+        if (t.length !== n) continue;
+        let k = 0;
+        while (k < n && t[k] === ids[k]) k++;
+        if (k === n) {
+          id = c;
+          break;
+        }
+      }
+    } else {
+      bucket = [];
+      this.tracebackByHash.set(h, bucket);
+    }
+    if (id < 0) {
+      id = this.tracebacks.push(ids.slice(0, n)) - 1;
+      bucket.push(id);
+    }
+    if (this.byIdentity) {
+      this.lastList = list;
+      this.lastId = id;
+    }
     return id;
   }
 
@@ -107,6 +150,7 @@ export class FrameTable {
     if (l === undefined) {
       l = Array.from(this.tracebacks[id]!, (f) => this.frames[f]);
       this.lists[id] = l;
+      if (this.byIdentity) this.tracebackByObject.set(l, id);
     }
     return l;
   }

@@ -444,6 +444,10 @@ export function unpickleFrom(src: ByteSource, name = 'pickle', sink?: TraceSink)
   let container: unknown[] | null = null; // the device_traces list
   let currentTrace: TraceColumns | null = null; // the trace the ENTRY tokens on the stack belong to
   const traces: TraceColumns[] = [];
+  // The `frames` list of the entry being decoded and its memo slot: once interned, the slot gets the table's
+  // shared list instead, so the memo does not keep one list per entry alive (real files have one per entry).
+  let framesList: unknown[] | null = null;
+  let framesMemo = -1;
   let objects = 0; // containers made (entries excluded)
   let items = 0; // items appended to lists and sets
 
@@ -504,6 +508,7 @@ export function unpickleFrom(src: ByteSource, name = 'pickle', sink?: TraceSink)
           fail(name, `MEMOIZE at byte ${opPos} memoizes the same value twice (no pickler does; a pickle bomb?)`);
         }
         if (memoCount > MEMO_FLOOR && memoCount > opPos >>> 2) tooBig(name, `${memoCount} memo entries`, opPos);
+        if (stack[sp - 1] === framesList) framesMemo = memoCount;
         if (memoCount === memo.length) memo.push(stack[sp - 1]);
         else if (!memoPutAt(memo, memoCount, stack[sp - 1])) break;
         memoCount++;
@@ -575,8 +580,15 @@ export function unpickleFrom(src: ByteSource, name = 'pickle', sink?: TraceSink)
         // SETITEMS
         const at = popMark(marks, name, 'SETITEMS', opPos);
         base = marks.length > 0 ? marks[marks.length - 1]! : 0;
-        if (at > base && stack[at - 1] === ENTRY) setEntryItems(currentTrace!, stack, at, sp, sink!, name, opPos);
-        else setItems(dictAt(stack, at, base, name, 'SETITEMS', opPos), stack, at, sp, name, opPos);
+        if (at > base && stack[at - 1] === ENTRY) {
+          setEntryItems(currentTrace!, stack, at, sp, sink!, name, opPos);
+          if (framesList !== null) {
+            const t = currentTrace!;
+            const r = t.started - 1;
+            if (framesMemo >= 0 && memo[framesMemo] === framesList && t.traceback[r]! >= 0) memo[framesMemo] = sink!.table.list(t.traceback[r]!);
+            framesList = null;
+          }
+        } else setItems(dictAt(stack, at, base, name, 'SETITEMS', opPos), stack, at, sp, name, opPos);
         sp = at;
         break;
       }
@@ -605,6 +617,13 @@ export function unpickleFrom(src: ByteSource, name = 'pickle', sink?: TraceSink)
             const t = new TraceColumns(traces.length, sink!.table);
             traces.push(t);
             stack[sp++] = t;
+            break;
+          }
+          if (top === 'frames' && base > 0 && stack[base - 1] === ENTRY) {
+            const l: unknown[] = [];
+            framesList = l;
+            framesMemo = -1;
+            stack[sp++] = l;
             break;
           }
           // The value of the top-level dict's 'device_traces' key.
@@ -837,6 +856,7 @@ export function unpickleFrom(src: ByteSource, name = 'pickle', sink?: TraceSink)
         }
         if (sp <= base) underflow(name, 'memo store', opPos);
         if (memoCount > MEMO_FLOOR && memoCount > opPos >>> 2) tooBig(name, `${memoCount} memo entries`, opPos);
+        if (stack[sp - 1] === framesList) framesMemo = idx;
         if (memoPutAt(memo, idx, stack[sp - 1])) memoCount++;
         break;
       }
