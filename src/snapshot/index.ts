@@ -43,6 +43,7 @@ export {
   TraceColumns,
   traceColumnsOf,
   traceLength,
+  userSite,
   type Frame,
 } from './traceColumns.js';
 export { unpickleFrom, type TraceSink } from './unpickle.js';
