@@ -87,3 +87,21 @@ describe('trace columns and the frame table', () => {
     expect(columnarOf(s)).toBeNull(); // the columns are no longer the truth
   });
 });
+
+describe('userSite: the first frame in user code', () => {
+  it('skips C++ frames, PyTorch internals and the interpreter, innermost first', async () => {
+    const { FrameTable, userSite } = await import('../../src/snapshot/index.js');
+    const t = new FrameTable();
+    const id = t.traceback([
+      frame('torch::unwind::unwind()', '??', 0),
+      frame('c10::cuda::CUDACachingAllocator::Native::DeviceCachingAllocator::malloc', 'CUDACachingAllocator.cpp', 1200),
+      frame('forward', '/usr/lib/python3.11/site-packages/torch/nn/modules/linear.py', 125),
+      frame('update_nodes', '/home/u/src/train/models.py', 181),
+      frame('<module>', '/home/u/train.py', 9),
+      frame('_start', '??', 0),
+    ]);
+    expect(userSite(t, id)).toBe('/home/u/src/train/models.py:181 in update_nodes');
+    expect(userSite(t, t.traceback([frame('malloc', '??', 0)]))).toBeNull();
+    expect(userSite(t, -1)).toBeNull();
+  });
+});
