@@ -3,30 +3,34 @@
  * the calls correspond to the recorded ones, then hands over to the address model (addressModel.ts).
  */
 import type { Driver } from '../allocator/driver.js';
+import { columnsFromEntries, FrameTable, TraceColumns } from '../snapshot/traceColumns.js';
 import type { TraceEntry } from '../snapshot/schema.js';
+import { A } from '../allocator/traceRecorder.js';
 import { AddressModel, CHUNK, reservationSpan, roundUp } from './addressModel.js';
 
 const enum Call { RESERVE, MALLOC, FREE, MAP, UNMAP }
 
 /** The driver calls a recording implies, in order: [kind, address, size] triples. */
-export function recordedDriverCalls(entries: readonly TraceEntry[], deviceTotal: number): Float64Array {
+export function recordedDriverCalls(recorded: TraceColumns | readonly TraceEntry[], deviceTotal: number): Float64Array {
+  const trace = recorded instanceof TraceColumns ? recorded : columnsFromEntries(recorded, 0, new FrameTable(false));
   const out: number[] = [];
   // A segment_map outside every known reservation starts a new one (its first page is the reservation base).
   const span = reservationSpan(deviceTotal);
   const reservations: number[] = [];
-  for (const e of entries) {
-    const addr = e.addr ?? 0;
-    switch (e.action) {
-      case 'segment_alloc': out.push(Call.MALLOC, addr, e.size); break;
-      case 'segment_free': out.push(Call.FREE, addr, e.size); break;
-      case 'segment_map':
+  for (let i = 0; i < trace.length; i++) {
+    const addr = trace.addr[i] === trace.addr[i] ? trace.addr[i]! : 0; // NaN: no addr
+    const size = trace.size[i]!;
+    switch (trace.action[i]) {
+      case A.segment_alloc: out.push(Call.MALLOC, addr, size); break;
+      case A.segment_free: out.push(Call.FREE, addr, size); break;
+      case A.segment_map:
         if (!reservations.some((b) => addr >= b && addr < b + span)) {
           reservations.push(addr);
           out.push(Call.RESERVE, addr, 0);
         }
-        out.push(Call.MAP, addr, e.size);
+        out.push(Call.MAP, addr, size);
         break;
-      case 'segment_unmap': out.push(Call.UNMAP, addr, e.size); break;
+      case A.segment_unmap: out.push(Call.UNMAP, addr, size); break;
       default: break;
     }
   }

@@ -2,7 +2,8 @@
  * Answers cudaMalloc / map / reserve with what the real driver answered in a recorded trace, as long as the
  * replay asks for what the recording shows in the current malloc's window; otherwise it defers to a model.
  */
-import type { TraceEntry } from '../snapshot/schema.js';
+import type { TraceColumns } from '../snapshot/traceColumns.js';
+import { A } from '../allocator/traceRecorder.js';
 import type { Driver } from '../allocator/driver.js';
 
 export class TraceDriver implements Driver {
@@ -33,23 +34,23 @@ export class TraceDriver implements Driver {
   /** Requests the trace could not answer (each one is a divergence from the recording). */
   fallbacks = 0;
 
-  constructor(private readonly entries: TraceEntry[], readonly fallback: Driver, acquisitions?: Int32Array) {
+  constructor(private readonly entries: TraceColumns, readonly fallback: Driver, acquisitions?: Int32Array) {
     if (acquisitions) this.acquisitions = acquisitions;
     else {
       const idx: number[] = [];
-      entries.forEach((e, i) => {
-        if (e.action === 'segment_alloc' || e.action === 'segment_map') idx.push(i);
-      });
+      for (let i = 0; i < entries.length; i++) {
+        if (entries.action[i] === A.segment_alloc || entries.action[i] === A.segment_map) idx.push(i);
+      }
       this.acquisitions = Int32Array.from(idx);
     }
   }
 
-  private nextInWindow(action: string, size?: number): TraceEntry | null {
+  /** Trace index of the next acquisition if it is in the window and matches, else -1. */
+  private nextInWindow(action: number, size?: number): number {
     const k = this.acquisitions[this.cursor];
-    if (k === undefined || k > this.end) return null;
-    const e = this.entries[k];
-    if (e.action !== action || (size !== undefined && e.size !== size)) return null;
-    return e;
+    if (k === undefined || k > this.windowEnd) return -1;
+    if (this.entries.action[k] !== action || (size !== undefined && this.entries.size[k] !== size)) return -1;
+    return k;
   }
 
   /**
@@ -62,21 +63,21 @@ export class TraceDriver implements Driver {
   private failedFirst(bytes: number): boolean {
     if (this.releasedInWindow) return false;
     const k = this.acquisitions[this.cursor];
-    if (k === undefined || k > this.end || k === 0) return false;
-    const before = this.entries[k - 1].action;
-    if (before !== 'segment_free' && before !== 'segment_unmap') return false;
+    if (k === undefined || k > this.windowEnd || k === 0) return false;
+    const before = this.entries.action[k - 1];
+    if (before !== A.segment_free && before !== A.segment_unmap) return false;
     const free = this.capacityEstimate !== null ? this.capacityEstimate - this.held : this.fallback.memGetInfoFree();
     return bytes > free;
   }
 
   malloc(size: number): number {
     if (this.failedFirst(size)) return -1;
-    const e = this.nextInWindow('segment_alloc', size);
-    if (e !== null) {
+    const k = this.nextInWindow(A.segment_alloc, size);
+    if (k >= 0) {
       this.held += size;
       this.cursor++;
-      this.fallback.notePlaced?.(e.addr as number, size);
-      return e.addr as number;
+      this.fallback.notePlaced?.(this.entries.addr[k]!, size);
+      return this.entries.addr[k]!;
     }
     if (this.expectOom) return -1;
     this.fallbacks++;
@@ -92,8 +93,8 @@ export class TraceDriver implements Driver {
   }
 
   reserve(size: number): number {
-    const e = this.nextInWindow('segment_map');
-    if (e !== null) return e.addr as number;
+    const k = this.nextInWindow(A.segment_map);
+    if (k >= 0) return this.entries.addr[k]!;
     this.fallbacks++;
     return this.fallback.reserve(size);
   }
@@ -104,8 +105,7 @@ export class TraceDriver implements Driver {
 
   map(bytes: number): boolean {
     if (this.failedFirst(bytes)) return false;
-    const e = this.nextInWindow('segment_map', bytes);
-    if (e !== null) {
+    if (this.nextInWindow(A.segment_map, bytes) >= 0) {
       this.held += bytes;
       this.cursor++;
       this.fallback.notePlaced?.(-1, bytes);
@@ -125,10 +125,11 @@ export class TraceDriver implements Driver {
   }
 
   memGetInfoFree(): number {
-    const e = this.entries[this.end];
-    if (e !== undefined && e.action === 'oom' && e.device_free !== undefined) {
-      this.capacityEstimate = e.device_free + this.held;
-      return e.device_free;
+    const k = this.windowEnd;
+    const t = this.entries;
+    if (k >= 0 && k < t.length && t.action[k] === A.oom && t.deviceFree[k] === t.deviceFree[k]) {
+      this.capacityEstimate = t.deviceFree[k]! + this.held;
+      return t.deviceFree[k]!;
     }
     return this.fallback.memGetInfoFree();
   }

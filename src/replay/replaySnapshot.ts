@@ -2,6 +2,7 @@
 import { configFromAllocatorSettings } from '../snapshot/allocatorSettings.js';
 import type { AllocatorConfig } from '../config/allocatorConfig.js';
 import type { Snapshot } from '../snapshot/schema.js';
+import { traceColumnsOf } from '../snapshot/index.js';
 import { simulate, type SimulateOptions, type SimulationResult } from './simulate.js';
 import { applyPoolInference } from './poolInference.js';
 import { planTraceReplay, type TracePlan } from './tracePlan.js';
@@ -41,9 +42,8 @@ export function sameBehaviour(a: AllocatorConfig, b: AllocatorConfig): boolean {
  * the recorded run; `compareTrace` / `compareSegments` (check.ts) say whether it did.
  */
 export function replaySnapshot(snapshot: Snapshot, opts: ReplayOptions = {}): ReplayResult {
-  const entries = snapshot.device_traces[0] ?? [];
   // Private pools the final segments name become the pool calls the trace does not record (poolInference.ts).
-  const plan = applyPoolInference(planTraceReplay(entries, opts.source), snapshot.segments);
+  const plan = applyPoolInference(planTraceReplay(traceColumnsOf(snapshot, 0), opts.source), snapshot.segments);
   const sourceConfig = snapshotConfig(snapshot);
   const config = opts.config ?? sourceConfig;
   const result = simulate(plan.workload, { ...opts, config, plan });

@@ -11,6 +11,7 @@ import { A, actionCode, TraceRecorder } from '../allocator/traceRecorder.js';
 import { allocatorSettingsDict } from '../snapshot/allocatorSettings.js';
 import type { AllocatorConfig } from '../config/allocatorConfig.js';
 import type { Snapshot, TraceEntry } from '../snapshot/schema.js';
+import type { TraceColumns } from '../snapshot/traceColumns.js';
 import { AddressModel } from '../driver/addressModel.js';
 import type { Driver } from '../allocator/driver.js';
 import { Timeline } from './timeline.js';
@@ -81,7 +82,7 @@ export function createAllocator(opts: SimulateOptions, recorder: TraceRecorder):
   const deviceTotal = opts.deviceTotal ?? H100_TOTAL_GLOBAL_MEM;
   const fraction = opts.fraction ?? opts.config.perProcessMemoryFraction ?? null;
   const model = opts.driver ?? new AddressModel({ capacity: opts.capacity ?? defaultCapacity(deviceTotal) });
-  const driver = opts.plan ? new TraceDriver(opts.plan.entries, model) : model;
+  const driver = opts.plan ? new TraceDriver(opts.plan.trace, model) : model;
   const allocator = new DeviceCachingAllocator({
     config: opts.config,
     allowedMemoryMaximum: null,
@@ -94,13 +95,13 @@ export function createAllocator(opts: SimulateOptions, recorder: TraceRecorder):
 }
 
 /** Whether the entries recorded since `mark` equal the trace's entries (from, to]. */
-function windowMatches(rec: TraceRecorder, mark: number, entries: TraceEntry[], from: number, to: number): boolean {
+function windowMatches(rec: TraceRecorder, mark: number, t: TraceColumns, from: number, to: number): boolean {
   if (rec.length - mark !== to - from) return false;
   for (let k = 0; k < to - from; k++) {
-    const e = entries[from + 1 + k];
+    const e = from + 1 + k;
     const i = mark + k;
-    if (rec.action[i] !== actionCode(e.action) || rec.size[i] !== e.size || rec.stream[i] !== e.stream) return false;
-    if (e.action !== 'oom' && rec.addr[i] !== e.addr) return false;
+    if (rec.action[i] !== t.action[e] || rec.size[i] !== t.size[e] || rec.stream[i] !== t.stream[e]) return false;
+    if (t.action[e] !== A.oom && rec.addr[i] !== t.addr[e]) return false;
   }
   return true;
 }
@@ -117,7 +118,7 @@ function applyPoolOp(allocator: DeviceCachingAllocator, op: number, a: number, b
 
 export function simulate(workload: Workload, opts: SimulateOptions): SimulationResult {
   // A trace replay emits about as many entries as it reads; a synthetic run about 1.6 per operation.
-  const expected = opts.plan ? opts.plan.entries.length + 64 : Math.ceil(workload.length * 1.6) + 64;
+  const expected = opts.plan ? opts.plan.trace.length + 64 : Math.ceil(workload.length * 1.6) + 64;
   const recorder = new TraceRecorder(opts.recordTrace ?? true, expected);
   const allocator = createAllocator(opts, recorder);
   const plan = opts.plan;
@@ -161,7 +162,7 @@ export function simulate(workload: Workload, opts: SimulateOptions): SimulationR
             const mark = recorder.length;
             const trial = allocator.clone();
             trial.malloc(size, stream);
-            const explained = windowMatches(recorder, mark, plan.entries, lastTraceIndex, idx);
+            const explained = windowMatches(recorder, mark, plan.trace, lastTraceIndex, idx);
             recorder.truncate(mark);
             if (!explained) {
               allocator.emptyCache();

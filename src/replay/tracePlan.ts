@@ -6,11 +6,16 @@
  */
 import { AllocsimInputError } from '../util/inputError.js';
 import type { TraceEntry } from '../snapshot/schema.js';
+import { columnsFromEntries, FrameTable, TraceColumns } from '../snapshot/index.js';
+import { A } from '../allocator/traceRecorder.js';
 import { Op, WorkloadBuilder, type Workload } from './workload.js';
 
 export interface TracePlan {
   workload: Workload;
-  entries: TraceEntry[];
+  /** The trace, column-wise (what the replay reads). */
+  trace: TraceColumns;
+  /** The trace as entry dicts, made on first use. */
+  readonly entries: TraceEntry[];
   /**
    * Trace index of each op's last own entry (MALLOC: its `alloc` / `oom`; FREE: its `free_completed` when the
    * free was immediate; an inferred EMPTY_CACHE: its last release); -1 for none.
@@ -31,12 +36,18 @@ export interface TracePlan {
   deferredFrees: number;
 }
 
-function isRelease(e: TraceEntry): boolean {
-  return e.action === 'segment_free' || e.action === 'segment_unmap';
+/** The trace's columns (a list of entry dicts is converted). */
+export function asTraceColumns(entries: readonly TraceEntry[] | TraceColumns): TraceColumns {
+  return entries instanceof TraceColumns ? entries : columnsFromEntries(entries, 0, new FrameTable(false));
 }
 
-export function planTraceReplay(entries: TraceEntry[], source = 'trace'): TracePlan {
-  const b = new WorkloadBuilder(entries.length);
+export function planTraceReplay(entries: TraceEntry[] | TraceColumns, source = 'trace'): TracePlan {
+  const trace = asTraceColumns(entries);
+  const { action, addr, size, stream, time } = trace;
+  const n = trace.length;
+  const isRelease = (i: number) => action[i] === A.segment_free || action[i] === A.segment_unmap;
+  const timeAt = (i: number, otherwise: number) => (time[i] === time[i] ? time[i]! : otherwise); // NaN: no time_us
+  const b = new WorkloadBuilder(n);
   const traceIndex: number[] = [];
   const releasesBefore: number[] = [];
   const expectOom: number[] = [];
@@ -52,30 +63,28 @@ export function planTraceReplay(entries: TraceEntry[], source = 'trace'): TraceP
     expectOom.push(0);
   };
 
-  for (let i = 0; i < entries.length; i++) {
-    const e = entries[i];
-    const t = e.time_us ?? 0;
-    switch (e.action) {
-      case 'alloc':
-      case 'oom': {
-        const id = b.malloc(e.size, e.stream, t);
+  for (let i = 0; i < n; i++) {
+    const t = timeAt(i, 0);
+    switch (action[i]) {
+      case A.alloc:
+      case A.oom: {
+        const id = b.malloc(size[i]!, stream[i]!, t);
         add(i);
-        if (e.action === 'alloc') live.set(e.addr as number, id);
+        if (action[i] === A.alloc) live.set(addr[i]!, id);
         else expectOom[expectOom.length - 1] = 1;
         if (runBeforeMalloc) releasesBefore[releasesBefore.length - 1] = 1;
         runBeforeMalloc = false;
         break;
       }
-      case 'free_requested': {
-        const id = live.get(e.addr as number);
+      case A.free_requested: {
+        const id = live.get(addr[i]!);
         if (id === undefined) {
           unknownFrees++;
-          if (entries[i + 1]?.action === 'free_completed' && entries[i + 1].addr === e.addr) i++;
+          if (i + 1 < n && action[i + 1] === A.free_completed && addr[i + 1] === addr[i]) i++;
           break;
         }
-        live.delete(e.addr as number);
-        const next = entries[i + 1];
-        if (next !== undefined && next.action === 'free_completed' && next.addr === e.addr) {
+        live.delete(addr[i]!);
+        if (i + 1 < n && action[i + 1] === A.free_completed && addr[i + 1] === addr[i]) {
           b.free(id, t);
           i++;
           add(i);
@@ -85,24 +94,23 @@ export function planTraceReplay(entries: TraceEntry[], source = 'trace'): TraceP
           add(-1);
           b.free(id, t);
           add(i);
-          pending.set(e.addr as number, id);
+          pending.set(addr[i]!, id);
           deferredFrees++;
         }
         break;
       }
-      case 'free_completed':
-      case 'segment_free':
-      case 'segment_unmap': {
+      case A.free_completed:
+      case A.segment_free:
+      case A.segment_unmap: {
         // A group of deferred-free completions and segment releases. Completions before the first release are
         // process_events (or an empty_cache()'s synchronize); completions after a release can only come from the
         // synchronize of a flush (the malloc's release_cached_blocks), which the replay's own flush repeats.
         let j = i;
         let firstRelease = -1;
-        while (j < entries.length) {
-          const g = entries[j];
-          if (isRelease(g)) {
+        while (j < n) {
+          if (isRelease(j)) {
             if (firstRelease < 0) firstRelease = j;
-          } else if (!(g.action === 'free_completed' && pending.has(g.addr as number))) break;
+          } else if (!(action[j] === A.free_completed && pending.has(addr[j]!))) break;
           j++;
         }
         if (j === i) {
@@ -110,23 +118,21 @@ export function planTraceReplay(entries: TraceEntry[], source = 'trace'): TraceP
           break;
         }
         for (let k = i; k < j; k++) {
-          const g = entries[k];
-          if (g.action !== 'free_completed') continue;
-          const id = pending.get(g.addr as number) as number;
-          pending.delete(g.addr as number);
+          if (action[k] !== A.free_completed) continue;
+          const id = pending.get(addr[k]!) as number;
+          pending.delete(addr[k]!);
           if (firstRelease < 0 || k < firstRelease) {
-            b.freeCompleted(id, g.time_us ?? t);
+            b.freeCompleted(id, timeAt(k, t));
             add(k);
           }
         }
         if (firstRelease >= 0) {
-          const after = entries[j];
-          const beforeMalloc = after !== undefined &&
-            (after.action === 'alloc' || after.action === 'oom' || after.action === 'segment_alloc' || after.action === 'segment_map');
+          const after = j < n ? action[j] : -1;
+          const beforeMalloc = after === A.alloc || after === A.oom || after === A.segment_alloc || after === A.segment_map;
           if (beforeMalloc) {
             runBeforeMalloc = true;
           } else {
-            b.emptyCache(entries[firstRelease].time_us ?? t);
+            b.emptyCache(timeAt(firstRelease, t));
             add(j - 1);
             inferredEmptyCaches++;
           }
@@ -134,17 +140,22 @@ export function planTraceReplay(entries: TraceEntry[], source = 'trace'): TraceP
         i = j - 1;
         break;
       }
-      case 'segment_alloc':
-      case 'segment_map':
-      case 'snapshot':
+      case A.segment_alloc:
+      case A.segment_map:
+      case A.snapshot:
         break;
       default:
-        throw new AllocsimInputError(`${source}: trace entry ${i} has unknown action '${(e as TraceEntry).action}'`);
+        throw new AllocsimInputError(`${source}: trace entry ${i} has unknown action code ${action[i]}`);
     }
   }
+  let made: TraceEntry[] | undefined = Array.isArray(entries) ? entries : undefined;
   return {
     workload: b.finish(),
-    entries,
+    trace,
+    get entries(): TraceEntry[] {
+      made ??= trace.entries();
+      return made;
+    },
     traceIndex: Int32Array.from(traceIndex),
     releasesBefore: Uint8Array.from(releasesBefore),
     expectOom: Uint8Array.from(expectOom),

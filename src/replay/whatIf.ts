@@ -15,6 +15,7 @@ import { ExpandableSegment } from '../allocator/block.js';
 import type { DeviceCachingAllocator } from '../allocator/cachingAllocator.js';
 import { H100_TOTAL_GLOBAL_MEM } from '../allocator/constants.js';
 import type { Snapshot, TraceEntry } from '../snapshot/schema.js';
+import { traceColumnsOf } from '../snapshot/index.js';
 import { AddressModel, type HoleOrder } from '../driver/addressModel.js';
 import { recordedDriverCalls, ReplayingDriver } from '../driver/replayingDriver.js';
 import { defaultCapacity, simulate, type SimulateOptions, type SimulationResult } from './simulate.js';
@@ -96,9 +97,8 @@ export function resolveSourceWorkload(
   snapshot: Snapshot,
   opts: { sourceConfig?: AllocatorConfig; sourceFraction?: number | null; deviceTotal?: number; source?: string } = {},
 ): { workload: Workload; plan: TracePlan; sourceReplay: SourceReplay } {
-  const entries = snapshot.device_traces[0] ?? [];
   // The pool calls the final segments imply (poolInference.ts) go with the requests into every what-if.
-  const plan = applyPoolInference(planTraceReplay(entries, opts.source), snapshot.segments);
+  const plan = applyPoolInference(planTraceReplay(traceColumnsOf(snapshot, 0), opts.source), snapshot.segments);
   const own = simulate(plan.workload, {
     config: opts.sourceConfig ?? defaultConfig(),
     fraction: opts.sourceFraction ?? null,
@@ -210,7 +210,7 @@ export function whatIfReplay(snapshot: Snapshot, opts: WhatIfOptions): WhatIfRes
     deviceTotal: sourceDeviceTotal,
     source: opts.source,
   });
-  const calls = opts.modelOnly ? new Float64Array(0) : recordedDriverCalls(plan.entries, sourceDeviceTotal);
+  const calls = opts.modelOnly ? new Float64Array(0) : recordedDriverCalls(plan.trace, sourceDeviceTotal);
   const capacity = opts.capacity ?? defaultCapacity(deviceTotal);
   const run = (holeOrder: HoleOrder, timeline: boolean, recordTrace: boolean, main: boolean) => replayWithDriverModel(workload, calls, {
     config: opts.config, fraction: opts.fraction, deviceTotal, capacity, holeOrder, timeline, recordTrace,

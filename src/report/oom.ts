@@ -75,6 +75,13 @@ export class OomExplainer {
       const claims = replayClaims(src, detailed, opts);
       detailed.forEach((e, k) => e.whatIf.push(...claims[k]));
     }
+    const siteOf = src?.siteOf;
+    if (siteOf !== undefined) {
+      for (const e of this.explanations) {
+        e.site = siteOf(e.op);
+        for (const s of e.pinned) for (const b of s.blocks) b.site = siteOf(b.allocOp);
+      }
+    }
     for (const e of this.explanations) e.text = oomText(e);
     const rest = this.explanations.length - detailed.length;
     return {
@@ -98,7 +105,7 @@ export function hex(address: number): string {
 function requestSentence(e: OomExplanation): string {
   const rounded = e.size !== e.requested ? `, rounded to ${fmt(e.size)}` : '';
   const head = `OOM #${e.index + 1} at op ${e.op}${e.event >= 0 ? ` (trace entry ${e.event})` : ''}: ` +
-    `a ${fmt(e.requested)} allocation${rounded} (${e.pool} pool, stream ${e.stream}) found no cached block ` +
+    `a ${fmt(e.requested)} allocation${rounded}${e.site ? ` at ${e.site}` : ''} (${e.pool} pool, stream ${e.stream}) found no cached block ` +
     `that fits and needed a new ${fmt(e.allocSize)} segment`;
   if (e.limit === 'fraction') {
     return `${head}, but ${fmt(e.reserved)} was reserved and the limit is ${fmt(e.allowedMaximum as number)} ` +
@@ -130,7 +137,8 @@ function pinnedPhrase(s: PinnedSegment): string {
   const top = s.blocks[0];
   return `${hex(s.address)} (${fmt(s.size)}) keeps ${fmt(s.freeBytes)} free behind ${s.liveBlocks} live ` +
     `block${s.liveBlocks === 1 ? '' : 's'} of ${fmt(s.liveBytes)}` +
-    (top ? ` (largest ${fmt(top.size)}${top.allocOp >= 0 ? `, allocated at op ${top.allocOp}` : ''})` : '');
+    (top ? ` (largest ${fmt(top.size)}${top.allocOp >= 0 ? `, allocated at op ${top.allocOp}` : ''}` +
+      `${top.site ? ` in ${top.site}` : ''})` : '');
 }
 
 function pinnedSentence(e: OomExplanation): string {

@@ -29,6 +29,8 @@ export interface LiveBlock {
   state: BlockState;
   /** Workload operation that allocated it (-1 when unknown). */
   allocOp: number;
+  /** Where it was allocated: the first user-code frame of its recorded stack (`file:line in function`). */
+  site?: string | null;
 }
 
 export interface PinnedSegment {
@@ -49,6 +51,8 @@ export interface PinnedSegment {
 
 export interface OomFacts {
   op: number;
+  /** Where the failed allocation was made: the first user-code frame of its recorded stack. */
+  site?: string | null;
   /** Index of the `oom` entry in the simulated trace (-1 when the trace was not recorded). */
   event: number;
   /** The request as made, and rounded (`round_size`, the `oom` trace entry's size). */

@@ -22,6 +22,7 @@ import { replayWithDriverModel } from '../replay/whatIf.js';
 import { resolveWorkload, type TracePlan } from '../replay/tracePlan.js';
 import { Op, WorkloadBuilder, type Workload } from '../replay/workload.js';
 import type { OomFacts } from './oomFacts.js';
+import { userSite } from '../snapshot/index.js';
 
 export type WhatIfVerdict = 'avoids' | 'still-ooms' | 'inconclusive' | 'skipped';
 export type WhatIfKind =
@@ -123,6 +124,8 @@ export interface WhatIfSource {
   indexOf?: (op: number) => number;
   /** The reverse: the run's op number of a workload index (an inserted op maps to the op before it). */
   opOf?: (index: number) => number;
+  /** The allocation site of a run op's malloc, from the recorded stack frames (null when none is known). */
+  siteOf?: (op: number) => string | null;
   /**
    * The driver calls of the recording the run replayed (`recordedDriverCalls`): a replay takes its segment
    * addresses from them while its cudaMalloc / cudaFree calls are the recorded ones, then from the address
@@ -381,9 +384,14 @@ export function replaySource(
     return lo;
   };
   return {
+    siteOf: (op) => {
+      const k = op >= 0 && op < plan.traceIndex.length ? plan.traceIndex[op]! : -1;
+      const tb = k >= 0 && k < plan.trace.length ? plan.trace.traceback[k]! : -1;
+      return tb >= 0 ? userSite(plan.trace.table, tb) : null;
+    },
     workload: resolveWorkload(plan, inserted),
     options,
-    calls: recordedDriverCalls(plan.entries, options.deviceTotal ?? H100_TOTAL_GLOBAL_MEM),
+    calls: recordedDriverCalls(plan.trace, options.deviceTotal ?? H100_TOTAL_GLOBAL_MEM),
     indexOf: (op) => op + countUpTo(op),
     // The k-th inserted call sits at index inserted[k] + k; an index maps to the run op it follows or is.
     opOf: (index) => {

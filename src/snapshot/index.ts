@@ -32,3 +32,19 @@ export {
   sizeToInt64,
   int64ToSize,
 } from './allocatorSettings.js';
+export {
+  ACTION_OOM,
+  attachTraces,
+  columnarOf,
+  columnsFromEntries,
+  FrameTable,
+  Key as TraceKey,
+  TRACE_ACTION_NAMES,
+  TraceColumns,
+  traceColumnsOf,
+  traceLength,
+  userSite,
+  type Frame,
+} from './traceColumns.js';
+export { unpickleFrom, type TraceSink } from './unpickle.js';
+export { bufferSource, chunkedSource, FileSource, GunzipSource, type ByteSource } from './byteSource.js';

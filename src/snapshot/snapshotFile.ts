@@ -3,13 +3,14 @@
  * optionally gzipped. Every problem with the input becomes a one-line `AllocsimInputError` naming the file and
  * the offending field.
  */
-import { readFileSync } from 'node:fs';
 import { writeFileAtomic } from '../util/atomicWrite.js';
-import { gunzipSync, gzipSync } from 'node:zlib';
+import { gzipSync } from 'node:zlib';
 import { AllocsimInputError } from '../util/inputError.js';
-import { unpickle } from './unpickle.js';
+import { unpickleFrom } from './unpickle.js';
 import { pickleSnapshot } from './pickleWriter.js';
-import { validateSnapshot } from './validate.js';
+import { traceSink, validateSnapshot } from './validate.js';
+import { FrameTable } from './traceColumns.js';
+import { bufferSource, chunkedSource, FileSource, GunzipSource, PrefixedSource, readAll, type ByteSource } from './byteSource.js';
 import type { Snapshot } from './schema.js';
 
 export interface ReadOptions {
@@ -18,6 +19,8 @@ export interface ReadOptions {
 }
 
 const MAX_DECOMPRESSED = 2 ** 31 - 1;
+/** V8 cannot hold one string much longer than this; JSON.parse needs the text whole. */
+const MAX_JSON = 512 * 1024 * 1024;
 
 function fail(name: string, message: string): never {
   throw new AllocsimInputError(`${name}: ${message}`);
@@ -29,17 +32,6 @@ function errorCode(e: unknown): string | undefined {
 
 function oneLine(e: unknown): string {
   return (e instanceof Error ? e.message : String(e)).split('\n')[0]!;
-}
-
-function gunzip(bytes: Uint8Array, name: string, limit: number): Uint8Array {
-  try {
-    return gunzipSync(bytes, { maxOutputLength: limit });
-  } catch (e) {
-    if (errorCode(e) === 'ERR_BUFFER_TOO_LARGE' || e instanceof RangeError) {
-      fail(name, `decompresses to more than ${limit} bytes; refusing to read it`);
-    }
-    return fail(name, `gzip data is corrupt or truncated (${oneLine(e)})`);
-  }
 }
 
 function parseJson(bytes: Uint8Array, name: string): unknown {
@@ -63,35 +55,59 @@ function firstTextByte(b: Uint8Array): number {
   return i < b.length ? b[i]! : -1;
 }
 
+const PEEK = 256;
+
+/**
+ * Reads a snapshot from a source: a pickle (first byte 0x80, protocol 2 or later) decoded as it streams in, with
+ * the traces straight into columns; JSON with the same structure (read whole, then into the same columns); or
+ * either gzipped (inflated as a stream).
+ */
+function readSnapshotSource(src: ByteSource, name: string, options: ReadOptions): Snapshot {
+  const limit = options.maxDecompressedBytes ?? MAX_DECOMPRESSED;
+  let data: ByteSource = src;
+  let head: Uint8Array;
+  if (src.whole !== undefined) head = src.whole.subarray(0, PEEK);
+  else {
+    data = new PrefixedSource(src, PEEK);
+    head = (data as PrefixedSource).prefix;
+  }
+  if (head.length >= 2 && head[0] === 0x1f && head[1] === 0x8b) {
+    const compressed = src.whole !== undefined ? chunkedSource(src.whole) : data;
+    data = new PrefixedSource(new GunzipSource(compressed, name, limit), PEEK);
+    head = (data as PrefixedSource).prefix;
+  }
+  if (head.length === 0) fail(name, 'file is empty, not a snapshot');
+  const table = new FrameTable();
+  let value: unknown;
+  if (head[0] === 0x80) {
+    value = unpickleFrom(data, name, traceSink(name, table));
+  } else {
+    const first = firstTextByte(head);
+    if (first !== 0x7b && first !== 0x5b && !(first === -1 && head.length === PEEK)) {
+      const h = Array.from(head.subarray(0, 4), (x) => x.toString(16).padStart(2, '0')).join(' ');
+      fail(name, `not a snapshot: expected a pickle (first byte 80), JSON or gzip of either; file starts with ${h}`);
+    }
+    const text = readAll(data, name, Math.min(limit, MAX_JSON));
+    if (firstTextByte(text) !== 0x7b && firstTextByte(text) !== 0x5b) fail(name, 'not a snapshot: no JSON value after the whitespace');
+    value = parseJson(text, name);
+    return validateSnapshot(value, name, new FrameTable(false));
+  }
+  return validateSnapshot(value, name, table);
+}
+
 /**
  * Parses snapshot file contents: a pickle (first byte 0x80, protocol 2 or later), JSON with the same structure,
  * or either gzipped. `name` (usually the path) prefixes error messages.
  */
 export function parseSnapshot(bytes: Uint8Array, name: string, options: ReadOptions = {}): Snapshot {
-  let data = bytes;
-  if (data.length >= 2 && data[0] === 0x1f && data[1] === 0x8b) {
-    data = gunzip(data, name, options.maxDecompressedBytes ?? MAX_DECOMPRESSED);
-  }
-  if (data.length === 0) fail(name, 'file is empty, not a snapshot');
-  let value: unknown;
-  if (data[0] === 0x80) {
-    value = unpickle(data, name);
-  } else {
-    const first = firstTextByte(data);
-    if (first !== 0x7b && first !== 0x5b) {
-      const head = Array.from(data.subarray(0, 4), (x) => x.toString(16).padStart(2, '0')).join(' ');
-      fail(name, `not a snapshot: expected a pickle (first byte 80), JSON or gzip of either; file starts with ${head}`);
-    }
-    value = parseJson(data, name);
-  }
-  return validateSnapshot(value, name);
+  return readSnapshotSource(bufferSource(bytes), name, options);
 }
 
-/** Reads and validates a snapshot file (see `parseSnapshot` for the accepted formats). */
+/** Reads and validates a snapshot file in chunks (see `parseSnapshot` for the accepted formats). */
 export function readSnapshotFile(path: string, options: ReadOptions = {}): Snapshot {
-  let bytes: Uint8Array;
+  let src: FileSource;
   try {
-    bytes = readFileSync(path);
+    src = FileSource.open(path, path, options.maxDecompressedBytes ?? MAX_DECOMPRESSED);
   } catch (e) {
     const code = errorCode(e);
     if (code === 'ENOENT') fail(path, 'no such file');
@@ -99,7 +115,17 @@ export function readSnapshotFile(path: string, options: ReadOptions = {}): Snaps
     if (code === 'EACCES' || code === 'EPERM') fail(path, 'permission denied');
     return fail(path, `cannot read (${oneLine(e)})`);
   }
-  return parseSnapshot(bytes, path, options);
+  try {
+    return readSnapshotSource(src, path, options);
+  } catch (e) {
+    if (e instanceof AllocsimInputError) throw e;
+    const code = errorCode(e);
+    if (code === 'EISDIR') fail(path, 'is a directory, not a snapshot file');
+    if (code !== undefined) fail(path, `cannot read (${oneLine(e)})`);
+    throw e;
+  } finally {
+    src.close();
+  }
 }
 
 export type SnapshotFormat = 'pickle' | 'json';

@@ -11,10 +11,22 @@
  * True/False → boolean, None → null.
  *
  * The interpreter is one iterative loop (no recursion), so deeply nested input cannot overflow the JS stack.
- * It is written for speed on 50 MB snapshots: a single switch over opcode bytes, integers decoded by hand,
- * and short ASCII strings decoded without TextDecoder and shared through a small cache.
+ * It is written for speed on large snapshots: a single switch over opcode bytes, integers decoded by hand,
+ * and short ASCII strings decoded without TextDecoder and shared through a small cache. It reads its input in
+ * chunks from a `ByteSource`, so a file is never held whole.
+ *
+ * Bounds (issue 14): nothing may grow faster than the input justifies. The stack, the memo, the containers made
+ * and the items appended are capped in proportion to the bytes read (with a floor that no real snapshot
+ * reaches), memoizing one value twice in a row is refused (no pickler does it), and strings and text lines
+ * have maximum lengths, so a compact hostile pickle is refused within a few MB of input.
+ *
+ * Snapshot mode (`sink`): the per-device lists under the top-level `device_traces` key become `TraceColumns`
+ * and their entry dicts are decoded straight into the columns (a shared token stands on the stack for each
+ * entry dict being built), so no object is made per trace entry; frames go to the `FrameTable`.
  */
 import { AllocsimInputError } from '../util/inputError.js';
+import { FrameTable, TraceColumns } from './traceColumns.js';
+import { bufferSource, type ByteSource } from './byteSource.js';
 
 /** Opcode byte → name, for the ones we know but do not (or must not) interpret. */
 const REFUSED_EXECUTES: Record<number, string> = {
@@ -51,6 +63,29 @@ const SHORT_STRING = 32;
 /** Integers with more significant bytes than this are beyond the largest double (2^1024). */
 const MAX_DOUBLE_BYTES = 130;
 const CACHE_SIZE = 1024; // power of two
+/** Refill the buffer when fewer bytes than this remain (more than any fixed-size opcode argument). */
+const MIN_AHEAD = 16;
+/** Longest string or bytes value read (a snapshot's longest strings are file names and settings). */
+const MAX_STRING = 256 * 1024 * 1024;
+/** Longest protocol 0 text argument (an integer or float). */
+const MAX_LINE = 4096;
+/** Floors of the input-proportional bounds: far above what the bytes of a real snapshot hold at any point. */
+const STACK_FLOOR = 1 << 22;
+const MEMO_FLOOR = 1 << 20;
+const OBJECT_FLOOR = 1 << 20;
+const ITEM_FLOOR = 1 << 22;
+
+/** What a snapshot-mode read hands back besides the value: the frame table the trace columns share. */
+export interface TraceSink {
+  table: FrameTable;
+  /** Explains (throws) why key `k` = `v` is not a valid field of row `r` of `cols`. */
+  badField(cols: TraceColumns, r: number, k: string, v: unknown): never;
+  /** Explains (throws) why row `r` (complete as read) is not a valid entry. */
+  badEntry(cols: TraceColumns, r: number): never;
+}
+
+/** Stands on the stack for a trace entry dict being decoded into its columns. */
+const ENTRY: object = Object.freeze({ token: 'trace entry' });
 
 function fail(name: string, message: string): never {
   throw new AllocsimInputError(`${name}: ${message}`);
@@ -150,7 +185,7 @@ function latin1(b: Uint8Array, start: number, end: number): string {
 /** Integer text of INT/LONG/PUT/GET (decimal, optional sign; Python writes repr()). */
 function parseDecimal(text: string, name: string, op: string, opPos: number): number {
   const t = text.trim();
-  if (!/^[+-]?[0-9]+$/.test(t)) fail(name, `${op} at byte ${opPos} has a malformed integer ${JSON.stringify(text)}`);
+  if (!/^[+-]?[0-9]+$/.test(t)) fail(name, `${op} at byte ${opPos} has a malformed integer ${JSON.stringify(text.length > 40 ? text.slice(0, 40) + '...' : text)}`);
   return Number(t);
 }
 
@@ -160,7 +195,7 @@ function parseFloatText(text: string, name: string, opPos: number): number {
   if (t === '-inf') return -Infinity;
   if (t === 'nan' || t === '+nan' || t === '-nan') return NaN;
   if (!/^[+-]?([0-9]+\.?[0-9]*|\.[0-9]+)(e[+-]?[0-9]+)?$/.test(t)) {
-    fail(name, `FLOAT at byte ${opPos} has a malformed number ${JSON.stringify(text)}`);
+    fail(name, `FLOAT at byte ${opPos} has a malformed number ${JSON.stringify(text.length > 40 ? text.slice(0, 40) + '...' : text)}`);
   }
   return Number(t);
 }
@@ -214,11 +249,9 @@ function badMemo(name: string, opPos: number, idx: number): never {
   fail(name, `memo lookup at byte ${opPos} refers to entry ${idx}, which was never stored`);
 }
 
-/** Cache of recently decoded short strings, keyed by a hash of their bytes (verified on hit). */
+/** Cache of recently decoded short ASCII strings, keyed by a hash of their bytes (verified on hit). */
 interface StringCache {
   strings: (string | undefined)[];
-  /** Offset in the input of the bytes each cached string was decoded from. */
-  offsets: Float64Array;
 }
 
 function decodeUtf8(b: Uint8Array, p: number, n: number, name: string): string {
@@ -239,10 +272,9 @@ function readString(b: Uint8Array, p: number, n: number, cache: StringCache, nam
   const slot = h & (CACHE_SIZE - 1);
   const cached = cache.strings[slot];
   if (cached !== undefined && cached.length === n) {
-    const cp = cache.offsets[slot]! - p;
-    let i = p;
-    while (i < end && b[i] === b[i + cp]) i++;
-    if (i === end) return cached;
+    let i = 0;
+    while (i < n && b[p + i] === cached.charCodeAt(i)) i++;
+    if (i === n) return cached;
   }
   let s = '';
   for (let i = p; i < end; i++) {
@@ -251,7 +283,6 @@ function readString(b: Uint8Array, p: number, n: number, cache: StringCache, nam
     s += String.fromCharCode(c);
   }
   cache.strings[slot] = s;
-  cache.offsets[slot] = p;
   return s;
 }
 
@@ -287,6 +318,16 @@ function setItems(d: Record<string, unknown>, stack: unknown[], from: number, to
   }
 }
 
+function entryTwice(name: string, opPos: number): never {
+  fail(name, `opcode at byte ${opPos} refers to a trace entry a second time (not a snapshot PyTorch wrote)`);
+}
+
+/** How many bytes a protocol 0 opcode needs buffered to find its newline; refuses lines beyond `max`. */
+function moreLine(have: number, max: number, name: string, op: string, opPos: number): number {
+  if (have > max) fail(name, `${op} at byte ${opPos} has a text argument of more than ${max} bytes`);
+  return Math.min(have * 2 + 64, max + 2);
+}
+
 function refuse(op: number, name: string, opPos: number): never {
   const exec = REFUSED_EXECUTES[op];
   if (exec !== undefined) fail(name, `pickle opcode ${exec} at byte ${opPos} is not plain data; refusing to execute it`);
@@ -307,11 +348,108 @@ function textArg(b: Uint8Array, p: number, name: string, op: string, opPos: numb
  */
 export function unpickle(bytes: Uint8Array, name = 'pickle'): unknown {
   if (!(bytes instanceof Uint8Array)) fail(name, 'input is not a byte array');
+  return unpickleFrom(bufferSource(bytes), name);
+}
+
+/** A `TraceSink` entry that is a real dict (a pickle that built it with DICT): decoded into the columns. */
+function commitDict(cols: TraceColumns, d: unknown, sink: TraceSink, name: string): void {
+  if (cols.length !== cols.started || typeof d !== 'object' || d === null || Array.isArray(d) || d instanceof Uint8Array) {
+    fail(name, `device_traces[${cols.device}][${cols.length}]: expected a dict, found ${describe(d)}`);
+  }
+  const r = cols.start();
+  for (const [k, v] of Object.entries(d)) if (!cols.set(r, k, v)) sink.badField(cols, r, k, v);
+  if (!cols.complete(r)) sink.badEntry(cols, r);
+  cols.length++;
+}
+
+/** Appends the items stack[from..to) to a trace: entry tokens commit their rows in order. */
+function commitEntries(cols: TraceColumns, stack: unknown[], from: number, to: number, sink: TraceSink, name: string): void {
+  for (let i = from; i < to; i++) {
+    if (stack[i] !== ENTRY) {
+      commitDict(cols, stack[i], sink, name);
+      continue;
+    }
+    const r = cols.length;
+    if (r >= cols.started) fail(name, `device_traces[${cols.device}]: a trace entry is appended twice (not a snapshot PyTorch wrote)`);
+    if (!cols.complete(r)) sink.badEntry(cols, r);
+    cols.length++;
+  }
+}
+
+/** Sets the key/value pairs stack[from..to) on the row being decoded. */
+function setEntryItems(cols: TraceColumns, stack: unknown[], from: number, to: number, sink: TraceSink, name: string, opPos: number): void {
+  if ((to - from) % 2 !== 0) fail(name, `opcode at byte ${opPos} has an odd number of dict items`);
+  const r = cols.started - 1;
+  for (let i = from; i < to; i += 2) {
+    const k = stack[i];
+    if (typeof k !== 'string') badKey(k, name, opPos);
+    const v = stack[i + 1];
+    if (v === ENTRY || !cols.set(r, k, v)) sink.badField(cols, r, k, v);
+  }
+}
+
+function tooBig(name: string, what: string, at: number): never {
+  fail(name, `${what} by byte ${at}: more than the input can hold; refusing it (a pickle bomb?)`);
+}
+
+/** The read buffer: refilled from the source, keeping the unread tail. */
+class Input {
+  eof = false;
+  constructor(private readonly src: ByteSource) {}
+
+  /** A buffer holding b[pos..] and then at least `want` bytes in all (fewer only at the end of the input). */
+  refill(b: Uint8Array, pos: number, want: number): Uint8Array {
+    const tail = b.length - pos;
+    const size = Math.max(this.src.chunkSize, want + MIN_AHEAD, tail * 2);
+    const next = new Uint8Array(size);
+    next.set(b.subarray(pos));
+    let n = tail;
+    while (n < size) {
+      const r = this.src.read(next, n);
+      if (r === 0) {
+        this.eof = true;
+        break;
+      }
+      n += r;
+      if (n >= want && n >= MIN_AHEAD && !this.src.fillsWhole) break;
+    }
+    return next.subarray(0, n);
+  }
+
+  /** Whether any byte follows (for trailing data after STOP). */
+  more(): boolean {
+    if (this.eof) return false;
+    const probe = new Uint8Array(1);
+    return this.src.read(probe, 0) > 0;
+  }
+}
+
+/**
+ * Reads a pickle from `src` in chunks. With a `sink`, the snapshot's trace lists come back as `TraceColumns`
+ * (snapshot mode, see the file comment).
+ */
+export function unpickleFrom(src: ByteSource, name = 'pickle', sink?: TraceSink): unknown {
+  const input = new Input(src);
+  let b: Uint8Array = src.whole ?? input.refill(new Uint8Array(0), 0, MIN_AHEAD);
+  if (src.whole !== undefined) input.eof = true;
   // A plain Uint8Array view keeps element access monomorphic even when given a Buffer.
-  const b = new Uint8Array(bytes.buffer, bytes.byteOffset, bytes.byteLength);
-  const len = b.length;
+  b = new Uint8Array(b.buffer, b.byteOffset, b.byteLength);
+  let len = b.length;
   if (len === 0) fail(name, 'file is empty, not a pickle');
-  const view = new DataView(b.buffer, b.byteOffset, b.byteLength);
+  let view = new DataView(b.buffer, b.byteOffset, b.byteLength);
+  let absBase = 0; // input offset of b[0]
+  let eof = input.eof;
+  let want = 0; // bytes the current opcode needs from its start, when more must be read first
+  const snapshotMode = sink !== undefined;
+  let container: unknown[] | null = null; // the device_traces list
+  let currentTrace: TraceColumns | null = null; // the trace the ENTRY tokens on the stack belong to
+  const traces: TraceColumns[] = [];
+  // The `frames` list of the entry being decoded and its memo slot: once interned, the slot gets the table's
+  // shared list instead, so the memo does not keep one list per entry alive (real files have one per entry).
+  let framesList: unknown[] | null = null;
+  let framesMemo = -1;
+  let objects = 0; // containers made (entries excluded)
+  let items = 0; // items appended to lists and sets
 
   // The value stack lives in stack[0..sp); entries above sp are stale. Everything is a local (no closures over
   // mutable state) so that V8 keeps pos/sp in registers.
@@ -322,12 +460,26 @@ export function unpickle(bytes: Uint8Array, name = 'pickle'): unknown {
   const memo: unknown[] = [];
   let memoCount = 0; // Python's len(memo), where MEMOIZE stores
   const kinds = new Map<unknown, ArrayKind>();
-  const cache: StringCache = { strings: new Array<string | undefined>(CACHE_SIZE).fill(undefined), offsets: new Float64Array(CACHE_SIZE) };
+  const cache: StringCache = { strings: new Array<string | undefined>(CACHE_SIZE).fill(undefined) };
   let pos = 0;
 
   for (;;) {
-    if (pos >= len) fail(name, `pickle ends at byte ${len} without a STOP opcode (truncated file?)`);
-    const opPos = pos;
+    // One pass per buffer: the buffer variables change only out here, so the decoding loop sees them constant.
+    if (!eof && (want > 0 || len - pos < MIN_AHEAD)) {
+      b = input.refill(b, pos, want);
+      absBase += pos;
+      pos = 0;
+      len = b.length;
+      view = new DataView(b.buffer, b.byteOffset, b.byteLength);
+      eof = input.eof;
+      want = 0;
+    }
+    decode: for (;;) {
+    if (!eof && len - pos < MIN_AHEAD) break;
+    if (pos >= len) fail(name, `pickle ends at byte ${absBase + len} without a STOP opcode (truncated file?)`);
+    if (sp > STACK_FLOOR && sp > (absBase + pos) >>> 1) tooBig(name, `${sp} values on the stack`, absBase + pos);
+    const op0 = pos;
+    const opPos = absBase + op0;
     const op = b[pos++]!;
     switch (op) {
       // ---- the hot opcodes of a snapshot come first ----
@@ -336,6 +488,7 @@ export function unpickle(bytes: Uint8Array, name = 'pickle'): unknown {
         if (pos >= len) truncated(name, op, opPos, 1, len - pos);
         const idx = b[pos++]!;
         const v = idx < memo.length ? memo[idx] : undefined;
+        if (v === ENTRY) entryTwice(name, opPos);
         stack[sp++] = v !== undefined ? v : memoGet(memo, idx, name, opPos);
         break;
       }
@@ -345,11 +498,17 @@ export function unpickle(bytes: Uint8Array, name = 'pickle'): unknown {
         const idx = view.getUint32(pos, true);
         pos += 4;
         const v = idx < memo.length ? memo[idx] : undefined;
+        if (v === ENTRY) entryTwice(name, opPos);
         stack[sp++] = v !== undefined ? v : memoGet(memo, idx, name, opPos);
         break;
       }
       case 0x94: // MEMOIZE
         if (sp <= base) underflow(name, 'MEMOIZE', opPos);
+        if (memoCount > 0 && memo[memoCount - 1] === stack[sp - 1] && op0 > 0 && b[op0 - 1] === 0x94) {
+          fail(name, `MEMOIZE at byte ${opPos} memoizes the same value twice (no pickler does; a pickle bomb?)`);
+        }
+        if (memoCount > MEMO_FLOOR && memoCount > opPos >>> 2) tooBig(name, `${memoCount} memo entries`, opPos);
+        if (stack[sp - 1] === framesList) framesMemo = memoCount;
         if (memoCount === memo.length) memo.push(stack[sp - 1]);
         else if (!memoPutAt(memo, memoCount, stack[sp - 1])) break;
         memoCount++;
@@ -358,7 +517,14 @@ export function unpickle(bytes: Uint8Array, name = 'pickle'): unknown {
         // LONG1
         if (pos >= len) truncated(name, op, opPos, 1, len - pos);
         const n = b[pos++]!;
-        if (pos + n > len) truncated(name, op, opPos, n, len - pos);
+        if (pos + n > len) {
+          if (!eof) {
+            want = pos + n - op0;
+            pos = op0;
+            break decode;
+          }
+          truncated(name, op, opPos, n, len - pos);
+        }
         stack[sp++] = decodeLong(b, pos, n);
         pos += n;
         break;
@@ -381,7 +547,14 @@ export function unpickle(bytes: Uint8Array, name = 'pickle'): unknown {
         // SHORT_BINUNICODE
         if (pos >= len) truncated(name, op, opPos, 1, len - pos);
         const n = b[pos++]!;
-        if (pos + n > len) truncated(name, op, opPos, n, len - pos);
+        if (pos + n > len) {
+          if (!eof) {
+            want = pos + n - op0;
+            pos = op0;
+            break decode;
+          }
+          truncated(name, op, opPos, n, len - pos);
+        }
         stack[sp++] = readString(b, pos, n, cache, name);
         pos += n;
         break;
@@ -391,19 +564,38 @@ export function unpickle(bytes: Uint8Array, name = 'pickle'): unknown {
         base = sp;
         break;
       case 0x7d: // EMPTY_DICT
+        if (snapshotMode && sp > 0) {
+          const top = stack[sp - 1];
+          if (top instanceof TraceColumns || (top === ENTRY && currentTrace !== null)) {
+            if (top !== ENTRY) currentTrace = top as TraceColumns;
+            currentTrace!.start();
+            stack[sp++] = ENTRY;
+            break;
+          }
+        }
+        if (++objects > OBJECT_FLOOR && objects > opPos >>> 2) tooBig(name, `${objects} containers`, opPos);
         stack[sp++] = {};
         break;
       case 0x75: {
         // SETITEMS
         const at = popMark(marks, name, 'SETITEMS', opPos);
         base = marks.length > 0 ? marks[marks.length - 1]! : 0;
-        setItems(dictAt(stack, at, base, name, 'SETITEMS', opPos), stack, at, sp, name, opPos);
+        if (at > base && stack[at - 1] === ENTRY) {
+          setEntryItems(currentTrace!, stack, at, sp, sink!, name, opPos);
+          if (framesList !== null) {
+            const t = currentTrace!;
+            const r = t.started - 1;
+            if (framesMemo >= 0 && memo[framesMemo] === framesList && t.traceback[r]! >= 0) memo[framesMemo] = sink!.table.list(t.traceback[r]!);
+            framesList = null;
+          }
+        } else setItems(dictAt(stack, at, base, name, 'SETITEMS', opPos), stack, at, sp, name, opPos);
         sp = at;
         break;
       }
       case 0x73: // SETITEM
         if (sp - 2 < base) underflow(name, 'SETITEM', opPos);
-        setItems(dictAt(stack, sp - 2, base, name, 'SETITEM', opPos), stack, sp - 2, sp, name, opPos);
+        if (sp - 3 >= base && stack[sp - 3] === ENTRY) setEntryItems(currentTrace!, stack, sp - 2, sp, sink!, name, opPos);
+        else setItems(dictAt(stack, sp - 2, base, name, 'SETITEM', opPos), stack, sp - 2, sp, name, opPos);
         sp -= 2;
         break;
       case 0x64: {
@@ -411,26 +603,62 @@ export function unpickle(bytes: Uint8Array, name = 'pickle'): unknown {
         const at = popMark(marks, name, 'DICT', opPos);
         base = marks.length > 0 ? marks[marks.length - 1]! : 0;
         const d: Record<string, unknown> = {};
+        if (++objects > OBJECT_FLOOR && objects > opPos >>> 2) tooBig(name, `${objects} containers`, opPos);
         setItems(d, stack, at, sp, name, opPos);
         sp = at;
         stack[sp++] = d;
         break;
       }
       case 0x5d: // EMPTY_LIST
+        if (++objects > OBJECT_FLOOR && objects > opPos >>> 2) tooBig(name, `${objects} containers`, opPos);
+        if (snapshotMode && sp > 0) {
+          const top = stack[sp - 1];
+          if (container !== null && (top === container || (base > 0 && sp > base && stack[base - 1] === container && top instanceof TraceColumns))) {
+            const t = new TraceColumns(traces.length, sink!.table);
+            traces.push(t);
+            stack[sp++] = t;
+            break;
+          }
+          if (top === 'frames' && base > 0 && stack[base - 1] === ENTRY) {
+            const l: unknown[] = [];
+            framesList = l;
+            framesMemo = -1;
+            stack[sp++] = l;
+            break;
+          }
+          // The value of the top-level dict's 'device_traces' key.
+          if (container === null && top === 'device_traces' && isDict(stack[0]) &&
+            ((marks.length === 1 && base === 1 && (sp - 2) % 2 === 0) || (marks.length === 0 && sp === 2))) {
+            container = [];
+            stack[sp++] = container;
+            break;
+          }
+        }
         stack[sp++] = [];
         break;
       case 0x65: {
         // APPENDS
         const at = popMark(marks, name, 'APPENDS', opPos);
         base = marks.length > 0 ? marks[marks.length - 1]! : 0;
+        if (at > base && stack[at - 1] instanceof TraceColumns) {
+          commitEntries(stack[at - 1] as TraceColumns, stack, at, sp, sink!, name);
+          sp = at;
+          break;
+        }
         const list = listAt(stack, at, base, kinds, name, 'APPENDS', opPos);
+        items += sp - at;
+        if (items > ITEM_FLOOR && items > opPos >>> 1) tooBig(name, `${items} list items`, opPos);
         for (let i = at; i < sp; i++) list.push(stack[i]);
         sp = at;
         break;
       }
       case 0x61: // APPEND
         if (sp - 1 <= base) underflow(name, 'APPEND', opPos);
-        listAt(stack, sp - 1, base, kinds, name, 'APPEND', opPos).push(stack[sp - 1]);
+        if (stack[sp - 2] instanceof TraceColumns) commitEntries(stack[sp - 2] as TraceColumns, stack, sp - 1, sp, sink!, name);
+        else {
+          if (++items > ITEM_FLOOR && items > opPos >>> 1) tooBig(name, `${items} list items`, opPos);
+          listAt(stack, sp - 1, base, kinds, name, 'APPEND', opPos).push(stack[sp - 1]);
+        }
         sp--;
         break;
       case 0x6c: // LIST
@@ -440,10 +668,11 @@ export function unpickle(bytes: Uint8Array, name = 'pickle'): unknown {
         const what = op === 0x6c ? 'LIST' : op === 0x74 ? 'TUPLE' : 'FROZENSET';
         const at = popMark(marks, name, what, opPos);
         base = marks.length > 0 ? marks[marks.length - 1]! : 0;
-        const items = stack.slice(at, sp);
-        if (op !== 0x6c) kinds.set(items, op === 0x74 ? 'tuple' : 'frozenset');
+        const made = stack.slice(at, sp);
+        if (++objects > OBJECT_FLOOR && objects > opPos >>> 2) tooBig(name, `${objects} containers`, opPos);
+        if (op !== 0x6c) kinds.set(made, op === 0x74 ? 'tuple' : 'frozenset');
         sp = at;
-        stack[sp++] = items;
+        stack[sp++] = made;
         break;
       }
       case 0x29: // EMPTY_TUPLE
@@ -453,15 +682,17 @@ export function unpickle(bytes: Uint8Array, name = 'pickle'): unknown {
         // TUPLE3
         const n = op === 0x29 ? 0 : op - 0x84;
         if (sp - n < base) underflow(name, `TUPLE${n}`, opPos);
-        const items = stack.slice(sp - n, sp);
-        kinds.set(items, 'tuple');
+        const made = stack.slice(sp - n, sp);
+        if (++objects > OBJECT_FLOOR && objects > opPos >>> 2) tooBig(name, `${objects} containers`, opPos);
+        kinds.set(made, 'tuple');
         sp -= n;
-        stack[sp++] = items;
+        stack[sp++] = made;
         break;
       }
       case 0x8f: {
         // EMPTY_SET
         const set: unknown[] = [];
+        if (++objects > OBJECT_FLOOR && objects > opPos >>> 2) tooBig(name, `${objects} containers`, opPos);
         kinds.set(set, 'set');
         stack[sp++] = set;
         break;
@@ -473,6 +704,8 @@ export function unpickle(bytes: Uint8Array, name = 'pickle'): unknown {
         if (at - 1 < base) underflow(name, 'ADDITEMS', opPos);
         const set = stack[at - 1];
         if (!Array.isArray(set) || kinds.get(set) !== 'set') fail(name, `ADDITEMS at byte ${opPos} adds to ${describe(set)}, not a set`);
+        items += sp - at;
+        if (items > ITEM_FLOOR && items > opPos >>> 1) tooBig(name, `${items} set items`, opPos);
         for (let i = at; i < sp; i++) set.push(stack[i]);
         sp = at;
         break;
@@ -493,6 +726,11 @@ export function unpickle(bytes: Uint8Array, name = 'pickle'): unknown {
         break;
       case 0x46: {
         // FLOAT
+        if (!eof && b.indexOf(0x0a, pos) < 0) {
+          want = moreLine(len - op0, MAX_LINE, name, 'FLOAT', opPos);
+          pos = op0;
+          break decode;
+        }
         const [t, next] = textArg(b, pos, name, 'FLOAT', opPos);
         stack[sp++] = parseFloatText(t, name, opPos);
         pos = next;
@@ -500,6 +738,11 @@ export function unpickle(bytes: Uint8Array, name = 'pickle'): unknown {
       }
       case 0x49: {
         // INT (protocol 0 and 1; "00"/"01" are False/True)
+        if (!eof && b.indexOf(0x0a, pos) < 0) {
+          want = moreLine(len - op0, MAX_LINE, name, 'INT', opPos);
+          pos = op0;
+          break decode;
+        }
         const [t, next] = textArg(b, pos, name, 'INT', opPos);
         stack[sp++] = t === '00' ? false : t === '01' ? true : parseDecimal(t, name, 'INT', opPos);
         pos = next;
@@ -507,6 +750,11 @@ export function unpickle(bytes: Uint8Array, name = 'pickle'): unknown {
       }
       case 0x4c: {
         // LONG (protocol 0: "123L")
+        if (!eof && b.indexOf(0x0a, pos) < 0) {
+          want = moreLine(len - op0, MAX_LINE, name, 'LONG', opPos);
+          pos = op0;
+          break decode;
+        }
         const [t, next] = textArg(b, pos, name, 'LONG', opPos);
         stack[sp++] = parseDecimal(t.endsWith('L') ? t.slice(0, -1) : t, name, 'LONG', opPos);
         pos = next;
@@ -518,7 +766,15 @@ export function unpickle(bytes: Uint8Array, name = 'pickle'): unknown {
         const n = view.getInt32(pos, true);
         pos += 4;
         if (n < 0) fail(name, `LONG4 at byte ${opPos} has a negative length`);
-        if (n > len - pos) truncated(name, op, opPos, n, len - pos);
+        if (n > len - pos) {
+          if (!eof) {
+            if (n > MAX_STRING) fail(name, `opcode ${hex(op)} at byte ${opPos} announces ${n} bytes, more than any snapshot field`);
+            want = pos + n - op0;
+            pos = op0;
+            break decode;
+          }
+          truncated(name, op, opPos, n, len - pos);
+        }
         stack[sp++] = decodeLong(b, pos, n);
         pos += n;
         break;
@@ -530,13 +786,26 @@ export function unpickle(bytes: Uint8Array, name = 'pickle'): unknown {
         if (pos + width > len) truncated(name, op, opPos, width, len - pos);
         const n = width === 4 ? view.getUint32(pos, true) : uint64(view, pos);
         pos += width;
-        if (n > len - pos) truncated(name, op, opPos, n, len - pos);
+        if (n > len - pos) {
+          if (!eof) {
+            if (n > MAX_STRING) fail(name, `opcode ${hex(op)} at byte ${opPos} announces ${n} bytes, more than any snapshot field`);
+            want = pos + n - op0;
+            pos = op0;
+            break decode;
+          }
+          truncated(name, op, opPos, n, len - pos);
+        }
         stack[sp++] = readString(b, pos, n, cache, name);
         pos += n;
         break;
       }
       case 0x56: {
         // UNICODE (protocol 0, raw-unicode-escape)
+        if (!eof && b.indexOf(0x0a, pos) < 0) {
+          want = moreLine(len - op0, MAX_STRING, name, 'UNICODE', opPos);
+          pos = op0;
+          break decode;
+        }
         const end = lineEnd(b, pos, name, 'UNICODE', opPos);
         stack[sp++] = decodeRawUnicodeEscape(b, pos, end, name);
         pos = end + 1;
@@ -551,7 +820,15 @@ export function unpickle(bytes: Uint8Array, name = 'pickle'): unknown {
         if (pos + width > len) truncated(name, op, opPos, width, len - pos);
         const n = width === 1 ? b[pos]! : width === 4 ? view.getUint32(pos, true) : uint64(view, pos);
         pos += width;
-        if (n > len - pos) truncated(name, op, opPos, n, len - pos);
+        if (n > len - pos) {
+          if (!eof) {
+            if (n > MAX_STRING) fail(name, `opcode ${hex(op)} at byte ${opPos} announces ${n} bytes, more than any snapshot field`);
+            want = pos + n - op0;
+            pos = op0;
+            break decode;
+          }
+          truncated(name, op, opPos, n, len - pos);
+        }
         stack[sp++] = b.slice(pos, pos + n); // a copy, not a view of the input
         pos += n;
         break;
@@ -562,6 +839,11 @@ export function unpickle(bytes: Uint8Array, name = 'pickle'): unknown {
         // PUT
         let idx: number;
         if (op === 0x70) {
+          if (!eof && b.indexOf(0x0a, pos) < 0) {
+            want = moreLine(len - op0, MAX_LINE, name, 'PUT', opPos);
+            pos = op0;
+            break decode;
+          }
           const [t, next] = textArg(b, pos, name, 'PUT', opPos);
           idx = parseDecimal(t, name, 'PUT', opPos);
           if (idx < 0 || idx > 0xffffffff) fail(name, `PUT at byte ${opPos} has an out-of-range memo index`);
@@ -573,13 +855,22 @@ export function unpickle(bytes: Uint8Array, name = 'pickle'): unknown {
           pos += width;
         }
         if (sp <= base) underflow(name, 'memo store', opPos);
+        if (memoCount > MEMO_FLOOR && memoCount > opPos >>> 2) tooBig(name, `${memoCount} memo entries`, opPos);
+        if (stack[sp - 1] === framesList) framesMemo = idx;
         if (memoPutAt(memo, idx, stack[sp - 1])) memoCount++;
         break;
       }
       case 0x67: {
         // GET
+        if (!eof && b.indexOf(0x0a, pos) < 0) {
+          want = moreLine(len - op0, MAX_LINE, name, 'GET', opPos);
+          pos = op0;
+          break decode;
+        }
         const [t, next] = textArg(b, pos, name, 'GET', opPos);
-        stack[sp++] = memoGet(memo, parseDecimal(t, name, 'GET', opPos), name, opPos);
+        const v = memoGet(memo, parseDecimal(t, name, 'GET', opPos), name, opPos);
+        if (v === ENTRY) entryTwice(name, opPos);
+        stack[sp++] = v;
         pos = next;
         break;
       }
@@ -596,6 +887,7 @@ export function unpickle(bytes: Uint8Array, name = 'pickle'): unknown {
         break;
       case 0x32: // DUP
         if (sp <= base) underflow(name, 'DUP', opPos);
+        if (stack[sp - 1] === ENTRY) entryTwice(name, opPos);
         stack[sp] = stack[sp - 1];
         sp++;
         break;
@@ -611,16 +903,21 @@ export function unpickle(bytes: Uint8Array, name = 'pickle'): unknown {
         if (pos + 8 > len) truncated(name, op, opPos, 8, len - pos);
         const n = uint64(view, pos);
         pos += 8;
-        if (n > len - pos) fail(name, `pickle is truncated: FRAME at byte ${opPos} announces ${n} bytes, ${len - pos} left`);
+        if (eof && n > len - pos) fail(name, `pickle is truncated: FRAME at byte ${opPos} announces ${n} bytes, ${len - pos} left`);
         break;
       }
       case 0x2e: // STOP
         if (marks.length > 0) fail(name, `STOP at byte ${opPos} with an unclosed MARK`);
         if (sp !== 1) fail(name, `STOP at byte ${opPos} with ${sp} values on the stack (expected 1)`);
         if (pos !== len) fail(name, `${len - pos} bytes of trailing data after STOP at byte ${opPos}`);
+        if (input.more()) fail(name, `trailing data after STOP at byte ${opPos}`);
+        for (const t of traces) {
+          if (t.started !== t.length) fail(name, `device_traces[${t.device}]: trace entries outside their list (not a snapshot PyTorch wrote)`);
+        }
         return stack[0];
       default:
         refuse(op, name, opPos);
+    }
     }
   }
 }

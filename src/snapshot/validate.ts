@@ -5,6 +5,8 @@
  */
 import { AllocsimInputError } from '../util/inputError.js';
 import type { AllocatorSettings, BlockState, Snapshot, TraceAction } from './schema.js';
+import { attachTraces, columnsFromEntries, FrameTable, TraceColumns } from './traceColumns.js';
+import type { TraceSink } from './unpickle.js';
 
 export const TRACE_ACTIONS: ReadonlySet<string> = new Set<TraceAction>([
   'alloc',
@@ -190,10 +192,41 @@ function isPlainTraceEntry(v: unknown): boolean {
 }
 
 /**
+ * The reader's sink: trace entries decoded into columns are checked field by field there; when one is bad, the
+ * row (as read so far) is checked here as a dict, for the same message a dict entry would get.
+ */
+export function traceSink(name: string, table = new FrameTable()): TraceSink {
+  const c = new Checker(name);
+  const explain = (cols: TraceColumns, r: number, extra?: [string, unknown]): never => {
+    const spot = new TraceSpot();
+    spot.device = cols.device;
+    spot.index = r;
+    const e: Record<string, unknown> = { ...(cols.entry(r) as unknown as Record<string, unknown>) };
+    if (extra !== undefined) {
+      if (typeof extra[1] === 'object' && extra[1] !== null && !Array.isArray(extra[1]) && Object.isFrozen(extra[1])) {
+        c.fail(spot, `'${extra[0]}' is a trace entry (not a snapshot PyTorch wrote)`);
+      }
+      e[extra[0]] = extra[1];
+    }
+    spot.entry = e;
+    c.traceEntry(e, spot);
+    return c.fail(spot, 'not a valid trace entry');
+  };
+  return {
+    table,
+    badField: (cols, r, k, v) => explain(cols, r, [k, v]),
+    badEntry: (cols, r) => explain(cols, r),
+  };
+}
+
+/**
  * Checks that `value` has the shape of a snapshot dict and returns it typed as `Snapshot` (the same object,
  * normalised in place). Throws `AllocsimInputError` naming `name` and the first bad field.
+ *
+ * With `table` (the reader's path), the traces end up as `TraceColumns` (those the unpickler decoded, or
+ * converted from lists of dicts, as JSON gives) and `device_traces` is made from them on first use.
  */
-export function validateSnapshot(value: unknown, name: string): Snapshot {
+export function validateSnapshot(value: unknown, name: string, table?: FrameTable): Snapshot {
   const c = new Checker(name);
   if (Array.isArray(value)) {
     throw new AllocsimInputError(
@@ -208,8 +241,15 @@ export function validateSnapshot(value: unknown, name: string): Snapshot {
 
   const traces = c.list(value.device_traces, 'device_traces');
   const spot = new TraceSpot();
+  const columns: TraceColumns[] = [];
+  const decoded = traces.find((t): t is TraceColumns => t instanceof TraceColumns);
+  const shared = table ?? decoded?.table;
   for (let d = 0; d < traces.length; d++) {
     spot.device = d;
+    if (traces[d] instanceof TraceColumns) {
+      columns.push(traces[d] as TraceColumns); // checked as it was decoded
+      continue;
+    }
     const trace = c.list(traces[d], `device_traces[${d}]`);
     for (let i = 0; i < trace.length; i++) {
       if (isPlainTraceEntry(trace[i])) continue;
@@ -217,10 +257,12 @@ export function validateSnapshot(value: unknown, name: string): Snapshot {
       spot.entry = trace[i];
       c.traceEntry(trace[i], spot); // throws the detailed error
     }
+    if (shared !== undefined) columns.push(columnsFromEntries(trace, d, shared, name));
   }
   const segments = c.list(value.segments, 'segments');
   for (let i = 0; i < segments.length; i++) c.segment(segments[i], `segments[${i}]`);
   if (value.allocator_settings !== undefined) c.settings(value.allocator_settings, 'allocator_settings');
   if (value.external_annotations !== undefined) c.list(value.external_annotations, 'external_annotations');
+  if (shared !== undefined) return attachTraces(value, columns, shared);
   return value as unknown as Snapshot;
 }

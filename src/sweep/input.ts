@@ -101,7 +101,7 @@ export function snapshotSweepInput(
     bytes: file.bytes,
     device: file.device,
     workload,
-    calls: recordedDriverCalls(plan.entries, deviceTotal),
+    calls: recordedDriverCalls(plan.trace, deviceTotal),
     ownConf: confOf(snapshot, sourceConfig),
     notes,
   };

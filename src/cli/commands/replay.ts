@@ -16,7 +16,7 @@ import { H100_TOTAL_GLOBAL_MEM } from '../../allocator/constants.js';
 import { deltasJson, formatDelta, formatDeltas } from './deltas.js';
 import { AllocsimInputError } from '../../util/inputError.js';
 import { replaySource } from '../../report/oomRemedies.js';
-import { readSnapshotFile, selectDevice } from '../../snapshot/index.js';
+import { readSnapshotFile, selectDevice, traceLength } from '../../snapshot/index.js';
 import {
   addDeviceOptions, addOutputOptions, deviceSettings, finishRun, runHooks, type DeviceArgs, type OutputArgs,
 } from '../output.js';
@@ -98,7 +98,7 @@ export const replayCommand: CommandModule<object, ReplayArgs> = {
       );
     }
     const { observer, timeline } = runHooks(argv);
-    const trace = snapshot.device_traces[0] ?? [];
+    const traceEntries = traceLength(snapshot, 0); // without making an object per entry
     const common = {
       trace: argv.trace,
       allocator_settings: allocatorSettingsDict(config),
@@ -164,11 +164,11 @@ export const replayCommand: CommandModule<object, ReplayArgs> = {
     const result = replaySnapshot(snapshot, {
       ...settings, config, fraction, timeline, source: argv.trace, onOp: observer.onOp, onOom: observer.onOom,
     });
-    const traceDivergence = argv.check ? compareTrace(trace, result.recorder, true) : null;
+    const traceDivergence = argv.check ? compareTrace(snapshot.device_traces[0] ?? [], result.recorder, true) : null;
     const layoutDivergence = argv.check ? compareSegments(snapshot.segments, result.snapshot.segments) : null;
     const pools = (result.plan as { pools?: PoolInference }).pools;
     await finishRun(argv, {
-      title: `${argv.trace}: ${trace.length} trace entries, ${result.opsReplayed} operations replayed`,
+      title: `${argv.trace}: ${traceEntries} trace entries, ${result.opsReplayed} operations replayed`,
       workload: result.plan.workload,
       result,
       observer,
@@ -178,7 +178,7 @@ export const replayCommand: CommandModule<object, ReplayArgs> = {
         ...common,
         mode: 'exact',
         replay: {
-          trace_entries: trace.length,
+          trace_entries: traceEntries,
           operations: result.opsReplayed,
           inferred_empty_caches: result.inferredEmptyCaches,
           deferred_frees: result.plan.deferredFrees,
