@@ -4,6 +4,8 @@ import type { AllocatorConfig } from '../config/allocatorConfig.js';
 import type { Snapshot } from '../snapshot/schema.js';
 import { simulate, type SimulateOptions, type SimulationResult } from './simulate.js';
 import { planTraceReplay, type TracePlan } from './tracePlan.js';
+import { rebuildStartState, type StartState } from './startState.js';
+import { H100_TOTAL_GLOBAL_MEM } from '../allocator/constants.js';
 
 export interface ReplayOptions extends Omit<SimulateOptions, 'config' | 'plan'> {
   /** Settings to replay under; default the ones recorded in the snapshot (`allocator_settings`). */
@@ -14,6 +16,8 @@ export interface ReplayOptions extends Omit<SimulateOptions, 'config' | 'plan'> 
 
 export interface ReplayResult extends SimulationResult {
   plan: TracePlan;
+  /** What the allocator held at the trace's first entry, rebuilt from the final segments (startState.ts). */
+  start: StartState;
   /** The settings the capture was made under (from its `allocator_settings`). */
   sourceConfig: AllocatorConfig;
   config: AllocatorConfig;
@@ -41,9 +45,10 @@ export function sameBehaviour(a: AllocatorConfig, b: AllocatorConfig): boolean {
  */
 export function replaySnapshot(snapshot: Snapshot, opts: ReplayOptions = {}): ReplayResult {
   const entries = snapshot.device_traces[0] ?? [];
-  const plan = planTraceReplay(entries, opts.source);
   const sourceConfig = snapshotConfig(snapshot);
   const config = opts.config ?? sourceConfig;
-  const result = simulate(plan.workload, { ...opts, config, plan });
-  return { ...result, plan, sourceConfig, config };
+  const start = rebuildStartState(snapshot.segments, entries, sourceConfig, opts.deviceTotal ?? H100_TOTAL_GLOBAL_MEM);
+  const plan = planTraceReplay(entries, opts.source, start.blocks);
+  const result = simulate(plan.workload, { ...opts, config, plan, start: start.segments });
+  return { ...result, plan, start, sourceConfig, config };
 }

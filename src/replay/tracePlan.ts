@@ -35,7 +35,13 @@ function isRelease(e: TraceEntry): boolean {
   return e.action === 'segment_free' || e.action === 'segment_unmap';
 }
 
-export function planTraceReplay(entries: TraceEntry[], source = 'trace'): TracePlan {
+/** A block held when the trace starts (replay/startState.ts); its allocation id is its index in the list. */
+export interface HeldBlock {
+  address: number;
+  pending: boolean;
+}
+
+export function planTraceReplay(entries: TraceEntry[], source = 'trace', held: readonly HeldBlock[] = []): TracePlan {
   const b = new WorkloadBuilder(entries.length);
   const traceIndex: number[] = [];
   const releasesBefore: number[] = [];
@@ -46,6 +52,8 @@ export function planTraceReplay(entries: TraceEntry[], source = 'trace'): TraceP
   let unknownFrees = 0;
   let deferredFrees = 0;
   let runBeforeMalloc = false;
+  b.idCount = held.length;
+  held.forEach((h, id) => (h.pending ? pending : live).set(h.address, id));
   const add = (idx: number) => {
     traceIndex.push(idx);
     releasesBefore.push(0);

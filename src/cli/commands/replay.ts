@@ -114,7 +114,7 @@ export const replayCommand: CommandModule<object, ReplayArgs> = {
       ...settings, config, fraction, timeline, source: argv.trace, onOp: observer.onOp, onOom: observer.onOom,
     });
     const traceDivergence = argv.check ? compareTrace(trace, result.recorder, true) : null;
-    const layoutDivergence = argv.check ? compareSegments(snapshot.segments, result.snapshot.segments) : null;
+    const layoutDivergence = argv.check ? compareSegments(snapshot.segments, result.snapshot.segments, !result.start.empty) : null;
     await finishRun(argv, {
       title: `${argv.trace}: ${trace.length} trace entries, ${result.opsReplayed} operations replayed`,
       workload: result.plan.workload,
