@@ -89,6 +89,7 @@ export function seedState(allocator: DeviceCachingAllocator, segments: readonly 
       if (seg.address > lastEnd) {
         const gap = unmappedBlock(owner as ExpandableSegment, pool, lastEnd, seg.address - lastEnd);
         gap.splice(prev, null);
+        if (prev === null) owner.head = gap;
         pool.insertUnmapped(gap);
         prev = gap;
       }

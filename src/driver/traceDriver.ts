@@ -15,6 +15,12 @@ export class TraceDriver implements Driver {
   expectOom = false;
   /** Requests the trace could not answer (each one is a divergence from the recording). */
   fallbacks = 0;
+  /**
+   * Start addresses and sizes of the segments held now, sorted by address: after a divergence the recorded
+   * address may lie inside memory the replay still holds, and is then not used.
+   */
+  private heldStart: number[] = [];
+  private heldSize: number[] = [];
 
   constructor(private readonly entries: TraceEntry[], readonly fallback: Driver, acquisitions?: Int32Array) {
     if (acquisitions) this.acquisitions = acquisitions;
@@ -37,18 +43,57 @@ export class TraceDriver implements Driver {
 
   malloc(size: number): number {
     const e = this.nextInWindow('segment_alloc', size);
-    if (e !== null) {
+    if (e !== null && !this.overlapsHeld(e.addr as number, size)) {
       this.cursor++;
       this.fallback.notePlaced?.(e.addr as number, size);
+      this.hold(e.addr as number, size);
       return e.addr as number;
     }
+    if (e !== null) this.cursor++;
     if (this.expectOom) return -1;
     this.fallbacks++;
-    return this.fallback.malloc(size);
+    const ptr = this.fallback.malloc(size);
+    if (ptr >= 0) this.hold(ptr, size);
+    return ptr;
   }
 
   free(ptr: number, size: number): void {
+    const i = this.heldIndex(ptr);
+    if (i >= 0 && this.heldStart[i] === ptr) {
+      this.heldStart.splice(i, 1);
+      this.heldSize.splice(i, 1);
+    }
     this.fallback.free(ptr, size);
+  }
+
+  /** A segment the replay holds without having asked for it (a rebuilt start state). */
+  notePlaced(ptr: number, size: number): void {
+    if (ptr >= 0) this.hold(ptr, size);
+    this.fallback.notePlaced?.(ptr, size);
+  }
+
+  /** Index of the last held segment starting at or below `ptr`, or -1. */
+  private heldIndex(ptr: number): number {
+    const a = this.heldStart;
+    let lo = 0;
+    let hi = a.length;
+    while (lo < hi) {
+      const mid = (lo + hi) >>> 1;
+      if (a[mid] <= ptr) lo = mid + 1;
+      else hi = mid;
+    }
+    return lo - 1;
+  }
+
+  private hold(ptr: number, size: number): void {
+    const i = this.heldIndex(ptr) + 1;
+    this.heldStart.splice(i, 0, ptr);
+    this.heldSize.splice(i, 0, size);
+  }
+
+  private overlapsHeld(ptr: number, size: number): boolean {
+    const i = this.heldIndex(ptr + size - 1);
+    return i >= 0 && this.heldStart[i] + this.heldSize[i] > ptr;
   }
 
   reserve(size: number): number {
@@ -91,6 +136,8 @@ export class TraceDriver implements Driver {
     c.windowEnd = this.windowEnd;
     c.expectOom = this.expectOom;
     c.fallbacks = this.fallbacks;
+    c.heldStart = this.heldStart.slice();
+    c.heldSize = this.heldSize.slice();
     return c;
   }
 }

@@ -120,7 +120,7 @@ export function simulate(workload: Workload, opts: SimulateOptions): SimulationR
   const traceDriver = plan ? (allocator.driver as TraceDriver) : null;
   const timeline = opts.timeline ? new Timeline(workload.length) : undefined;
   const blocks: (Block | null)[] = new Array(workload.idCount).fill(null);
-  if (opts.start !== undefined && opts.start.length > 0) seedInto(allocator, opts.start, blocks, traceDriver?.fallback ?? allocator.driver);
+  if (opts.start !== undefined && opts.start.length > 0) seedInto(allocator, opts.start, blocks, allocator.driver);
   const ooms: OomRecord[] = [];
   const { op: ops, id: ids, size: sizes, stream: streams, time: times } = workload;
   const n = workload.length;

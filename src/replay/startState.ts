@@ -34,6 +34,11 @@ export interface StartState {
   pendingAtStart: number;
   /** Blocks whose size had to be inferred from their requested size and the layout (see `inferBlockSizes`). */
   inferredSizes: number;
+  /**
+   * Of those, blocks the trace cannot size: a large block followed by free space that no `alloc` reaches while
+   * the block is held may have kept up to 1 MiB of it unsplit; taken as its rounded size.
+   */
+  unresolvedSizes: number;
   /** Entries the final state contradicts, each named with what was assumed. */
   inconsistencies: string[];
 }
@@ -54,6 +59,8 @@ interface LiveBlock {
   completesAt: number;
   /** The size is the final snapshot's (exact); otherwise inferred at the end. */
   known: boolean;
+  /** Trace index up to which the block is held (its first `free_requested`, or its completion if pending). */
+  liveUntil: number;
 }
 
 /** At most this many inconsistencies are listed one by one; the rest are counted. */
@@ -99,7 +106,7 @@ export function rebuildStartState(
       if (b.state === 'inactive') continue;
       blocks.set(b.address, {
         size: b.size, requestedSize: b.requested_size, pending: b.state === 'active_pending_free', stream: s.stream,
-        completesAt: Infinity, known: true,
+        completesAt: Infinity, known: true, liveUntil: Infinity,
       });
     }
   }
@@ -125,15 +132,18 @@ export function rebuildStartState(
           b.completesAt = i;
           break;
         }
-        blocks.set(addr, { size: -1, requestedSize: e.size, pending: true, stream: e.stream, completesAt: i, known: false });
+        blocks.set(addr, { size: -1, requestedSize: e.size, pending: true, stream: e.stream, completesAt: i, known: false, liveUntil: i });
         break;
       }
       case 'free_requested': {
         const b = blocks.get(addr);
         if (b === undefined) {
           note(`${describeEntry(i, e)}: no block there afterwards; assumed it was live until here`);
-          blocks.set(addr, { size: -1, requestedSize: e.size, pending: false, stream: e.stream, completesAt: Infinity, known: false });
-        } else b.pending = false;
+          blocks.set(addr, { size: -1, requestedSize: e.size, pending: false, stream: e.stream, completesAt: Infinity, known: false, liveUntil: i });
+        } else {
+          b.pending = false;
+          b.liveUntil = i;
+        }
         break;
       }
       case 'segment_free': {
@@ -179,7 +189,9 @@ export function rebuildStartState(
     }
     perSeg[k].push({ address, b });
   }
+  const ends = observedEnds(perSeg, segs, entries);
   let inferredSizes = 0;
+  let unresolvedSizes = 0;
   let pendingAtStart = 0;
   const outSegs: SeedSegment[] = [];
   const outBlocks: StartBlock[] = [];
@@ -192,7 +204,10 @@ export function rebuildStartState(
       const room = (j + 1 < list.length ? list[j + 1].address : end) - address;
       let size = b.size;
       if (!b.known) {
-        size = inferBlockSize(b.requestedSize, room, s, config);
+        const end = ends.get(address);
+        const rounded = roundSize(Math.max(b.requestedSize, 1), config.roundupPower2Divisions);
+        size = end !== undefined && end - address >= rounded ? end - address : inferBlockSize(b.requestedSize, room, s, config);
+        if (end === undefined && !s.small && !s.expandable && size === rounded && room - rounded > kSmallSize) unresolvedSizes++;
         inferredSizes++;
       }
       if (size > room) {
@@ -217,8 +232,51 @@ export function rebuildStartState(
     preexistingBlocks: outBlocks.length - pendingAtStart,
     pendingAtStart,
     inferredSizes,
+    unresolvedSizes,
     inconsistencies,
   };
+}
+
+/**
+ * Where blocks of unknown size end, as the trace shows it: while such a block is held, the space after it up to
+ * the next held block is one free block (free neighbours always merge), and a malloc served from a free block
+ * takes its lowest addresses; so the first `alloc` in that space lands exactly at the block's end.
+ */
+function observedEnds(
+  perSeg: { address: number; b: LiveBlock }[][], segs: Seg[], entries: readonly TraceEntry[],
+): Map<number, number> {
+  const unknown: { address: number; limit: number; liveUntil: number }[] = [];
+  perSeg.forEach((list, k) => {
+    list.sort((x, y) => x.address - y.address);
+    // Small-pool and expandable blocks are always their rounded size (inferBlockSize).
+    if (segs[k].small || segs[k].expandable) return;
+    list.forEach(({ address, b }, j) => {
+      if (!b.known) {
+        const limit = j + 1 < list.length ? list[j + 1].address : segs[k].address + segs[k].size;
+        unknown.push({ address, limit, liveUntil: b.liveUntil });
+      }
+    });
+  });
+  const ends = new Map<number, number>();
+  if (unknown.length === 0) return ends;
+  unknown.sort((x, y) => x.address - y.address);
+  for (let i = 0; i < entries.length; i++) {
+    const e = entries[i];
+    if (e.action !== 'alloc') continue;
+    const a = e.addr as number;
+    let lo = 0;
+    let hi = unknown.length;
+    while (lo < hi) {
+      const mid = (lo + hi) >>> 1;
+      if (unknown[mid].address < a) lo = mid + 1;
+      else hi = mid;
+    }
+    const u = unknown[lo - 1];
+    if (u === undefined || a >= u.limit || i >= u.liveUntil) continue;
+    const seen = ends.get(u.address);
+    if (seen === undefined || a < seen) ends.set(u.address, a);
+  }
+  return ends;
 }
 
 /**
@@ -227,26 +285,35 @@ export function rebuildStartState(
  * more remain, and every size is a multiple of 512, so they are exactly the rounded size. A large block is not
  * split when at most kSmallSize (1 MiB) would remain, and no free block of 1 MiB or less can exist in a large
  * non-expandable segment (every large request and every split remainder is larger), so a room of up to
- * rounded + 1 MiB is the block itself. Oversize blocks (>= max_split_size) are never split: up to
- * max_non_split_rounding_size of slack is theirs. Beyond that the remainder is taken as a free block (the
+ * rounded + 1 MiB is the block itself. Oversize blocks (>= max_split_size) are never split and are served only
+ * from oversize free blocks, whole: they fill the room up to the next held block. Beyond that the remainder is taken as a free block (the
  * smaller reading; both give the same segment events unless a later request fits only one of them).
  */
-export function inferBlockSize(requested: number, room: number, seg: { small: boolean; expandable: boolean }, config: AllocatorConfig): number {
+export function inferBlockSize(
+  requested: number, room: number, seg: { small: boolean; expandable: boolean }, config: AllocatorConfig,
+): number {
   const rounded = roundSize(Math.max(requested, 1), config.roundupPower2Divisions);
   if (seg.small || seg.expandable || rounded >= room) return rounded;
-  const slack = room - rounded;
-  if (rounded >= config.maxSplitSize) return slack < config.maxNonSplitRoundingSize ? room : rounded;
-  return slack <= kSmallSize ? room : rounded;
+  // Free blocks of max_split_size or more serve only oversize requests, whole (get_free_block, should_split).
+  if (rounded >= config.maxSplitSize) return room;
+  return room - rounded <= kSmallSize ? room : rounded;
 }
 
 /**
- * The reservation base of an expandable range (not recorded): the lowest address mapped in the window or held
- * at its end within one reservation span below the range (the first map of a reservation is at its base).
+ * The reservation base of an expandable range (not recorded). Reservations do not overlap and the first map of
+ * one is at its base, so the addresses mapped in the window or held at its end, in order, group into spans of
+ * one reservation size: each range belongs to the group whose lowest address is the highest one at or below it.
  */
 function reservationBase(s: Seg, sortedAddrs: number[], config: AllocatorConfig, deviceTotal: number): number {
-  const span = expandableReserveSize(s.small ? kSmallBuffer : config.largeSegmentSize, deviceTotal);
-  for (const a of sortedAddrs) if (a > s.address - span && a <= s.address) return a;
-  return s.address;
+  const span = expandableReserveSize(config.largeSegmentSize, deviceTotal);
+  let base = s.address;
+  let groupStart = -Infinity;
+  for (const a of sortedAddrs) {
+    if (a > s.address) break;
+    if (a >= groupStart + span) groupStart = a;
+    base = groupStart;
+  }
+  return base;
 }
 
 /** Undo a segment_unmap: the range was mapped before it (merged with adjacent mapped ranges of the stream). */
