@@ -362,3 +362,49 @@ function unmapBack(segs: Seg[], addr: number, size: number): boolean {
   }
   return true;
 }
+
+/** Trace lengths that are a ring buffer's usual `max_entries` (1: `enabled="state"` or the legacy default). */
+const RING_SIZES = new Set([1, 1000, 3000, 10000, 100000, 1000000]);
+
+/** Whether a trace that starts mid-run looks like a full ring buffer (no snapshot records a wrap). */
+export function looksLikeRingBuffer(traceLength: number): boolean {
+  return RING_SIZES.has(traceLength);
+}
+
+function mib(bytes: number): string {
+  return `${(bytes / 1048576).toFixed(1)} MiB`;
+}
+
+/** One line: what the process held before the trace's first entry. */
+export function describeStart(start: StartState): string {
+  let reserved = 0;
+  let held = 0;
+  for (const s of start.segments) {
+    reserved += s.size;
+    for (const b of s.blocks) held += b.size;
+  }
+  const pending = start.pendingAtStart > 0 ? `, ${start.pendingAtStart} of them pending frees` : '';
+  return `${start.preexistingSegments} segments (${mib(reserved)}) and ${start.blocks.length} blocks (${mib(held)}${pending}) ` +
+    'held before it, rebuilt from the final segments';
+}
+
+/** What the replay of a trace that starts mid-run knows, and what it assumed: lines for the user. */
+export function startNotes(start: StartState, traceLength: number): string[] {
+  if (start.empty) return [];
+  const ring = looksLikeRingBuffer(traceLength)
+    ? ` It holds ${traceLength} entries, a usual ring-buffer size (max_entries): the buffer probably wrapped.`
+    : '';
+  const notes = [
+    `the trace starts mid-run: ${describeStart(start)}.${ring} Current values, segment events and the final ` +
+    'layout are exact; peaks and cumulative counters (allocated, freed, num_*) cover the recorded window only.',
+  ];
+  const assumed: string[] = ['GC ages of blocks cached before the trace taken as equal'];
+  if (start.pendingAtStart > 0) assumed.push('pending frees wait on one event each and complete where the trace completes them');
+  if (start.unresolvedSizes > 0) {
+    assumed.push(`${start.unresolvedSizes} blocks freed in the trace taken at their rounded size (up to 1 MiB of ` +
+      'unsplit slack the trace cannot show)');
+  }
+  notes.push(`assumed for the state before the trace: ${assumed.join('; ')}`);
+  for (const c of start.inconsistencies) notes.push(`inconsistent trace: ${c}`);
+  return notes;
+}

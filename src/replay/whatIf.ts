@@ -20,6 +20,7 @@ import { recordedDriverCalls, ReplayingDriver } from '../driver/replayingDriver.
 import { defaultCapacity, simulate, type SimulateOptions, type SimulationResult } from './simulate.js';
 import { planTraceReplay, resolveWorkload, type TracePlan } from './tracePlan.js';
 import type { Workload } from './workload.js';
+import { describeStart, rebuildStartState, type StartState } from './startState.js';
 
 export interface WhatIfOptions {
   /** Settings the capture was made under (default: PyTorch's defaults). */
@@ -59,7 +60,12 @@ export type FigureBasis =
    */
   | 'modelled'
   /** Split counters: they follow address ties the driver's order decides; treat as estimates. */
-  | 'estimate';
+  | 'estimate'
+  /**
+   * The trace starts mid-run: peaks and cumulative counters (allocated, freed, num_*) cover the recorded window
+   * only; what happened before its first entry is not in the snapshot.
+   */
+  | 'window';
 
 export interface SourceReplay {
   /** The own-settings replay reproduced the recorded driver calls (no request the trace could not answer). */
@@ -74,6 +80,8 @@ export interface WhatIfResult extends SimulationResult {
   /** The resolved request sequence (the own-settings replay's reading of the trace). */
   workload: Workload;
   plan: TracePlan;
+  /** What the allocator held at the trace's first entry (both replays start from it). */
+  start: StartState;
   sourceReplay: SourceReplay;
   /** Driver calls answered from the recording, then by the address model. */
   recordedAnswers: number;
@@ -92,18 +100,22 @@ export interface WhatIfResult extends SimulationResult {
 export function resolveSourceWorkload(
   snapshot: Snapshot,
   opts: { sourceConfig?: AllocatorConfig; sourceFraction?: number | null; deviceTotal?: number; source?: string } = {},
-): { workload: Workload; plan: TracePlan; sourceReplay: SourceReplay } {
+): { workload: Workload; plan: TracePlan; start: StartState; sourceReplay: SourceReplay } {
   const entries = snapshot.device_traces[0] ?? [];
-  const plan = planTraceReplay(entries, opts.source);
+  const sourceConfig = opts.sourceConfig ?? defaultConfig();
+  const start = rebuildStartState(snapshot.segments, entries, sourceConfig, opts.deviceTotal ?? H100_TOTAL_GLOBAL_MEM);
+  const plan = planTraceReplay(entries, opts.source, start.blocks);
   const own = simulate(plan.workload, {
-    config: opts.sourceConfig ?? defaultConfig(),
+    config: sourceConfig,
     fraction: opts.sourceFraction ?? null,
     deviceTotal: opts.deviceTotal,
     plan,
+    start: start.segments,
   });
   return {
     workload: resolveWorkload(plan, own.emptyCacheBefore),
     plan,
+    start,
     sourceReplay: {
       exact: own.driverFallbacks === 0,
       driverFallbacks: own.driverFallbacks,
@@ -137,7 +149,13 @@ function isAddressFree(key: string): boolean {
   return /^(allocation|allocated_bytes|requested_bytes|active|active_bytes)\./.test(key) || key === 'max_split_size';
 }
 
-export function statBasis(key: string, allRecorded: boolean): FigureBasis {
+/** A memory_stats() key that is a state (a current value) rather than a history (peak, allocated, freed, num_*). */
+export function isCurrentKey(key: string): boolean {
+  return key.endsWith('.current') || key === 'max_split_size';
+}
+
+export function statBasis(key: string, allRecorded: boolean, window = false): FigureBasis {
+  if (window && !isCurrentKey(key)) return 'window';
   if (allRecorded || isAddressFree(key)) return 'exact';
   return isSplitKey(key) ? 'estimate' : 'modelled';
 }
@@ -174,7 +192,7 @@ export function replayWithDriverModel(
 export function whatIfReplay(snapshot: Snapshot, opts: WhatIfOptions): WhatIfResult {
   const deviceTotal = opts.deviceTotal ?? H100_TOTAL_GLOBAL_MEM;
   const sourceDeviceTotal = opts.sourceDeviceTotal ?? deviceTotal;
-  const { workload, plan, sourceReplay } = resolveSourceWorkload(snapshot, {
+  const { workload, plan, start, sourceReplay } = resolveSourceWorkload(snapshot, {
     sourceConfig: opts.sourceConfig,
     sourceFraction: opts.sourceFraction,
     deviceTotal: sourceDeviceTotal,
@@ -184,12 +202,13 @@ export function whatIfReplay(snapshot: Snapshot, opts: WhatIfOptions): WhatIfRes
   const capacity = opts.capacity ?? defaultCapacity(deviceTotal);
   const run = (holeOrder: HoleOrder, timeline: boolean, recordTrace: boolean, main: boolean) => replayWithDriverModel(workload, calls, {
     config: opts.config, fraction: opts.fraction, deviceTotal, capacity, holeOrder, timeline, recordTrace,
+    start: start.segments,
     ...(main ? { onOp: opts.onOp, onOom: opts.onOom } : {}),
   });
   const { driver, result } = run('newest-chunk', opts.timeline ?? false, opts.recordTrace ?? true, true);
   const allRecorded = driver.identical;
   const basis: Record<string, FigureBasis> = {};
-  for (const k of Object.keys(result.stats)) basis[k] = statBasis(k, allRecorded);
+  for (const k of Object.keys(result.stats)) basis[k] = statBasis(k, allRecorded, !start.empty);
 
   let spread: Record<string, [number, number]> | undefined;
   if (opts.spread && !allRecorded) {
@@ -203,6 +222,10 @@ export function whatIfReplay(snapshot: Snapshot, opts: WhatIfOptions): WhatIfRes
   }
 
   const notes: string[] = [];
+  if (!start.empty) {
+    notes.push('the trace starts mid-run: the what-if starts from the state recorded at its first entry ' +
+      `(${describeStart(start)}); the history before it cannot be replayed under other settings`);
+  }
   if (!sourceReplay.exact) {
     notes.push(`the capture does not replay exactly under the given source settings (${sourceReplay.driverFallbacks} driver ` +
       'requests the trace could not answer): pass the settings and memory fraction it ran under');
@@ -223,13 +246,14 @@ export function whatIfReplay(snapshot: Snapshot, opts: WhatIfOptions): WhatIfRes
   const failed = recordedOoms(plan);
   if (failed > 0) notes.push(oomNote(failed));
   if (sourceReplay.unknownFrees > 0) {
-    notes.push(`${sourceReplay.unknownFrees} frees of blocks allocated before recording started are skipped`);
+    notes.push(`${sourceReplay.unknownFrees} frees of blocks the rebuilt start state does not hold are skipped`);
   }
 
   return {
     ...result,
     workload,
     plan,
+    start,
     sourceReplay,
     recordedAnswers: driver.recordedAnswers,
     modelAnswers: driver.modelAnswers,

@@ -7,7 +7,8 @@ import { allocatorSettingsDict } from '../../snapshot/allocatorSettings.js';
 import { validateFraction } from '../../config/fraction.js';
 import { compareSegments, compareTrace } from '../../replay/check.js';
 import { replaySnapshot, sameBehaviour, snapshotConfig } from '../../replay/replaySnapshot.js';
-import { whatIfReplay } from '../../replay/whatIf.js';
+import { statBasis, whatIfReplay } from '../../replay/whatIf.js';
+import { looksLikeRingBuffer, startNotes, type StartState } from '../../replay/startState.js';
 import { AllocsimInputError } from '../../util/inputError.js';
 import { replaySource } from '../../report/oomRemedies.js';
 import { readSnapshotFile, selectDevice } from '../../snapshot/index.js';
@@ -113,18 +114,24 @@ export const replayCommand: CommandModule<object, ReplayArgs> = {
     const result = replaySnapshot(snapshot, {
       ...settings, config, fraction, timeline, source: argv.trace, onOp: observer.onOp, onOom: observer.onOom,
     });
+    const notes = startNotes(result.start, trace.length);
     const traceDivergence = argv.check ? compareTrace(trace, result.recorder, true) : null;
     const layoutDivergence = argv.check ? compareSegments(snapshot.segments, result.snapshot.segments, !result.start.empty) : null;
     await finishRun(argv, {
-      title: `${argv.trace}: ${trace.length} trace entries, ${result.opsReplayed} operations replayed`,
+      title: `${argv.trace}: ${trace.length} trace entries, ${result.opsReplayed} operations replayed` +
+        (result.start.empty ? '' : ' (the trace starts mid-run: peaks cover the recorded window only)'),
       workload: result.plan.workload,
       result,
       observer,
       whatIfSource: replaySource(result.plan, result.emptyCacheBefore, { ...settings, config, fraction }),
-      details: [['trace', argv.trace], ['settings', config.source || '(PyTorch defaults)'], ['mode', 'exact replay']],
+      details: [['trace', argv.trace], ['settings', config.source || '(PyTorch defaults)'], ['mode', 'exact replay'],
+        ...notes.map((n): [string, string] => ['note', n])],
       json: {
         ...common,
         mode: 'exact',
+        start_state: startStateJson(result.start, trace.length),
+        notes,
+        basis: Object.fromEntries(Object.keys(result.stats).map((k) => [k, statBasis(k, true, !result.start.empty)])),
         replay: {
           trace_entries: trace.length,
           operations: result.opsReplayed,
@@ -136,8 +143,9 @@ export const replayCommand: CommandModule<object, ReplayArgs> = {
         ...(argv.check ? { check: { trace: traceDivergence, layout: layoutDivergence } } : {}),
       },
     });
+    for (const n of notes) process.stderr.write(`allocsim: note: ${n}\n`);
     if (result.plan.unknownFrees > 0) {
-      process.stderr.write(`allocsim: note: ${result.plan.unknownFrees} frees of blocks allocated before recording started were skipped\n`);
+      process.stderr.write(`allocsim: note: ${result.plan.unknownFrees} frees of blocks the rebuilt start state does not hold were skipped\n`);
     }
     if (argv.check) {
       if (traceDivergence || layoutDivergence) {
@@ -149,3 +157,18 @@ export const replayCommand: CommandModule<object, ReplayArgs> = {
     }
   },
 };
+
+/** The rebuilt start state for --json. */
+function startStateJson(start: StartState, traceLength: number): Record<string, unknown> {
+  return {
+    starts_mid_run: !start.empty,
+    looks_like_ring_buffer: !start.empty && looksLikeRingBuffer(traceLength),
+    segments: start.preexistingSegments,
+    reserved_bytes: start.segments.reduce((n, s) => n + s.size, 0),
+    blocks: start.preexistingBlocks,
+    pending_frees: start.pendingAtStart,
+    inferred_block_sizes: start.inferredSizes,
+    unresolved_block_sizes: start.unresolvedSizes,
+    inconsistencies: start.inconsistencies,
+  };
+}
