@@ -24,7 +24,7 @@ function describe(e: { action: string; addr?: number; device_free?: number; size
  * and OOMs (what the driver and the fallbacks decide); otherwise every entry is compared.
  */
 export function compareTrace(recorded: TraceEntry[], sim: TraceRecorder, segmentsOnly = false): Divergence | null {
-  const keep = (action: string) => action !== 'snapshot' && (!segmentsOnly || SEGMENT_EVENTS.has(action));
+  const keep = (action: string) => action !== 'snapshot' && action !== 'user_defined' && (!segmentsOnly || SEGMENT_EVENTS.has(action));
   const keepCode = ACTION_NAMES.map(keep);
   const { action, size, stream, addr } = sim;
   const n = sim.length;

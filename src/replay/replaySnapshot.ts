@@ -3,7 +3,7 @@ import { configFromAllocatorSettings } from '../snapshot/allocatorSettings.js';
 import type { AllocatorConfig } from '../config/allocatorConfig.js';
 import type { Snapshot } from '../snapshot/schema.js';
 import { simulate, type SimulateOptions, type SimulationResult } from './simulate.js';
-import { planTraceReplay, type TracePlan } from './tracePlan.js';
+import { allocatorEntries, planTraceReplay, type TracePlan } from './tracePlan.js';
 import { rebuildStartState, type StartState } from './startState.js';
 import { H100_TOTAL_GLOBAL_MEM } from '../allocator/constants.js';
 
@@ -44,7 +44,7 @@ export function sameBehaviour(a: AllocatorConfig, b: AllocatorConfig): boolean {
  * the recorded run; `compareTrace` / `compareSegments` (check.ts) say whether it did.
  */
 export function replaySnapshot(snapshot: Snapshot, opts: ReplayOptions = {}): ReplayResult {
-  const entries = snapshot.device_traces[0] ?? [];
+  const entries = allocatorEntries(snapshot.device_traces[0] ?? []);
   const sourceConfig = snapshotConfig(snapshot);
   const config = opts.config ?? sourceConfig;
   const start = rebuildStartState(snapshot.segments, entries, sourceConfig, opts.deviceTotal ?? H100_TOTAL_GLOBAL_MEM);

@@ -391,9 +391,13 @@ export function describeStart(start: StartState): string {
 /** What the replay of a trace that starts mid-run knows, and what it assumed: lines for the user. */
 export function startNotes(start: StartState, traceLength: number): string[] {
   if (start.empty) return [];
-  const ring = looksLikeRingBuffer(traceLength)
-    ? ` It holds ${traceLength} entries, a usual ring-buffer size (max_entries): the buffer probably wrapped.`
-    : '';
+  if (traceLength === 0) {
+    return [`the snapshot has no trace: a state only, ${describeStart(start).replace(' before it', '')}; ` +
+      'current values and the layout are exact, peaks and cumulative counters are not known'];
+  }
+  const ring = traceLength === 1
+    ? ' It holds 1 entry, as enabled="state" or the legacy trace_alloc_max_entries=1 keep.'
+    : looksLikeRingBuffer(traceLength) ? ` It holds ${traceLength} entries, a usual max_entries: the ring buffer probably wrapped.` : '';
   const notes = [
     `the trace starts mid-run: ${describeStart(start)}.${ring} Current values, segment events and the final ` +
     'layout are exact; peaks and cumulative counters (allocated, freed, num_*) cover the recorded window only.',

@@ -35,6 +35,15 @@ function isRelease(e: TraceEntry): boolean {
   return e.action === 'segment_free' || e.action === 'segment_unmap';
 }
 
+/**
+ * A device trace's allocator entries: torch 2.4's `user_defined` annotations are not allocator actions and would
+ * sit inside the windows a malloc's own entries are matched in. Returns the same array when there are none.
+ */
+export function allocatorEntries(trace: readonly TraceEntry[]): TraceEntry[] {
+  for (const e of trace) if (e.action === 'user_defined') return trace.filter((x) => x.action !== 'user_defined');
+  return trace as TraceEntry[];
+}
+
 /** A block held when the trace starts (replay/startState.ts); its allocation id is its index in the list. */
 export interface HeldBlock {
   address: number;
@@ -145,6 +154,7 @@ export function planTraceReplay(entries: TraceEntry[], source = 'trace', held: r
       case 'segment_alloc':
       case 'segment_map':
       case 'snapshot':
+      case 'user_defined':
         break;
       default:
         throw new AllocsimInputError(`${source}: trace entry ${i} has unknown action '${(e as TraceEntry).action}'`);

@@ -18,7 +18,7 @@ import type { Snapshot, TraceEntry } from '../snapshot/schema.js';
 import { AddressModel, type HoleOrder } from '../driver/addressModel.js';
 import { recordedDriverCalls, ReplayingDriver } from '../driver/replayingDriver.js';
 import { defaultCapacity, simulate, type SimulateOptions, type SimulationResult } from './simulate.js';
-import { planTraceReplay, resolveWorkload, type TracePlan } from './tracePlan.js';
+import { allocatorEntries, planTraceReplay, resolveWorkload, type TracePlan } from './tracePlan.js';
 import type { Workload } from './workload.js';
 import { describeStart, rebuildStartState, type StartState } from './startState.js';
 
@@ -101,7 +101,7 @@ export function resolveSourceWorkload(
   snapshot: Snapshot,
   opts: { sourceConfig?: AllocatorConfig; sourceFraction?: number | null; deviceTotal?: number; source?: string } = {},
 ): { workload: Workload; plan: TracePlan; start: StartState; sourceReplay: SourceReplay } {
-  const entries = snapshot.device_traces[0] ?? [];
+  const entries = allocatorEntries(snapshot.device_traces[0] ?? []);
   const sourceConfig = opts.sourceConfig ?? defaultConfig();
   const start = rebuildStartState(snapshot.segments, entries, sourceConfig, opts.deviceTotal ?? H100_TOTAL_GLOBAL_MEM);
   const plan = planTraceReplay(entries, opts.source, start.blocks);
