@@ -3,7 +3,7 @@ import { configFromAllocatorSettings } from '../snapshot/allocatorSettings.js';
 import type { AllocatorConfig } from '../config/allocatorConfig.js';
 import type { Snapshot } from '../snapshot/schema.js';
 import { simulate, type SimulateOptions, type SimulationResult } from './simulate.js';
-import { allocatorEntries, planTraceReplay, type TracePlan } from './tracePlan.js';
+import { allocatorEntries, planTraceReplay, resolvePlan, type TracePlan } from './tracePlan.js';
 import { rebuildStartState, type StartState } from './startState.js';
 import { H100_TOTAL_GLOBAL_MEM } from '../allocator/constants.js';
 
@@ -48,7 +48,13 @@ export function replaySnapshot(snapshot: Snapshot, opts: ReplayOptions = {}): Re
   const sourceConfig = snapshotConfig(snapshot);
   const config = opts.config ?? sourceConfig;
   const start = rebuildStartState(snapshot.segments, entries, sourceConfig, opts.deviceTotal ?? H100_TOTAL_GLOBAL_MEM);
-  const plan = planTraceReplay(entries, opts.source, start.blocks);
+  let plan = planTraceReplay(entries, opts.source, start.blocks);
+  if (opts.timeline) {
+    // A first pass decides the empty_cache() calls; the second replays them as operations of their own, so
+    // each has a timeline row (the drop it makes is visible on the curve).
+    const first = simulate(plan.workload, { ...opts, config, plan, start: start.segments, timeline: false, onOp: undefined, onOom: undefined });
+    plan = resolvePlan(plan, first.emptyCacheBefore);
+  }
   const result = simulate(plan.workload, { ...opts, config, plan, start: start.segments });
   return { ...result, plan, start, sourceConfig, config };
 }

@@ -191,3 +191,29 @@ export function resolveWorkload(plan: TracePlan, emptyCacheBefore: readonly numb
   }
   return b.finish();
 }
+
+/**
+ * The plan with the empty_cache() calls a replay decided on (`emptyCacheBefore`) made explicit operations, so a
+ * second replay gives each its own step (a `--timeline` row showing the drop) and decides nothing again.
+ */
+export function resolvePlan(plan: TracePlan, emptyCacheBefore: readonly number[]): TracePlan {
+  if (emptyCacheBefore.length === 0) return plan;
+  const workload = resolveWorkload(plan, emptyCacheBefore);
+  const before = new Set(emptyCacheBefore);
+  const n = workload.length;
+  const traceIndex = new Int32Array(n);
+  const releasesBefore = new Uint8Array(n);
+  const expectOom = new Uint8Array(n);
+  let j = 0;
+  for (let i = 0; i < plan.workload.length; i++) {
+    if (before.has(i)) traceIndex[j++] = -1;
+    traceIndex[j] = plan.traceIndex[i];
+    releasesBefore[j] = before.has(i) ? 0 : plan.releasesBefore[i];
+    expectOom[j] = plan.expectOom[i];
+    j++;
+  }
+  return {
+    ...plan, workload, traceIndex, releasesBefore, expectOom,
+    inferredEmptyCaches: plan.inferredEmptyCaches + emptyCacheBefore.length,
+  };
+}
