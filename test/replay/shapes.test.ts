@@ -4,7 +4,11 @@
  * torch.cuda.memory_snapshot() list, a snapshot without traces, a torch 2.1 trace (no time_us, no
  * allocator_settings) and torch 2.4 `user_defined` entries. Each is read and replays with --check holding.
  */
+import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
+import { checkSnapshotDir, formatSnapshotCheck } from '../../src/fidelity/checkSnapshots.js';
 import { listCaptures } from '../../src/fidelity/captures.js';
 import { compareSegments, compareTrace } from '../../src/replay/check.js';
 import { replaySnapshot } from '../../src/replay/replaySnapshot.js';
@@ -86,5 +90,25 @@ describe('snapshot shapes', () => {
     const r = checkHolds(read);
     expect(compareTrace(trace, r.recorder)?.message).toBeUndefined();
     expect(r.stats).toEqual(replaySnapshot(s).stats);
+  });
+
+  it('npm run fidelity -- --snapshots: a directory of plain snapshot files, exact or the first difference per device', () => {
+    const s = base();
+    const dir = mkdtempSync(join(tmpdir(), 'allocsim-shapes-'));
+    try {
+      writeFileSync(join(dir, 'late.pickle'), pickleValue({ ...s, device_traces: [s.device_traces[0].slice(50)] }, { tupleKeys: new Set(['segment_pool_id']) }));
+      writeFileSync(join(dir, 'state.json'), JSON.stringify(s.segments));
+      const bad = JSON.parse(JSON.stringify(s)) as Snapshot;
+      bad.segments[0].blocks[0].state = bad.segments[0].blocks[0].state === 'inactive' ? 'active_allocated' : 'inactive';
+      writeFileSync(join(dir, 'wrong.json'), JSON.stringify(bad));
+      writeFileSync(join(dir, 'notes.txt'), 'not a snapshot');
+      const rows = checkSnapshotDir(dir).map(formatSnapshotCheck);
+      expect(rows[0]).toBe('late.pickle device 0 (' + (s.device_traces[0].length - 50) + ' entries, starts mid-run): exact');
+      expect(rows[1]).toMatch(/^notes\.txt: not a snapshot/);
+      expect(rows[2]).toBe('state.json device 0 (no trace, a state only): exact');
+      expect(rows[3]).toMatch(/^wrong\.json device 0 \(\d+ entries\): DIFFERS: segment 0 /);
+    } finally {
+      rmSync(dir, { recursive: true, force: true });
+    }
   });
 });
