@@ -8,6 +8,9 @@ import { validateFraction } from '../../config/fraction.js';
 import { compareSegments, compareTrace } from '../../replay/check.js';
 import { replaySnapshot, sameBehaviour, snapshotConfig } from '../../replay/replaySnapshot.js';
 import { statBasis, whatIfReplay } from '../../replay/whatIf.js';
+import { fractionBounds, fractionFits, inferredFraction } from '../../replay/inferFraction.js';
+import { allocatorEntries } from '../../replay/tracePlan.js';
+import { H100_TOTAL_GLOBAL_MEM } from '../../allocator/constants.js';
 import { looksLikeRingBuffer, startNotes, type StartState } from '../../replay/startState.js';
 import { AllocsimInputError } from '../../util/inputError.js';
 import { replaySource } from '../../report/oomRemedies.js';
@@ -61,9 +64,34 @@ export const replayCommand: CommandModule<object, ReplayArgs> = {
     const settings = deviceSettings(argv);
     const sourceConfig = snapshotConfig(snapshot);
     const config = settings.config ?? sourceConfig;
-    const fraction = settings.fraction ?? config.perProcessMemoryFraction ?? null;
-    const sourceFraction = argv['source-fraction'] !== undefined ? validateFraction(argv['source-fraction']) : fraction;
     const sourceDeviceTotal = argv['source-device-total'] ?? settings.deviceTotal;
+    // The fraction the trace ran under, as far as its OOMs and segments tell (snapshots do not record it).
+    const bounds = fractionBounds(allocatorEntries(snapshot.device_traces[0] ?? []),
+      snapshot.segments.reduce((n, s) => n + s.total_size, 0), sourceConfig);
+    const boundsTotal = sourceDeviceTotal ?? H100_TOTAL_GLOBAL_MEM;
+    const inferred = inferredFraction(bounds, boundsTotal);
+    const given = settings.fraction ?? config.perProcessMemoryFraction ?? null;
+    const fraction = given ?? inferred;
+    let sourceFraction = argv['source-fraction'] !== undefined ? validateFraction(argv['source-fraction']) : fraction;
+    // A --fraction the recorded OOMs rule out, without --source-fraction, is a what-if from the inferred one.
+    if (argv['source-fraction'] === undefined && given !== null && inferred !== null && !fractionFits(bounds, given, boundsTotal)) {
+      sourceFraction = inferred;
+    }
+    const fractionNotes: string[] = [];
+    if (given === null && inferred !== null) {
+      fractionNotes.push(`memory fraction inferred from the trace: ${bounds.limitOoms} OOMs the device could have served ` +
+        `need allowed_memory_maximum in [${bounds.lowerBytes}, ${bounds.upperBytes}) bytes; replaying under fraction ` +
+        `${inferred.toFixed(6)} (pass --fraction to set it)`);
+    }
+    const noFractionFits = bounds.limitOoms > 0 && !fractionFits(bounds, sourceFraction, boundsTotal);
+    if (noFractionFits) {
+      fractionNotes.push(bounds.lowerBytes >= bounds.upperBytes
+        ? `no memory fraction reproduces the trace: its segments reach ${bounds.lowerBytes} bytes, but OOMs the device ` +
+          `could have served need a limit below ${bounds.upperBytes}`
+        : `fraction ${sourceFraction ?? 'none'} cannot have produced the ${bounds.limitOoms} recorded OOMs the device could have ` +
+          `served: they need allowed_memory_maximum in [${bounds.lowerBytes}, ${bounds.upperBytes}) bytes`);
+    }
+    for (const n of fractionNotes) process.stderr.write(`allocsim: note: ${n}\n`);
     const whatIf = !sameBehaviour(config, sourceConfig) || sourceFraction !== fraction ||
       sourceDeviceTotal !== settings.deviceTotal || settings.capacity !== undefined;
     if (whatIf && argv.check) {
@@ -130,7 +158,11 @@ export const replayCommand: CommandModule<object, ReplayArgs> = {
         ...common,
         mode: 'exact',
         start_state: startStateJson(result.start, trace.length),
-        notes,
+        notes: [...fractionNotes, ...notes],
+        memory_fraction: {
+          value: fraction, basis: given !== null ? 'given' : inferred !== null ? 'inferred' : 'none',
+          allowed_memory_maximum_bounds: bounds.limitOoms > 0 ? [bounds.lowerBytes, bounds.upperBytes] : null,
+        },
         basis: Object.fromEntries(Object.keys(result.stats).map((k) => [k, statBasis(k, true, !result.start.empty)])),
         replay: {
           trace_entries: trace.length,
@@ -148,7 +180,10 @@ export const replayCommand: CommandModule<object, ReplayArgs> = {
       process.stderr.write(`allocsim: note: ${result.plan.unknownFrees} frees of blocks the rebuilt start state does not hold were skipped\n`);
     }
     if (argv.check) {
-      if (traceDivergence || layoutDivergence) {
+      if (noFractionFits) {
+        process.stderr.write(`allocsim: check: DIFFERS: ${fractionNotes[fractionNotes.length - 1]}\n`);
+        process.exitCode = 1;
+      } else if (traceDivergence || layoutDivergence) {
         process.stderr.write(`allocsim: check: DIFFERS: ${(traceDivergence ?? layoutDivergence)?.message}\n`);
         process.exitCode = 1;
       } else {
