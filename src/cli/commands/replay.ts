@@ -91,7 +91,7 @@ export const replayCommand: CommandModule<object, ReplayArgs> = {
         : `fraction ${sourceFraction ?? 'none'} cannot have produced the ${bounds.limitOoms} recorded OOMs the device could have ` +
           `served: they need allowed_memory_maximum in [${bounds.lowerBytes}, ${bounds.upperBytes}) bytes`);
     }
-    for (const n of fractionNotes) process.stderr.write(`allocsim: note: ${n}\n`);
+
     const whatIf = !sameBehaviour(config, sourceConfig) || sourceFraction !== fraction ||
       sourceDeviceTotal !== settings.deviceTotal || settings.capacity !== undefined;
     if (whatIf && argv.check) {
@@ -135,6 +135,7 @@ export const replayCommand: CommandModule<object, ReplayArgs> = {
           driver: { recorded_answers: result.recordedAnswers, model_answers: result.modelAnswers, diverged_at_op: result.divergedAtOp },
         },
       });
+      for (const n of fractionNotes) process.stderr.write(`allocsim: note: ${n}\n`);
       for (const note of result.notes) process.stderr.write(`allocsim: what-if: ${note}\n`);
       return;
     }
@@ -175,7 +176,7 @@ export const replayCommand: CommandModule<object, ReplayArgs> = {
         ...(argv.check ? { check: { trace: traceDivergence, layout: layoutDivergence } } : {}),
       },
     });
-    for (const n of notes) process.stderr.write(`allocsim: note: ${n}\n`);
+    for (const n of [...fractionNotes, ...notes]) process.stderr.write(`allocsim: note: ${n}\n`);
     if (result.plan.unknownFrees > 0) {
       process.stderr.write(`allocsim: note: ${result.plan.unknownFrees} frees of blocks the rebuilt start state does not hold were skipped\n`);
     }
