@@ -12,11 +12,15 @@ import { reportCliError } from './reportError.js';
 async function main(): Promise<void> {
   const argv = await yargs(hideBin(process.argv))
     .scriptName('fidelity')
-    .usage('$0 DIR [--cross] [--json]\n\nDIR: ground-truth captures (e.g. ../shared/groundtruth/dev).')
+    .usage('$0 DIR [--cross | --snapshots] [--json]\n\nDIR: ground-truth captures (e.g. ../shared/groundtruth/dev), or with --snapshots plain snapshot files.')
     .demandCommand(1, 'Name a directory of captures.')
     .option('cross', { type: 'boolean', default: false, describe: 'what-if fidelity: capture under default replayed under each other config vs the real capture under it' })
     .option('json', { type: 'boolean', default: false, describe: 'print machine-readable results' })
     .option('only', { type: 'string', describe: 'only workloads whose name starts with this' })
+    .option('snapshots', {
+      type: 'boolean', default: false,
+      describe: 'DIR holds plain snapshot files (no stats.json): check each device as replay --check does',
+    })
     .strict()
     .help()
     .parseAsync();
@@ -25,6 +29,17 @@ async function main(): Promise<void> {
     const { runCrossFidelity, formatCrossFidelity } = await import('../fidelity/crossFidelity.js');
     const rows = await runCrossFidelity(dir, { only: argv.only });
     process.stdout.write(argv.json ? `${JSON.stringify(rows, null, 2)}\n` : `${formatCrossFidelity(rows)}\n`);
+    return;
+  }
+  if (argv.snapshots) {
+    const { checkSnapshotDir, formatSnapshotCheck } = await import('../fidelity/checkSnapshots.js');
+    const rows = checkSnapshotDir(dir);
+    if (argv.json) process.stdout.write(`${JSON.stringify(rows, null, 2)}\n`);
+    else for (const r of rows) process.stdout.write(`${formatSnapshotCheck(r)}\n`);
+    const checked = rows.filter((r) => r.refused === null);
+    const exact = checked.filter((r) => r.difference === null).length;
+    process.stderr.write(`${exact} of ${checked.length} device replays exact (${rows.length - checked.length} files not snapshots)\n`);
+    if (exact !== checked.length) process.exitCode = 1;
     return;
   }
   const captures = listCaptures(dir).filter((c) => !argv.only || c.workload.startsWith(argv.only));

@@ -63,6 +63,11 @@ export class ReplayingDriver implements Driver {
 
   constructor(private readonly calls: Float64Array, readonly model: AddressModel) {}
 
+  /** Memory held before the first call (a rebuilt start state): the model must not hand it out. */
+  notePlaced(ptr: number, size: number): void {
+    this.model.notePlaced(ptr, size);
+  }
+
   /** Consumes the next recorded call if it is `kind`; otherwise the correspondence ends. */
   private next(kind: Call): number {
     const p = this.pos;

@@ -33,6 +33,12 @@ export class TraceDriver implements Driver {
   expectOom = false;
   /** Requests the trace could not answer (each one is a divergence from the recording). */
   fallbacks = 0;
+  /**
+   * Start addresses and sizes of the segments held now, sorted by address: after a divergence the recorded
+   * address may lie inside memory the replay still holds, and is then not used.
+   */
+  private heldStart: number[] = [];
+  private heldSize: number[] = [];
 
   constructor(private readonly entries: TraceColumns, readonly fallback: Driver, acquisitions?: Int32Array) {
     if (acquisitions) this.acquisitions = acquisitions;
@@ -73,23 +79,62 @@ export class TraceDriver implements Driver {
   malloc(size: number): number {
     if (this.failedFirst(size)) return -1;
     const k = this.nextInWindow(A.segment_alloc, size);
-    if (k >= 0) {
-      this.held += size;
+    const addr = k >= 0 ? this.entries.addr[k]! : -1;
+    if (k >= 0 && !this.overlapsHeld(addr, size)) {
       this.cursor++;
-      this.fallback.notePlaced?.(this.entries.addr[k]!, size);
-      return this.entries.addr[k]!;
+      this.fallback.notePlaced?.(addr, size);
+      this.hold(addr, size);
+      return addr;
     }
+    if (k >= 0) this.cursor++;
     if (this.expectOom) return -1;
     this.fallbacks++;
     const ptr = this.fallback.malloc(size);
-    if (ptr >= 0) this.held += size;
+    if (ptr >= 0) this.hold(ptr, size);
     return ptr;
   }
 
   free(ptr: number, size: number): void {
     this.held -= size;
     this.releasedInWindow = true;
+    const i = this.heldIndex(ptr);
+    if (i >= 0 && this.heldStart[i] === ptr) {
+      this.heldStart.splice(i, 1);
+      this.heldSize.splice(i, 1);
+    }
     this.fallback.free(ptr, size);
+  }
+
+  /** A segment the replay holds without having asked for it (a rebuilt start state). */
+  notePlaced(ptr: number, size: number): void {
+    if (ptr >= 0) this.hold(ptr, size);
+    else this.held += size; // mapped pages of an expandable segment
+    this.fallback.notePlaced?.(ptr, size);
+  }
+
+  /** Index of the last held segment starting at or below `ptr`, or -1. */
+  private heldIndex(ptr: number): number {
+    const a = this.heldStart;
+    let lo = 0;
+    let hi = a.length;
+    while (lo < hi) {
+      const mid = (lo + hi) >>> 1;
+      if (a[mid] <= ptr) lo = mid + 1;
+      else hi = mid;
+    }
+    return lo - 1;
+  }
+
+  private hold(ptr: number, size: number): void {
+    this.held += size;
+    const i = this.heldIndex(ptr) + 1;
+    this.heldStart.splice(i, 0, ptr);
+    this.heldSize.splice(i, 0, size);
+  }
+
+  private overlapsHeld(ptr: number, size: number): boolean {
+    const i = this.heldIndex(ptr + size - 1);
+    return i >= 0 && this.heldStart[i] + this.heldSize[i] > ptr;
   }
 
   reserve(size: number): number {
@@ -143,6 +188,8 @@ export class TraceDriver implements Driver {
     c.capacityEstimate = this.capacityEstimate;
     c.expectOom = this.expectOom;
     c.fallbacks = this.fallbacks;
+    c.heldStart = this.heldStart.slice();
+    c.heldSize = this.heldSize.slice();
     return c;
   }
 }

@@ -5,6 +5,7 @@
  */
 export { listCaptures, type CaptureRef } from './captures.js';
 export { checkCapture, formatCaptureCheck, type CaptureCheck, type CaptureStats } from './checkCapture.js';
+export { checkSnapshotDir, formatSnapshotCheck, type SnapshotCheck } from './checkSnapshots.js';
 export {
   runCrossFidelity, crossCompare, formatCrossFidelity, runAddressFit, formatAddressFit,
   type CrossRow, type AddressFitRow,

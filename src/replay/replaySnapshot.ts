@@ -2,10 +2,11 @@
 import { configFromAllocatorSettings } from '../snapshot/allocatorSettings.js';
 import type { AllocatorConfig } from '../config/allocatorConfig.js';
 import type { Snapshot } from '../snapshot/schema.js';
-import { traceColumnsOf } from '../snapshot/index.js';
 import { simulate, type SimulateOptions, type SimulationResult } from './simulate.js';
 import { applyPoolInference } from './poolInference.js';
-import { planTraceReplay, type TracePlan } from './tracePlan.js';
+import { allocatorEntries, planTraceReplay, resolvePlan, type TracePlan } from './tracePlan.js';
+import { rebuildStartState, type StartState } from './startState.js';
+import { H100_TOTAL_GLOBAL_MEM } from '../allocator/constants.js';
 
 export interface ReplayOptions extends Omit<SimulateOptions, 'config' | 'plan'> {
   /** Settings to replay under; default the ones recorded in the snapshot (`allocator_settings`). */
@@ -16,6 +17,8 @@ export interface ReplayOptions extends Omit<SimulateOptions, 'config' | 'plan'> 
 
 export interface ReplayResult extends SimulationResult {
   plan: TracePlan;
+  /** What the allocator held at the trace's first entry, rebuilt from the final segments (startState.ts). */
+  start: StartState;
   /** The settings the capture was made under (from its `allocator_settings`). */
   sourceConfig: AllocatorConfig;
   config: AllocatorConfig;
@@ -42,10 +45,18 @@ export function sameBehaviour(a: AllocatorConfig, b: AllocatorConfig): boolean {
  * the recorded run; `compareTrace` / `compareSegments` (check.ts) say whether it did.
  */
 export function replaySnapshot(snapshot: Snapshot, opts: ReplayOptions = {}): ReplayResult {
-  // Private pools the final segments name become the pool calls the trace does not record (poolInference.ts).
-  const plan = applyPoolInference(planTraceReplay(traceColumnsOf(snapshot, 0), opts.source), snapshot.segments);
+  const entries = allocatorEntries(snapshot.device_traces[0] ?? []);
   const sourceConfig = snapshotConfig(snapshot);
   const config = opts.config ?? sourceConfig;
-  const result = simulate(plan.workload, { ...opts, config, plan });
-  return { ...result, plan, sourceConfig, config };
+  const start = rebuildStartState(snapshot.segments, entries, sourceConfig, opts.deviceTotal ?? H100_TOTAL_GLOBAL_MEM);
+  // Private pools the final segments name become the pool calls the trace does not record (poolInference.ts).
+  let plan = applyPoolInference(planTraceReplay(entries, opts.source, start.blocks), snapshot.segments);
+  if (opts.timeline) {
+    // A first pass decides the empty_cache() calls; the second replays them as operations of their own, so
+    // each has a timeline row (the drop it makes is visible on the curve).
+    const first = simulate(plan.workload, { ...opts, config, plan, start: start.segments, timeline: false, onOp: undefined, onOom: undefined });
+    plan = resolvePlan(plan, first.emptyCacheBefore);
+  }
+  const result = simulate(plan.workload, { ...opts, config, plan, start: start.segments });
+  return { ...result, plan, start, sourceConfig, config };
 }

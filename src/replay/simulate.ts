@@ -5,6 +5,7 @@
 import type { Block } from '../allocator/block.js';
 import { DeviceCachingAllocator, type OomEvent } from '../allocator/cachingAllocator.js';
 import { H100_TOTAL_GLOBAL_MEM, kOneExabyte } from '../allocator/constants.js';
+import { seedState, type SeedSegment } from '../allocator/seedState.js';
 import { snapshotSegments } from '../allocator/snapshotSegments.js';
 import { S } from '../allocator/stats.js';
 import { A, actionCode, TraceRecorder } from '../allocator/traceRecorder.js';
@@ -35,6 +36,11 @@ export interface SimulateOptions {
   driver?: Driver;
   /** Steer the replay with a recorded trace (exact replay under the capture's own settings). */
   plan?: TracePlan;
+  /**
+   * What the allocator holds before the first operation (replay/startState.ts): its blocks take allocation
+   * ids 0..n-1 in order, as the plan's held blocks do.
+   */
+  start?: readonly SeedSegment[];
   /** Called after every operation (sample alignment, progress). */
   onOp?: (op: number, allocator: DeviceCachingAllocator) => void;
   /** Called when a malloc ends in OOM, with the allocator as the OOM left it. */
@@ -125,6 +131,7 @@ export function simulate(workload: Workload, opts: SimulateOptions): SimulationR
   const traceDriver = plan ? (allocator.driver as TraceDriver) : null;
   const timeline = opts.timeline ? new Timeline(workload.length) : undefined;
   const blocks: (Block | null)[] = new Array(workload.idCount).fill(null);
+  if (opts.start !== undefined && opts.start.length > 0) seedInto(allocator, opts.start, blocks, allocator.driver);
   const ooms: OomRecord[] = [];
   const { op: ops, id: ids, size: sizes, stream: streams, time: times } = workload;
   const n = workload.length;
@@ -250,6 +257,17 @@ export function simulate(workload: Workload, opts: SimulateOptions): SimulationR
 }
 
 export { A };
+
+/** Installs a start state and binds its blocks to allocation ids 0..n-1; the driver model learns its segments. */
+function seedInto(allocator: DeviceCachingAllocator, start: readonly SeedSegment[], blocks: (Block | null)[], driver: Driver): void {
+  const seeded = seedState(allocator, start);
+  seeded.forEach((b, id) => {
+    b.allocId = id;
+    b.allocOp = -1;
+    if (id < blocks.length) blocks[id] = b;
+  });
+  for (const s of start) driver.notePlaced?.(s.expandable ? -1 : s.address, s.size);
+}
 
 /**
  * The run as a snapshot. Its trace entries are made on first use: a replay of a long trace would otherwise

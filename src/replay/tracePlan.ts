@@ -6,7 +6,7 @@
  */
 import { AllocsimInputError } from '../util/inputError.js';
 import type { TraceEntry } from '../snapshot/schema.js';
-import { columnsFromEntries, FrameTable, TraceColumns } from '../snapshot/index.js';
+import { ACTION_USER_DEFINED, columnsFromEntries, FrameTable, TraceColumns } from '../snapshot/index.js';
 import { A } from '../allocator/traceRecorder.js';
 import { Op, WorkloadBuilder, type Workload } from './workload.js';
 
@@ -41,7 +41,22 @@ export function asTraceColumns(entries: readonly TraceEntry[] | TraceColumns): T
   return entries instanceof TraceColumns ? entries : columnsFromEntries(entries, 0, new FrameTable(false));
 }
 
-export function planTraceReplay(entries: TraceEntry[] | TraceColumns, source = 'trace'): TracePlan {
+/**
+ * A device trace's allocator entries: torch 2.4's `user_defined` annotations are not allocator actions and would
+ * sit inside the windows a malloc's own entries are matched in. Returns the same array when there are none.
+ */
+export function allocatorEntries(trace: readonly TraceEntry[]): TraceEntry[] {
+  for (const e of trace) if (e.action === 'user_defined') return trace.filter((x) => x.action !== 'user_defined');
+  return trace as TraceEntry[];
+}
+
+/** A block held when the trace starts (replay/startState.ts); its allocation id is its index in the list. */
+export interface HeldBlock {
+  address: number;
+  pending: boolean;
+}
+
+export function planTraceReplay(entries: TraceEntry[] | TraceColumns, source = 'trace', held: readonly HeldBlock[] = []): TracePlan {
   const trace = asTraceColumns(entries);
   const { action, addr, size, stream, time } = trace;
   const n = trace.length;
@@ -57,6 +72,8 @@ export function planTraceReplay(entries: TraceEntry[] | TraceColumns, source = '
   let unknownFrees = 0;
   let deferredFrees = 0;
   let runBeforeMalloc = false;
+  b.idCount = held.length;
+  held.forEach((h, id) => (h.pending ? pending : live).set(h.address, id));
   const add = (idx: number) => {
     traceIndex.push(idx);
     releasesBefore.push(0);
@@ -143,6 +160,7 @@ export function planTraceReplay(entries: TraceEntry[] | TraceColumns, source = '
       case A.segment_alloc:
       case A.segment_map:
       case A.snapshot:
+      case ACTION_USER_DEFINED:
         break;
       default:
         throw new AllocsimInputError(`${source}: trace entry ${i} has unknown action code ${action[i]}`);
@@ -183,4 +201,30 @@ export function resolveWorkload(plan: TracePlan, emptyCacheBefore: readonly numb
     if (label !== undefined) b.labels.set(j, label);
   }
   return b.finish();
+}
+
+/**
+ * The plan with the empty_cache() calls a replay decided on (`emptyCacheBefore`) made explicit operations, so a
+ * second replay gives each its own step (a `--timeline` row showing the drop) and decides nothing again.
+ */
+export function resolvePlan(plan: TracePlan, emptyCacheBefore: readonly number[]): TracePlan {
+  if (emptyCacheBefore.length === 0) return plan;
+  const workload = resolveWorkload(plan, emptyCacheBefore);
+  const before = new Set(emptyCacheBefore);
+  const n = workload.length;
+  const traceIndex = new Int32Array(n);
+  const releasesBefore = new Uint8Array(n);
+  const expectOom = new Uint8Array(n);
+  let j = 0;
+  for (let i = 0; i < plan.workload.length; i++) {
+    if (before.has(i)) traceIndex[j++] = -1;
+    traceIndex[j] = plan.traceIndex[i];
+    releasesBefore[j] = before.has(i) ? 0 : plan.releasesBefore[i];
+    expectOom[j] = plan.expectOom[i];
+    j++;
+  }
+  return {
+    ...plan, workload, traceIndex, releasesBefore, expectOom,
+    inferredEmptyCaches: plan.inferredEmptyCaches + emptyCacheBefore.length,
+  };
 }

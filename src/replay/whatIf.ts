@@ -15,13 +15,13 @@ import { ExpandableSegment } from '../allocator/block.js';
 import type { DeviceCachingAllocator } from '../allocator/cachingAllocator.js';
 import { H100_TOTAL_GLOBAL_MEM } from '../allocator/constants.js';
 import type { Snapshot, TraceEntry } from '../snapshot/schema.js';
-import { traceColumnsOf } from '../snapshot/index.js';
 import { AddressModel, type HoleOrder } from '../driver/addressModel.js';
 import { recordedDriverCalls, ReplayingDriver } from '../driver/replayingDriver.js';
 import { defaultCapacity, simulate, type SimulateOptions, type SimulationResult } from './simulate.js';
 import { applyPoolInference } from './poolInference.js';
-import { planTraceReplay, resolveWorkload, type TracePlan } from './tracePlan.js';
+import { allocatorEntries, planTraceReplay, resolveWorkload, type TracePlan } from './tracePlan.js';
 import type { Workload } from './workload.js';
+import { describeStart, rebuildStartState, type StartState } from './startState.js';
 
 export interface WhatIfOptions {
   /** Settings the capture was made under (default: PyTorch's defaults). */
@@ -61,7 +61,12 @@ export type FigureBasis =
    */
   | 'modelled'
   /** Split counters: they follow address ties the driver's order decides; treat as estimates. */
-  | 'estimate';
+  | 'estimate'
+  /**
+   * The trace starts mid-run: peaks and cumulative counters (allocated, freed, num_*) cover the recorded window
+   * only; what happened before its first entry is not in the snapshot.
+   */
+  | 'window';
 
 export interface SourceReplay {
   /** The own-settings replay reproduced the recorded driver calls (no request the trace could not answer). */
@@ -78,6 +83,8 @@ export interface WhatIfResult extends SimulationResult {
   /** The resolved request sequence (the own-settings replay's reading of the trace). */
   workload: Workload;
   plan: TracePlan;
+  /** What the allocator held at the trace's first entry (both replays start from it). */
+  start: StartState;
   sourceReplay: SourceReplay;
   /** Driver calls answered from the recording, then by the address model. */
   recordedAnswers: number;
@@ -96,18 +103,23 @@ export interface WhatIfResult extends SimulationResult {
 export function resolveSourceWorkload(
   snapshot: Snapshot,
   opts: { sourceConfig?: AllocatorConfig; sourceFraction?: number | null; deviceTotal?: number; source?: string } = {},
-): { workload: Workload; plan: TracePlan; sourceReplay: SourceReplay } {
+): { workload: Workload; plan: TracePlan; start: StartState; sourceReplay: SourceReplay } {
+  const entries = allocatorEntries(snapshot.device_traces[0] ?? []);
+  const sourceConfig = opts.sourceConfig ?? defaultConfig();
+  const start = rebuildStartState(snapshot.segments, entries, sourceConfig, opts.deviceTotal ?? H100_TOTAL_GLOBAL_MEM);
   // The pool calls the final segments imply (poolInference.ts) go with the requests into every what-if.
-  const plan = applyPoolInference(planTraceReplay(traceColumnsOf(snapshot, 0), opts.source), snapshot.segments);
+  const plan = applyPoolInference(planTraceReplay(entries, opts.source, start.blocks), snapshot.segments);
   const own = simulate(plan.workload, {
-    config: opts.sourceConfig ?? defaultConfig(),
+    config: sourceConfig,
     fraction: opts.sourceFraction ?? null,
     deviceTotal: opts.deviceTotal,
     plan,
+    start: start.segments,
   });
   return {
     workload: resolveWorkload(plan, own.emptyCacheBefore),
     plan,
+    start,
     sourceReplay: {
       exact: own.driverFallbacks === 0,
       stats: own.stats,
@@ -167,7 +179,13 @@ function isAddressFree(key: string): boolean {
   return /^(allocation|allocated_bytes|requested_bytes|active|active_bytes)\./.test(key) || key === 'max_split_size';
 }
 
-export function statBasis(key: string, allRecorded: boolean): FigureBasis {
+/** A memory_stats() key that is a state (a current value) rather than a history (peak, allocated, freed, num_*). */
+export function isCurrentKey(key: string): boolean {
+  return key.endsWith('.current') || key === 'max_split_size';
+}
+
+export function statBasis(key: string, allRecorded: boolean, window = false): FigureBasis {
+  if (window && !isCurrentKey(key)) return 'window';
   if (allRecorded || isAddressFree(key)) return 'exact';
   return isSplitKey(key) ? 'estimate' : 'modelled';
 }
@@ -204,7 +222,7 @@ export function replayWithDriverModel(
 export function whatIfReplay(snapshot: Snapshot, opts: WhatIfOptions): WhatIfResult {
   const deviceTotal = opts.deviceTotal ?? H100_TOTAL_GLOBAL_MEM;
   const sourceDeviceTotal = opts.sourceDeviceTotal ?? deviceTotal;
-  const { workload, plan, sourceReplay } = resolveSourceWorkload(snapshot, {
+  const { workload, plan, start, sourceReplay } = resolveSourceWorkload(snapshot, {
     sourceConfig: opts.sourceConfig,
     sourceFraction: opts.sourceFraction,
     deviceTotal: sourceDeviceTotal,
@@ -214,12 +232,13 @@ export function whatIfReplay(snapshot: Snapshot, opts: WhatIfOptions): WhatIfRes
   const capacity = opts.capacity ?? defaultCapacity(deviceTotal);
   const run = (holeOrder: HoleOrder, timeline: boolean, recordTrace: boolean, main: boolean) => replayWithDriverModel(workload, calls, {
     config: opts.config, fraction: opts.fraction, deviceTotal, capacity, holeOrder, timeline, recordTrace,
+    start: start.segments,
     ...(main ? { onOp: opts.onOp, onOom: opts.onOom } : {}),
   });
   const { driver, result } = run('newest-chunk', opts.timeline ?? false, opts.recordTrace ?? true, true);
   const allRecorded = driver.identical;
   const basis: Record<string, FigureBasis> = {};
-  for (const k of Object.keys(result.stats)) basis[k] = statBasis(k, allRecorded);
+  for (const k of Object.keys(result.stats)) basis[k] = statBasis(k, allRecorded, !start.empty);
 
   let spread: Record<string, [number, number]> | undefined;
   if (opts.spread && !allRecorded) {
@@ -233,6 +252,10 @@ export function whatIfReplay(snapshot: Snapshot, opts: WhatIfOptions): WhatIfRes
   }
 
   const notes: string[] = [];
+  if (!start.empty) {
+    notes.push('the trace starts mid-run: the what-if starts from the state recorded at its first entry ' +
+      `(${describeStart(start)}); the history before it cannot be replayed under other settings`);
+  }
   if (!sourceReplay.exact) {
     notes.push(`the capture does not replay exactly under the given source settings (${sourceReplay.driverFallbacks} driver ` +
       'requests the trace could not answer): pass the settings and memory fraction it ran under');
@@ -253,13 +276,14 @@ export function whatIfReplay(snapshot: Snapshot, opts: WhatIfOptions): WhatIfRes
   const failed = recordedOoms(plan);
   if (failed > 0) notes.push(oomNote(failed));
   if (sourceReplay.unknownFrees > 0) {
-    notes.push(`${sourceReplay.unknownFrees} frees of blocks allocated before recording started are skipped`);
+    notes.push(`${sourceReplay.unknownFrees} frees of blocks the rebuilt start state does not hold are skipped`);
   }
 
   return {
     ...result,
     workload,
     plan,
+    start,
     sourceReplay,
     recordedAnswers: driver.recordedAnswers,
     modelAnswers: driver.modelAnswers,

@@ -34,6 +34,7 @@ export {
 } from './allocatorSettings.js';
 export {
   ACTION_OOM,
+  ACTION_USER_DEFINED,
   attachTraces,
   columnarOf,
   columnsFromEntries,

@@ -9,7 +9,9 @@ export type TraceAction =
   | 'segment_map'
   | 'segment_unmap'
   | 'snapshot'
-  | 'oom';
+  | 'oom'
+  /** torch 2.4 only: a record_function annotation inside the trace (addr 0, size 0); no allocator action. */
+  | 'user_defined';
 
 export interface TraceEntry {
   action: TraceAction;

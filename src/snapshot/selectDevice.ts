@@ -13,12 +13,15 @@ export interface DeviceChoice {
   others: number[];
 }
 
-/** `device` undefined: the first device whose trace has entries (device 0 if none has). */
+/**
+ * `device` undefined: the first device whose trace has entries; without any, the first device holding segments
+ * (a state-only snapshot), else device 0.
+ */
 export function selectDevice(snapshot: Snapshot, name: string, device?: number): DeviceChoice {
   const columnar = columnarOf(snapshot);
   const traces: readonly { length: number }[] = columnar !== null ? columnar.traces : snapshot.device_traces;
   const withEntries = traces.map((t, d) => (t.length > 0 ? d : -1)).filter((d) => d >= 0);
-  const d = device ?? withEntries[0] ?? 0;
+  const d = device ?? withEntries[0] ?? (snapshot.segments.length > 0 ? snapshot.segments[0].device ?? 0 : 0);
   if (!Number.isInteger(d) || d < 0 || (d >= traces.length && traces.length > 0)) {
     throw new AllocsimInputError(`${name}: no device ${device}: the snapshot has traces for devices 0..${traces.length - 1}`);
   }

@@ -8,13 +8,15 @@ import { grown } from '../util/columns.js';
 import { AllocsimInputError } from '../util/inputError.js';
 import type { Snapshot, TraceAction, TraceEntry } from './schema.js';
 
-/** Action codes, in the allocator's trace-recorder order (allocator/traceRecorder.ts `A`). */
+/** Action codes, in the allocator's trace-recorder order (allocator/traceRecorder.ts `A`), then torch 2.4's
+ * `user_defined` annotations, which the allocator never records. */
 export const TRACE_ACTION_NAMES: readonly TraceAction[] = [
   'alloc', 'free_requested', 'free_completed', 'segment_alloc', 'segment_free', 'segment_map', 'segment_unmap',
-  'snapshot', 'oom',
+  'snapshot', 'oom', 'user_defined',
 ];
 const ACTION_CODE = new Map<string, number>(TRACE_ACTION_NAMES.map((a, i) => [a, i]));
 export const ACTION_OOM = 8;
+export const ACTION_USER_DEFINED = 9;
 
 /** Bits of `TraceColumns.keys`: which keys a row's dict had. */
 export const enum Key {

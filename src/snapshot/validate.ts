@@ -18,6 +18,7 @@ export const TRACE_ACTIONS: ReadonlySet<string> = new Set<TraceAction>([
   'segment_unmap',
   'snapshot',
   'oom',
+  'user_defined',
 ]);
 const SEGMENT_TYPES: ReadonlySet<string> = new Set(['large', 'small']);
 const BLOCK_STATES: ReadonlySet<string> = new Set<BlockState>(['active_allocated', 'active_pending_free', 'inactive']);
@@ -134,9 +135,14 @@ class Checker {
     if (s.frames === undefined) s.frames = [];
     this.optional(s, 'frames', where, 'list');
     const blocks = this.list(s.blocks, `${where}.blocks`);
+    // torch 2.0 blocks carry `history` and no `address`: blocks tile their segment in address order, so each
+    // starts where the sizes before it end (as memory_viz reads them).
+    let at = s.address as number;
     for (let i = 0; i < blocks.length; i++) {
       const bw = `${where}.blocks[${i}]`;
       const b = this.dict(blocks[i], bw);
+      if (b.address === undefined && isInt(b.size)) b.address = at;
+      if (isInt(b.size)) at += b.size;
       for (const key of BLOCK_INT_KEYS) this.int(b, key, bw, 0);
       this.oneOf(b, 'state', bw, BLOCK_STATES);
       if (b.frames === undefined) b.frames = [];
@@ -228,16 +234,15 @@ export function traceSink(name: string, table = new FrameTable()): TraceSink {
  */
 export function validateSnapshot(value: unknown, name: string, table?: FrameTable): Snapshot {
   const c = new Checker(name);
-  if (Array.isArray(value)) {
-    throw new AllocsimInputError(
-      `${name}: snapshot is a list, not a dict (torch.cuda.memory_snapshot() output has no trace; use torch.cuda.memory._dump_snapshot)`,
-    );
+  // torch.cuda.memory_snapshot() is a bare list of segments: a state with no trace.
+  if (Array.isArray(value) && value.every((s) => isDict(s) && 'blocks' in s && 'total_size' in s)) {
+    value = { segments: value, device_traces: [] };
   }
+  if (Array.isArray(value)) throw new AllocsimInputError(`${name}: snapshot is a list, but not a list of segments`);
   if (!isDict(value)) throw new AllocsimInputError(`${name}: snapshot should be a dict, found ${kind(value)}`);
-  if (value.device_traces === undefined) {
-    throw new AllocsimInputError(`${name}: snapshot has no 'device_traces' key (is this a torch.cuda.memory._dump_snapshot file?)`);
-  }
   if (value.segments === undefined) throw new AllocsimInputError(`${name}: snapshot has no 'segments' key`);
+  // memory_snapshot(include_traces=False) and hand-made states have no traces: a state to report on.
+  if (value.device_traces === undefined) value.device_traces = [];
 
   const traces = c.list(value.device_traces, 'device_traces');
   const spot = new TraceSpot();

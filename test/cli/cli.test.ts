@@ -83,8 +83,8 @@ describe('allocsim', () => {
     writeFileSync(truncated, readFileSync(example).subarray(0, 5000));
     expectOneLineError(allocsim('replay', truncated), /truncated\.pickle: .*truncated/);
     const wrong = join(dir, 'wrong.json');
-    writeFileSync(wrong, JSON.stringify({ segments: [] }));
-    expectOneLineError(allocsim('replay', wrong), /wrong\.json: snapshot has no 'device_traces' key/);
+    writeFileSync(wrong, JSON.stringify({ device_traces: [] }));
+    expectOneLineError(allocsim('replay', wrong), /wrong\.json: snapshot has no 'segments' key/);
     expectOneLineError(allocsim('replay', join(dir, 'missing.pickle')), /missing\.pickle: no such file/);
   });
 

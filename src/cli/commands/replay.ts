@@ -9,14 +9,16 @@ import { compareSegments, compareTrace } from '../../replay/check.js';
 import { replaySnapshot, sameBehaviour, snapshotConfig } from '../../replay/replaySnapshot.js';
 import type { PoolInference } from '../../replay/poolInference.js';
 import { rulesLine } from '../../replay/torchVersion.js';
-
-import { HEADLINE_KEYS, statDeltas, whatIfReplay } from '../../replay/whatIf.js';
+import { HEADLINE_KEYS, statBasis, statDeltas, whatIfReplay } from '../../replay/whatIf.js';
 import { defaultCapacity } from '../../replay/simulate.js';
-import { H100_TOTAL_GLOBAL_MEM } from '../../allocator/constants.js';
 import { deltasJson, formatDelta, formatDeltas } from './deltas.js';
+import { fractionBounds, fractionFits, inferredFraction } from '../../replay/inferFraction.js';
+import { allocatorEntries } from '../../replay/tracePlan.js';
+import { H100_TOTAL_GLOBAL_MEM } from '../../allocator/constants.js';
+import { looksLikeRingBuffer, startNotes, type StartState } from '../../replay/startState.js';
 import { AllocsimInputError } from '../../util/inputError.js';
 import { replaySource } from '../../report/oomRemedies.js';
-import { readSnapshotFile, selectDevice, traceLength } from '../../snapshot/index.js';
+import { readSnapshotFile, selectDevice } from '../../snapshot/index.js';
 import {
   addDeviceOptions, addOutputOptions, deviceSettings, finishRun, runHooks, type DeviceArgs, type OutputArgs,
 } from '../output.js';
@@ -79,9 +81,34 @@ export const replayCommand: CommandModule<object, ReplayArgs> = {
     const settings = deviceSettings(argv);
     const sourceConfig = snapshotConfig(snapshot);
     const config = settings.config ?? sourceConfig;
-    const fraction = settings.fraction ?? config.perProcessMemoryFraction ?? null;
-    const sourceFraction = argv['source-fraction'] !== undefined ? validateFraction(argv['source-fraction']) : fraction;
     const sourceDeviceTotal = argv['source-device-total'] ?? settings.deviceTotal;
+    // The fraction the trace ran under, as far as its OOMs and segments tell (snapshots do not record it).
+    const bounds = fractionBounds(allocatorEntries(snapshot.device_traces[0] ?? []),
+      snapshot.segments.reduce((n, s) => n + s.total_size, 0), sourceConfig);
+    const boundsTotal = sourceDeviceTotal ?? H100_TOTAL_GLOBAL_MEM;
+    const inferred = inferredFraction(bounds, boundsTotal);
+    const given = settings.fraction ?? config.perProcessMemoryFraction ?? null;
+    const fraction = given ?? inferred;
+    let sourceFraction = argv['source-fraction'] !== undefined ? validateFraction(argv['source-fraction']) : fraction;
+    // A --fraction the recorded OOMs rule out, without --source-fraction, is a what-if from the inferred one.
+    if (argv['source-fraction'] === undefined && given !== null && inferred !== null && !fractionFits(bounds, given, boundsTotal)) {
+      sourceFraction = inferred;
+    }
+    const fractionNotes: string[] = [];
+    if (given === null && inferred !== null) {
+      fractionNotes.push(`memory fraction inferred from the trace: ${bounds.limitOoms} OOMs the device could have served ` +
+        `need allowed_memory_maximum in [${bounds.lowerBytes}, ${bounds.upperBytes}) bytes; replaying under fraction ` +
+        `${inferred.toFixed(6)} (pass --fraction to set it)`);
+    }
+    const noFractionFits = bounds.limitOoms > 0 && !fractionFits(bounds, sourceFraction, boundsTotal);
+    if (noFractionFits) {
+      fractionNotes.push(bounds.lowerBytes >= bounds.upperBytes
+        ? `no memory fraction reproduces the trace: its segments reach ${bounds.lowerBytes} bytes, but OOMs the device ` +
+          `could have served need a limit below ${bounds.upperBytes}`
+        : `fraction ${sourceFraction ?? 'none'} cannot have produced the ${bounds.limitOoms} recorded OOMs the device could have ` +
+          `served: they need allowed_memory_maximum in [${bounds.lowerBytes}, ${bounds.upperBytes}) bytes`);
+    }
+
     const whatIf = !sameBehaviour(config, sourceConfig) || sourceFraction !== fraction ||
       sourceDeviceTotal !== settings.deviceTotal || settings.capacity !== undefined;
     if (whatIf && argv.check) {
@@ -98,7 +125,8 @@ export const replayCommand: CommandModule<object, ReplayArgs> = {
       );
     }
     const { observer, timeline } = runHooks(argv);
-    const traceEntries = traceLength(snapshot, 0); // without making an object per entry
+    const trace = snapshot.device_traces[0] ?? [];
+    const traceEntries = trace.length;
     const common = {
       trace: argv.trace,
       allocator_settings: allocatorSettingsDict(config),
@@ -156,6 +184,7 @@ export const replayCommand: CommandModule<object, ReplayArgs> = {
           ? 'spread: the other driver address orders give the same headline figures\n'
           : `spread over the driver address orders: ${ranges.map(([k, [lo, hi]]) => formatDelta({ key: k, baseline: lo, value: hi, change: null }).replace(' -> ', ' .. ')).join('; ')}\n`);
       }
+      for (const n of fractionNotes) process.stderr.write(`allocsim: note: ${n}\n`);
       if (argv.verbose) for (const note of result.notes) process.stderr.write(`allocsim: what-if: ${note}\n`);
       else process.stderr.write(`allocsim: what-if: ${whatIfDigest(result)}\n`);
       return;
@@ -164,19 +193,29 @@ export const replayCommand: CommandModule<object, ReplayArgs> = {
     const result = replaySnapshot(snapshot, {
       ...settings, config, fraction, timeline, source: argv.trace, onOp: observer.onOp, onOom: observer.onOom,
     });
-    const traceDivergence = argv.check ? compareTrace(snapshot.device_traces[0] ?? [], result.recorder, true) : null;
-    const layoutDivergence = argv.check ? compareSegments(snapshot.segments, result.snapshot.segments) : null;
+    const notes = startNotes(result.start, trace.length);
+    const traceDivergence = argv.check ? compareTrace(trace, result.recorder, true) : null;
+    const layoutDivergence = argv.check ? compareSegments(snapshot.segments, result.snapshot.segments, !result.start.empty) : null;
     const pools = (result.plan as { pools?: PoolInference }).pools;
     await finishRun(argv, {
-      title: `${argv.trace}: ${traceEntries} trace entries, ${result.opsReplayed} operations replayed`,
+      title: `${argv.trace}: ${trace.length} trace entries, ${result.opsReplayed} operations replayed` +
+        (result.start.empty ? '' : ' (the trace starts mid-run: peaks cover the recorded window only)'),
       workload: result.plan.workload,
       result,
       observer,
       whatIfSource: replaySource(result.plan, result.emptyCacheBefore, { ...settings, config, fraction }),
-      details: [['trace', argv.trace], ['settings', config.source || '(PyTorch defaults)'], ['mode', 'exact replay']],
+      details: [['trace', argv.trace], ['settings', config.source || '(PyTorch defaults)'], ['mode', 'exact replay'],
+        ...notes.map((n): [string, string] => ['note', n])],
       json: {
         ...common,
         mode: 'exact',
+        start_state: startStateJson(result.start, trace.length),
+        notes: [...fractionNotes, ...notes],
+        memory_fraction: {
+          value: fraction, basis: given !== null ? 'given' : inferred !== null ? 'inferred' : 'none',
+          allowed_memory_maximum_bounds: bounds.limitOoms > 0 ? [bounds.lowerBytes, bounds.upperBytes] : null,
+        },
+        basis: Object.fromEntries(Object.keys(result.stats).map((k) => [k, statBasis(k, true, !result.start.empty)])),
         replay: {
           trace_entries: traceEntries,
           operations: result.opsReplayed,
@@ -191,12 +230,16 @@ export const replayCommand: CommandModule<object, ReplayArgs> = {
     });
     process.stderr.write(`allocsim: ${rulesLine(snapshot)}\n`);
     for (const note of pools?.notes ?? []) process.stderr.write(`allocsim: private pools: ${note}\n`);
+    for (const n of [...fractionNotes, ...notes]) process.stderr.write(`allocsim: note: ${n}\n`);
     if (result.plan.unknownFrees > 0) {
-      process.stderr.write(`allocsim: note: ${result.plan.unknownFrees} frees of blocks allocated before recording started were skipped\n`);
+      process.stderr.write(`allocsim: note: ${result.plan.unknownFrees} frees of blocks the rebuilt start state does not hold were skipped\n`);
     }
     if (argv.check) {
       const err = process.stderr;
-      if (traceDivergence || layoutDivergence) {
+      if (noFractionFits) {
+        err.write(`allocsim: check: ${paint(err, 'red', 'DIFFERS')}: ${fractionNotes[fractionNotes.length - 1]}\n`);
+        process.exitCode = 1;
+      } else if (traceDivergence || layoutDivergence) {
         err.write(`allocsim: check: ${paint(err, 'red', 'DIFFERS')}: ${(traceDivergence ?? layoutDivergence)?.message}\n`);
         process.exitCode = 1;
       } else {
@@ -205,3 +248,18 @@ export const replayCommand: CommandModule<object, ReplayArgs> = {
     }
   },
 };
+
+/** The rebuilt start state for --json. */
+function startStateJson(start: StartState, traceLength: number): Record<string, unknown> {
+  return {
+    starts_mid_run: !start.empty,
+    looks_like_ring_buffer: !start.empty && looksLikeRingBuffer(traceLength),
+    segments: start.preexistingSegments,
+    reserved_bytes: start.segments.reduce((n, s) => n + s.size, 0),
+    blocks: start.preexistingBlocks,
+    pending_frees: start.pendingAtStart,
+    inferred_block_sizes: start.inferredSizes,
+    unresolved_block_sizes: start.unresolvedSizes,
+    inconsistencies: start.inconsistencies,
+  };
+}

@@ -1,0 +1,76 @@
+/**
+ * The memory fraction a trace ran under, from the trace (issue 9 item 4). Snapshots do not record
+ * set_per_process_memory_fraction, but its limit `allowed_memory_maximum` shows: alloc_block fails without a
+ * cudaMalloc when reserved + the new segment's size would exceed it (spec §4.2). So
+ *  - every segment the trace acquires bounds it from below: reserved after the acquisition <= limit;
+ *  - an `oom` whose `device_free` could have held the new segment failed on the limit, not the device:
+ *    limit < reserved at the OOM + the segment size.
+ * The interval of limits both allow is what the trace can tell.
+ */
+import { getAllocationSize } from '../allocator/rounding.js';
+import type { AllocatorConfig } from '../config/allocatorConfig.js';
+import type { TraceEntry } from '../snapshot/schema.js';
+
+export interface FractionBounds {
+  /** allowed_memory_maximum is at least this (bytes)... */
+  lowerBytes: number;
+  /** ...and below this; Infinity when no OOM shows a limit. */
+  upperBytes: number;
+  /** OOMs the device itself could have served (only a limit explains them). */
+  limitOoms: number;
+}
+
+/** `reservedAtEnd`: the final segments' total size (what was reserved at the start follows from the trace). */
+export function fractionBounds(entries: readonly TraceEntry[], reservedAtEnd: number, config: AllocatorConfig): FractionBounds {
+  let reserved = reservedAtEnd;
+  for (const e of entries) {
+    if (e.action === 'segment_alloc' || e.action === 'segment_map') reserved -= e.size;
+    else if (e.action === 'segment_free' || e.action === 'segment_unmap') reserved += e.size;
+  }
+  let lower = reserved;
+  let upper = Infinity;
+  let limitOoms = 0;
+  for (const e of entries) {
+    switch (e.action) {
+      case 'segment_alloc':
+      case 'segment_map':
+        reserved += e.size;
+        if (reserved > lower) lower = reserved;
+        break;
+      case 'segment_free':
+      case 'segment_unmap':
+        reserved -= e.size;
+        break;
+      case 'oom': {
+        // The oom entry's size is the rounded request; the failed segment would have been its allocation size
+        // (an expandable segment maps at least the missing pages, so this bound is loose there).
+        const segment = config.expandableSegments ? e.size : getAllocationSize(e.size, config.largeSegmentSize);
+        if ((e.device_free ?? 0) >= segment) {
+          limitOoms++;
+          upper = Math.min(upper, reserved + segment);
+        }
+        break;
+      }
+      default:
+        break;
+    }
+  }
+  return { lowerBytes: lower, upperBytes: upper, limitOoms };
+}
+
+/**
+ * A fraction whose limit lies in the bounds (the middle of the interval, so that floor(f * total) does not
+ * fall outside it), or null when no OOM needs a limit or none fits (lower >= upper).
+ */
+export function inferredFraction(b: FractionBounds, deviceTotal: number): number | null {
+  if (b.limitOoms === 0 || b.lowerBytes >= b.upperBytes) return null;
+  return (b.lowerBytes + b.upperBytes) / 2 / deviceTotal;
+}
+
+/** Whether the limit a fraction sets lies in the bounds (no OOM needing a limit: any fraction does). */
+export function fractionFits(b: FractionBounds, fraction: number | null, deviceTotal: number): boolean {
+  if (b.limitOoms === 0) return true;
+  if (fraction === null || fraction >= 1) return false;
+  const allowed = Math.floor(fraction * deviceTotal);
+  return allowed >= b.lowerBytes && allowed < b.upperBytes;
+}

@@ -1,0 +1,414 @@
+/**
+ * The allocator state at a trace's first entry, rebuilt from the snapshot's final `segments` by undoing the
+ * trace from its last entry back to its first, as memory_viz does (torch/utils/viz/MemoryViz.js
+ * `simulate_memory`): an `alloc` removes its block, a `free_completed` puts it back (pending until its
+ * `free_requested`), a `segment_free` / `segment_unmap` puts the segment or mapped range back, a
+ * `segment_alloc` / `segment_map` takes it away. What is left is what the process held before recording
+ * started (a late `_record_memory_history()` or a wrapped ring buffer); the replay starts from it
+ * (allocator/seedState.ts) and runs forward through the same model.
+ *
+ * Trace entries are read through `entryAt`-style field access only (action, addr, size, stream), so a
+ * columnar trace representation can replace the entry objects here in one place.
+ */
+import { kSmallBuffer, kSmallSize } from '../allocator/constants.js';
+import { roundSize } from '../allocator/rounding.js';
+import { expandableReserveSize, type SeedBlock, type SeedSegment } from '../allocator/seedState.js';
+import type { AllocatorConfig } from '../config/allocatorConfig.js';
+import type { SegmentInfo, TraceEntry } from '../snapshot/schema.js';
+
+export interface StartBlock extends SeedBlock {
+  /** Trace index of the `free_completed` that ends a pending free (pending blocks only; Infinity: none). */
+  completesAt: number;
+}
+
+export interface StartState {
+  /** Segments (and expandable mapped ranges) held at the first entry, sorted by address. */
+  segments: SeedSegment[];
+  /** Blocks of `segments` in segment order: the ids 0..n-1 a replay gives them. */
+  blocks: StartBlock[];
+  /** Nothing was held: the trace starts at the process's first allocation (or at an empty cache). */
+  empty: boolean;
+  /** Segments (or mapped ranges) / live blocks / pending frees that predate the trace. */
+  preexistingSegments: number;
+  preexistingBlocks: number;
+  pendingAtStart: number;
+  /** Blocks whose size had to be inferred from their requested size and the layout (see `inferBlockSizes`). */
+  inferredSizes: number;
+  /**
+   * Of those, blocks the trace cannot size: a large block followed by free space that no `alloc` reaches while
+   * the block is held may have kept up to 1 MiB of it unsplit; taken as its rounded size.
+   */
+  unresolvedSizes: number;
+  /** Entries the final state contradicts, each named with what was assumed. */
+  inconsistencies: string[];
+}
+
+interface Seg {
+  address: number;
+  size: number;
+  stream: number;
+  small: boolean;
+  expandable: boolean;
+}
+
+interface LiveBlock {
+  size: number;
+  requestedSize: number;
+  pending: boolean;
+  stream: number;
+  completesAt: number;
+  /** The size is the final snapshot's (exact); otherwise inferred at the end. */
+  known: boolean;
+  /** Trace index up to which the block is held (its first `free_requested`, or its completion if pending). */
+  liveUntil: number;
+}
+
+/** At most this many inconsistencies are listed one by one; the rest are counted. */
+const MAX_LISTED = 20;
+
+function describeEntry(i: number, e: TraceEntry): string {
+  return `trace entry ${i} (${e.action} addr=${e.addr} size=${e.size})`;
+}
+
+/** Index of the segment containing `addr` in address-sorted `segs`, or -1. */
+function containing(segs: Seg[], addr: number): number {
+  let lo = 0;
+  let hi = segs.length;
+  while (lo < hi) {
+    const mid = (lo + hi) >>> 1;
+    if (segs[mid].address <= addr) lo = mid + 1;
+    else hi = mid;
+  }
+  const i = lo - 1;
+  return i >= 0 && addr < segs[i].address + segs[i].size ? i : -1;
+}
+
+function insertSorted(segs: Seg[], s: Seg): void {
+  let i = segs.length;
+  while (i > 0 && segs[i - 1].address > s.address) i--;
+  segs.splice(i, 0, s);
+}
+
+export function rebuildStartState(
+  finalSegments: readonly SegmentInfo[], entries: readonly TraceEntry[], config: AllocatorConfig, deviceTotal: number,
+): StartState {
+  const inconsistencies: string[] = [];
+  let unlisted = 0;
+  const note = (msg: string) => {
+    if (inconsistencies.length < MAX_LISTED) inconsistencies.push(msg);
+    else unlisted++;
+  };
+  const segs: Seg[] = [];
+  const blocks = new Map<number, LiveBlock>();
+  for (const s of finalSegments) {
+    segs.push({ address: s.address, size: s.total_size, stream: s.stream, small: s.segment_type === 'small', expandable: s.is_expandable });
+    for (const b of s.blocks) {
+      if (b.state === 'inactive') continue;
+      blocks.set(b.address, {
+        size: b.size, requestedSize: b.requested_size, pending: b.state === 'active_pending_free', stream: s.stream,
+        completesAt: Infinity, known: true, liveUntil: Infinity,
+      });
+    }
+  }
+  segs.sort((a, b) => a.address - b.address);
+
+  for (let i = entries.length - 1; i >= 0; i--) {
+    const e = entries[i];
+    const addr = e.addr as number;
+    switch (e.action) {
+      case 'alloc': {
+        const b = blocks.get(addr);
+        if (b === undefined || b.pending) {
+          note(`${describeEntry(i, e)}: no live block there afterwards; assumed it was freed by entries the trace lacks`);
+        }
+        blocks.delete(addr);
+        break;
+      }
+      case 'free_completed': {
+        const b = blocks.get(addr);
+        if (b !== undefined) {
+          note(`${describeEntry(i, e)}: a block is still live there afterwards; assumed the free belongs to an earlier block`);
+          b.pending = true;
+          b.completesAt = i;
+          break;
+        }
+        blocks.set(addr, { size: -1, requestedSize: e.size, pending: true, stream: e.stream, completesAt: i, known: false, liveUntil: i });
+        break;
+      }
+      case 'free_requested': {
+        const b = blocks.get(addr);
+        if (b === undefined) {
+          note(`${describeEntry(i, e)}: no block there afterwards; assumed it was live until here`);
+          blocks.set(addr, { size: -1, requestedSize: e.size, pending: false, stream: e.stream, completesAt: Infinity, known: false, liveUntil: i });
+        } else {
+          b.pending = false;
+          b.liveUntil = i;
+        }
+        break;
+      }
+      case 'segment_free': {
+        if (containing(segs, addr) >= 0) {
+          note(`${describeEntry(i, e)}: overlaps a segment held afterwards; ignored`);
+          break;
+        }
+        insertSorted(segs, { address: addr, size: e.size, stream: e.stream, small: e.size === kSmallBuffer, expandable: false });
+        break;
+      }
+      case 'segment_alloc': {
+        const k = containing(segs, addr);
+        if (k < 0 || segs[k].address !== addr || segs[k].expandable) {
+          note(`${describeEntry(i, e)}: no such segment afterwards; ignored`);
+          break;
+        }
+        segs.splice(k, 1);
+        break;
+      }
+      case 'segment_unmap':
+        mapBack(segs, addr, e.size, e.stream, config, () => note(`${describeEntry(i, e)}: overlaps memory mapped afterwards; ignored`));
+        break;
+      case 'segment_map':
+        if (!unmapBack(segs, addr, e.size)) note(`${describeEntry(i, e)}: not inside a mapped range afterwards; ignored`);
+        break;
+      default:
+        break;
+    }
+  }
+
+  const expandableAddrs: number[] = [];
+  for (const s of finalSegments) if (s.is_expandable) expandableAddrs.push(s.address);
+  for (const e of entries) if (e.action === 'segment_map' || e.action === 'segment_unmap') expandableAddrs.push(e.addr as number);
+  expandableAddrs.sort((a, b) => a - b);
+
+  // Blocks into their segments, then sizes the snapshot does not give.
+  const perSeg: { address: number; b: LiveBlock }[][] = segs.map(() => []);
+  for (const [address, b] of blocks) {
+    const k = containing(segs, address);
+    if (k < 0) {
+      note(`block at ${address} (requested ${b.requestedSize}) lies in no segment held at the start; dropped`);
+      continue;
+    }
+    perSeg[k].push({ address, b });
+  }
+  const ends = observedEnds(perSeg, segs, entries);
+  let inferredSizes = 0;
+  let unresolvedSizes = 0;
+  let pendingAtStart = 0;
+  const outSegs: SeedSegment[] = [];
+  const outBlocks: StartBlock[] = [];
+  segs.forEach((s, k) => {
+    const list = perSeg[k].sort((x, y) => x.address - y.address);
+    const seeded: StartBlock[] = [];
+    const end = s.address + s.size;
+    for (let j = 0; j < list.length; j++) {
+      const { address, b } = list[j];
+      const room = (j + 1 < list.length ? list[j + 1].address : end) - address;
+      let size = b.size;
+      if (!b.known) {
+        const end = ends.get(address);
+        const rounded = roundSize(Math.max(b.requestedSize, 1), config.roundupPower2Divisions);
+        size = end !== undefined && end - address >= rounded ? end - address : inferBlockSize(b.requestedSize, room, s, config);
+        if (end === undefined && !s.small && !s.expandable && size === rounded && room - rounded > kSmallSize) unresolvedSizes++;
+        inferredSizes++;
+      }
+      if (size > room) {
+        note(`block at ${address} (${size} bytes) overlaps the next block or its segment's end; cut to ${room}`);
+        size = room;
+      }
+      if (b.pending) pendingAtStart++;
+      const sb: StartBlock = {
+        address, size, requestedSize: b.requestedSize, pending: b.pending, completesAt: b.completesAt, rank: Number.isFinite(b.completesAt) ? b.completesAt : entries.length + address,
+      };
+      seeded.push(sb);
+      outBlocks.push(sb);
+    }
+    outSegs.push({ ...s, blocks: seeded, ...(s.expandable ? { reservationBase: reservationBase(s, expandableAddrs, config, deviceTotal) } : {}) });
+  });
+  if (unlisted > 0) inconsistencies.push(`${unlisted} more entries the final state contradicts`);
+  return {
+    segments: outSegs,
+    blocks: outBlocks,
+    empty: outSegs.length === 0,
+    preexistingSegments: outSegs.length,
+    preexistingBlocks: outBlocks.length - pendingAtStart,
+    pendingAtStart,
+    inferredSizes,
+    unresolvedSizes,
+    inconsistencies,
+  };
+}
+
+/**
+ * Where blocks of unknown size end, as the trace shows it: while such a block is held, the space after it up to
+ * the next held block is one free block (free neighbours always merge), and a malloc served from a free block
+ * takes its lowest addresses; so the first `alloc` in that space lands exactly at the block's end.
+ */
+function observedEnds(
+  perSeg: { address: number; b: LiveBlock }[][], segs: Seg[], entries: readonly TraceEntry[],
+): Map<number, number> {
+  const unknown: { address: number; limit: number; liveUntil: number }[] = [];
+  perSeg.forEach((list, k) => {
+    list.sort((x, y) => x.address - y.address);
+    // Small-pool and expandable blocks are always their rounded size (inferBlockSize).
+    if (segs[k].small || segs[k].expandable) return;
+    list.forEach(({ address, b }, j) => {
+      if (!b.known) {
+        const limit = j + 1 < list.length ? list[j + 1].address : segs[k].address + segs[k].size;
+        unknown.push({ address, limit, liveUntil: b.liveUntil });
+      }
+    });
+  });
+  const ends = new Map<number, number>();
+  if (unknown.length === 0) return ends;
+  unknown.sort((x, y) => x.address - y.address);
+  for (let i = 0; i < entries.length; i++) {
+    const e = entries[i];
+    if (e.action !== 'alloc') continue;
+    const a = e.addr as number;
+    let lo = 0;
+    let hi = unknown.length;
+    while (lo < hi) {
+      const mid = (lo + hi) >>> 1;
+      if (unknown[mid].address < a) lo = mid + 1;
+      else hi = mid;
+    }
+    const u = unknown[lo - 1];
+    if (u === undefined || a >= u.limit || i >= u.liveUntil) continue;
+    const seen = ends.get(u.address);
+    if (seen === undefined || a < seen) ends.set(u.address, a);
+  }
+  return ends;
+}
+
+/**
+ * A block freed in the trace but allocated before it: its size is its rounded request, plus what an unsplit
+ * remainder added (spec §4.5 should_split). Small-pool and expandable blocks are split whenever 512 bytes or
+ * more remain, and every size is a multiple of 512, so they are exactly the rounded size. A large block is not
+ * split when at most kSmallSize (1 MiB) would remain, and no free block of 1 MiB or less can exist in a large
+ * non-expandable segment (every large request and every split remainder is larger), so a room of up to
+ * rounded + 1 MiB is the block itself. Oversize blocks (>= max_split_size) are never split and are served only
+ * from oversize free blocks, whole: they fill the room up to the next held block. Beyond that the remainder is taken as a free block (the
+ * smaller reading; both give the same segment events unless a later request fits only one of them).
+ */
+export function inferBlockSize(
+  requested: number, room: number, seg: { small: boolean; expandable: boolean }, config: AllocatorConfig,
+): number {
+  const rounded = roundSize(Math.max(requested, 1), config.roundupPower2Divisions);
+  if (seg.small || seg.expandable || rounded >= room) return rounded;
+  // Free blocks of max_split_size or more serve only oversize requests, whole (get_free_block, should_split).
+  if (rounded >= config.maxSplitSize) return room;
+  return room - rounded <= kSmallSize ? room : rounded;
+}
+
+/**
+ * The reservation base of an expandable range (not recorded). Reservations do not overlap and the first map of
+ * one is at its base, so the addresses mapped in the window or held at its end, in order, group into spans of
+ * one reservation size: each range belongs to the group whose lowest address is the highest one at or below it.
+ */
+function reservationBase(s: Seg, sortedAddrs: number[], config: AllocatorConfig, deviceTotal: number): number {
+  const span = expandableReserveSize(config.largeSegmentSize, deviceTotal);
+  let base = s.address;
+  let groupStart = -Infinity;
+  for (const a of sortedAddrs) {
+    if (a > s.address) break;
+    if (a >= groupStart + span) groupStart = a;
+    base = groupStart;
+  }
+  return base;
+}
+
+/** Undo a segment_unmap: the range was mapped before it (merged with adjacent mapped ranges of the stream). */
+function mapBack(segs: Seg[], addr: number, size: number, stream: number, config: AllocatorConfig, bad: () => void): void {
+  const end = addr + size;
+  for (const s of segs) {
+    if (s.address < end && addr < s.address + s.size) {
+      bad();
+      return;
+    }
+  }
+  const before = segs.find((s) => s.expandable && s.stream === stream && s.address + s.size === addr);
+  const after = segs.find((s) => s.expandable && s.stream === stream && s.address === end);
+  // Which pool: a neighbour's, else the page size: large pages are large_segment_size, small ones 2 MiB.
+  const small = before?.small ?? after?.small ?? size % config.largeSegmentSize !== 0;
+  if (before !== undefined && before.small === small) {
+    before.size += size;
+    if (after !== undefined && after.small === small) {
+      before.size += after.size;
+      segs.splice(segs.indexOf(after), 1);
+    }
+  } else if (after !== undefined && after.small === small) {
+    after.address = addr;
+    after.size += size;
+  } else {
+    insertSorted(segs, { address: addr, size, stream, small, expandable: true });
+  }
+}
+
+/** Undo a segment_map: the range was not mapped before it. */
+function unmapBack(segs: Seg[], addr: number, size: number): boolean {
+  const k = containing(segs, addr);
+  if (k < 0) return false;
+  const s = segs[k];
+  const end = addr + size;
+  const sEnd = s.address + s.size;
+  if (!s.expandable || end > sEnd) return false;
+  if (addr === s.address && end === sEnd) segs.splice(k, 1);
+  else if (addr === s.address) {
+    s.address = end;
+    s.size = sEnd - end;
+  } else if (end === sEnd) s.size = addr - s.address;
+  else {
+    s.size = addr - s.address;
+    insertSorted(segs, { ...s, address: end, size: sEnd - end });
+  }
+  return true;
+}
+
+/** Trace lengths that are a ring buffer's usual `max_entries` (1: `enabled="state"` or the legacy default). */
+const RING_SIZES = new Set([1, 1000, 3000, 10000, 100000, 1000000]);
+
+/** Whether a trace that starts mid-run looks like a full ring buffer (no snapshot records a wrap). */
+export function looksLikeRingBuffer(traceLength: number): boolean {
+  return RING_SIZES.has(traceLength);
+}
+
+function mib(bytes: number): string {
+  return `${(bytes / 1048576).toFixed(1)} MiB`;
+}
+
+/** One line: what the process held before the trace's first entry. */
+export function describeStart(start: StartState): string {
+  let reserved = 0;
+  let held = 0;
+  for (const s of start.segments) {
+    reserved += s.size;
+    for (const b of s.blocks) held += b.size;
+  }
+  const pending = start.pendingAtStart > 0 ? `, ${start.pendingAtStart} of them pending frees` : '';
+  return `${start.preexistingSegments} segments (${mib(reserved)}) and ${start.blocks.length} blocks (${mib(held)}${pending}) ` +
+    'held before it, rebuilt from the final segments';
+}
+
+/** What the replay of a trace that starts mid-run knows, and what it assumed: lines for the user. */
+export function startNotes(start: StartState, traceLength: number): string[] {
+  if (start.empty) return [];
+  if (traceLength === 0) {
+    return [`the snapshot has no trace: a state only, ${describeStart(start).replace(' before it', '')}; ` +
+      'current values and the layout are exact, peaks and cumulative counters are not known'];
+  }
+  const ring = traceLength === 1
+    ? ' It holds 1 entry, as enabled="state" or the legacy trace_alloc_max_entries=1 keep.'
+    : looksLikeRingBuffer(traceLength) ? ` It holds ${traceLength} entries, a usual max_entries: the ring buffer probably wrapped.` : '';
+  const notes = [
+    `the trace starts mid-run: ${describeStart(start)}.${ring} Current values, segment events and the final ` +
+    'layout are exact; peaks and cumulative counters (allocated, freed, num_*) cover the recorded window only.',
+  ];
+  const assumed: string[] = ['GC ages of blocks cached before the trace taken as equal'];
+  if (start.pendingAtStart > 0) assumed.push('pending frees wait on one event each and complete where the trace completes them');
+  if (start.unresolvedSizes > 0) {
+    assumed.push(`${start.unresolvedSizes} blocks freed in the trace taken at their rounded size (up to 1 MiB of ` +
+      'unsplit slack the trace cannot show)');
+  }
+  notes.push(`assumed for the state before the trace: ${assumed.join('; ')}`);
+  for (const c of start.inconsistencies) notes.push(`inconsistent trace: ${c}`);
+  return notes;
+}
