@@ -9,6 +9,7 @@ import { Block, ExpandableSegment, Segment } from './block.js';
 import type { DeviceCachingAllocator } from './cachingAllocator.js';
 import { kSmallBuffer } from './constants.js';
 import { increaseSingle, S } from './stats.js';
+import { isDefaultPool, mempoolKey, type MempoolId, type PrivatePool } from './privatePool.js';
 
 export interface SeedBlock {
   address: number;
@@ -31,6 +32,16 @@ export interface SeedSegment {
   reservationBase?: number;
   /** Allocated and pending blocks, sorted by address, inside [address, address + size); the rest is free. */
   blocks: SeedBlock[];
+  /** The snapshot's segment_pool_id; absent or (0, 0): the default pools. */
+  poolId?: MempoolId;
+}
+
+/**
+ * The private pool a seeded segment belongs to, created once with use_count 1: its owner (a graph, a MemPool)
+ * still holds it as far as the snapshot tells, since its memory is still there.
+ */
+function seedPool(allocator: DeviceCachingAllocator, id: MempoolId): PrivatePool {
+  return allocator.graphPools.get(mempoolKey(id)) ?? allocator.createOrIncrefPool(id);
 }
 
 /** Reserved bytes of one expandable segment (spec §7.1: pageSize * ceil(1.125 * totalGlobalMem / pageSize)). */
@@ -52,14 +63,14 @@ export function seedState(allocator: DeviceCachingAllocator, segments: readonly 
   // Expandable ranges of one stream and pool kind within one reservation span share one ExpandableSegment,
   // whose base is taken as the lowest mapped address (the real base is not recorded).
   let reservation: ExpandableSegment | null = null;
-  let reservationSmall = false;
+  let reservationPool: Block['pool'] | null = null;
   let lastMapped: Block | null = null;
   let lastEnd = 0;
   const finishReservation = () => {
     if (reservation === null || lastMapped === null) return;
     const end = reservation.base + reservation.size;
     if (lastEnd < end) {
-      const pool = reservationSmall ? allocator.smallBlocks : allocator.largeBlocks;
+      const pool = reservationPool as Block['pool'];
       const tail = unmappedBlock(reservation, pool, lastEnd, end - lastEnd);
       tail.splice(lastMapped, null);
       pool.insertUnmapped(tail);
@@ -69,18 +80,19 @@ export function seedState(allocator: DeviceCachingAllocator, segments: readonly 
   };
 
   for (const seg of segments) {
-    const pool = seg.small ? allocator.smallBlocks : allocator.largeBlocks;
+    const priv = seg.poolId !== undefined && !isDefaultPool(seg.poolId) ? seedPool(allocator, seg.poolId) : null;
+    const pool = priv !== null ? (seg.small ? priv.smallBlocks : priv.largeBlocks) : seg.small ? allocator.smallBlocks : allocator.largeBlocks;
     const bucket = seg.small ? 1 : 2;
     let owner: Segment | ExpandableSegment;
     let prev: Block | null = null;
     if (seg.expandable) {
       const r = reservation as ExpandableSegment | null;
-      if (r === null || r.stream !== seg.stream || reservationSmall !== seg.small || seg.address + seg.size > r.base + r.size) {
+      if (r === null || r.stream !== seg.stream || reservationPool !== pool || seg.address + seg.size > r.base + r.size) {
         finishReservation();
         const page = seg.small ? kSmallBuffer : allocator.config.largeSegmentSize;
         const base = Math.min(seg.reservationBase ?? seg.address, seg.address);
         reservation = new ExpandableSegment(base, expandableReserveSize(page, allocator.deviceTotal), page, seg.stream);
-        reservationSmall = seg.small;
+        reservationPool = pool;
         allocator.segments.add(reservation);
         lastEnd = base;
       }
@@ -100,6 +112,8 @@ export function seedState(allocator: DeviceCachingAllocator, segments: readonly 
       stats.increase(S.segment, bucket, 1);
       if (seg.size >= maxSplit) increaseSingle(stats.oversizeSegments, 1);
     }
+    // cudaMalloc_count: one per segment (or mapped range) the pool's alloc_block calls made.
+    if (priv !== null) priv.cudaMallocCount++;
     stats.increase(S.reserved_bytes, bucket, seg.size);
     allocator.totalAllocatedMemory += seg.size;
 

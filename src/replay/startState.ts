@@ -49,6 +49,8 @@ interface Seg {
   stream: number;
   small: boolean;
   expandable: boolean;
+  /** segment_pool_id of a final segment in a private pool. */
+  poolId?: [number, number];
 }
 
 interface LiveBlock {
@@ -101,7 +103,9 @@ export function rebuildStartState(
   const segs: Seg[] = [];
   const blocks = new Map<number, LiveBlock>();
   for (const s of finalSegments) {
-    segs.push({ address: s.address, size: s.total_size, stream: s.stream, small: s.segment_type === 'small', expandable: s.is_expandable });
+    const pool = s.segment_pool_id;
+    const poolId = pool !== undefined && (pool[0] !== 0 || pool[1] !== 0) ? { poolId: [pool[0], pool[1]] as [number, number] } : {};
+    segs.push({ address: s.address, size: s.total_size, stream: s.stream, small: s.segment_type === 'small', expandable: s.is_expandable, ...poolId });
     for (const b of s.blocks) {
       if (b.state === 'inactive') continue;
       blocks.set(b.address, {
