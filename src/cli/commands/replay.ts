@@ -209,6 +209,7 @@ export const replayCommand: CommandModule<object, ReplayArgs> = {
       json: {
         ...common,
         mode: 'exact',
+        allocator_rules: rulesLine(snapshot),
         start_state: startStateJson(result.start, trace.length),
         notes: [...fractionNotes, ...notes],
         memory_fraction: {
@@ -228,7 +229,7 @@ export const replayCommand: CommandModule<object, ReplayArgs> = {
         ...(argv.check ? { check: { trace: traceDivergence, layout: layoutDivergence } } : {}),
       },
     });
-    process.stderr.write(`allocsim: ${rulesLine(snapshot)}\n`);
+    if (argv.verbose) process.stderr.write(`allocsim: ${rulesLine(snapshot)}\n`);
     for (const note of pools?.notes ?? []) process.stderr.write(`allocsim: private pools: ${note}\n`);
     for (const n of [...fractionNotes, ...notes]) process.stderr.write(`allocsim: note: ${n}\n`);
     if (result.plan.unknownFrees > 0) {
