@@ -6,9 +6,17 @@
 import yargs from 'yargs';
 import { hideBin } from 'yargs/helpers';
 import { commands } from './commands/index.js';
-import { reportCliError } from './reportError.js';
+import { armInterruptCleanup, EXIT_CODES_HELP, guardStdout, reportCliError, UsageError } from './reportError.js';
+import { addInput, beginOutputs, commitOutputs } from '../util/atomicWrite.js';
+
+/** Help wraps at the terminal's width (80 when not a terminal), on word boundaries. */
+function helpWidth(): number {
+  const columns = process.stdout.isTTY ? process.stdout.columns : Number(process.env.COLUMNS) || 80;
+  return Math.max(40, Math.min(120, columns || 80));
+}
 
 async function main(): Promise<void> {
+  guardStdout();
   let cli = yargs(hideBin(process.argv))
     .scriptName('allocsim')
     .usage('$0 <command> [options]\n\nSimulate PyTorch\'s CUDA caching allocator: replay snapshots, run scenarios, ask what-if.')
@@ -18,16 +26,23 @@ async function main(): Promise<void> {
     .help()
     .alias('h', 'help')
     .version()
-    .wrap(Math.min(120, process.stdout.columns || 120))
+    .epilogue(EXIT_CODES_HELP)
+    .wrap(helpWidth())
     .fail((msg, err) => {
-      if (err) throw err;
-      throw new UsageError(msg);
+      // yargs reports its own parse failures as msg (err is a YError then); other errors are the commands'.
+      if (msg) throw new UsageError(msg);
+      throw err;
     });
   for (const command of commands) cli = cli.command(command);
+  // An output naming the command's input (its positional) is refused.
+  cli = cli.middleware((argv) => {
+    for (const key of ['trace', 'scenario', 'input']) if (typeof argv[key] === 'string') addInput(argv[key] as string);
+  });
+  // Every output of the run is staged and moved into place only once the command has succeeded.
+  beginOutputs({ onStage: armInterruptCleanup });
   await cli.parseAsync();
+  await commitOutputs();
 }
-
-class UsageError extends Error {}
 
 main().catch((err: unknown) => {
   process.exitCode = reportCliError(err, err instanceof UsageError);

@@ -5,7 +5,7 @@
 import { appendFileSync, existsSync, readFileSync, statSync } from 'node:fs';
 import { stringify } from 'csv-stringify/sync';
 import { AllocsimInputError } from '../util/inputError.js';
-import { writeFileAtomic } from '../util/atomicWrite.js';
+import { writeFileAtomicNow } from '../util/atomicWrite.js';
 import type { SweepRow } from './evaluate.js';
 
 export const SWEEP_COLUMNS: readonly (keyof SweepRow)[] = [
@@ -28,9 +28,10 @@ export function appendRows(path: string, rows: SweepRow[]): void {
   appendFileSync(path, text);
 }
 
-/** Replaces the file with a header and `rows`, atomically (a temp file renamed over it). */
+/** Replaces the file with a header and `rows`, atomically (a temp file renamed over it), at once: the results
+ * file is progressive (--resume continues it), not one of the run's all-or-nothing outputs. */
 export function rewriteRows(path: string, rows: SweepRow[]): void {
-  writeFileAtomic(path, stringify(rows.map(cells), { header: true, columns: SWEEP_COLUMNS as string[] }));
+  writeFileAtomicNow(path, stringify(rows.map(cells), { header: true, columns: SWEEP_COLUMNS as string[] }));
 }
 
 /** RFC 4180 fields of one CSV text (quotes doubled inside quoted fields), as csv-stringify writes them. */

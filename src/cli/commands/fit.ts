@@ -7,6 +7,7 @@ import { validateFraction } from '../../config/fraction.js';
 import { AllocsimInputError } from '../../util/inputError.js';
 import { loadSweepInput, runConfigs, sweepConfigs } from '../../sweep/index.js';
 import { checkOutputPaths, writeFileAtomic } from '../output.js';
+import { DEVICE_TOTAL_HELP, numberValue, outputPath, parseDeviceTotal, singleValue } from '../options.js';
 
 export interface SourceArgs {
   'source-fraction'?: number;
@@ -34,8 +35,8 @@ export function workerCount(n: number | undefined): number | undefined {
 interface FitArgs extends SourceArgs {
   input: string;
   conf?: string[];
-  fraction?: number;
-  'device-total'?: number;
+  fraction?: string;
+  'device-total'?: string;
   json?: string;
 }
 
@@ -46,37 +47,37 @@ export const fitCommand: CommandModule<object, FitArgs> = {
     sourceOptions(y)
       .positional('input', { type: 'string', demandOption: true, describe: 'snapshot pickle / JSON, or a scenario JSON file' })
       .option('conf', { type: 'string', array: true, describe: 'PYTORCH_CUDA_ALLOC_CONF to fit (repeat for several; default the input\'s own)' })
-      .option('fraction', { type: 'number', describe: 'keep set_per_process_memory_fraction F while fitting (it arms garbage_collection_threshold)' })
-      .option('device-total', { type: 'number', describe: `totalGlobalMem the fraction refers to (default ${H100_TOTAL_GLOBAL_MEM}, H100 80GB)` })
+      .option('fraction', { type: 'string', describe: 'keep set_per_process_memory_fraction F while fitting (it arms garbage_collection_threshold)' })
+      .option('device-total', { type: 'string', describe: DEVICE_TOTAL_HELP })
       .option('json', { type: 'string', nargs: 1, describe: 'write the results as JSON to FILE (- for stdout)' })
       .example('$0 fit run.pickle', 'how small a GPU this run fits on, with its own settings')
       .example("$0 fit run.pickle --conf '' --conf expandable_segments:True", 'the same for two settings') as Argv<FitArgs>,
   handler: async (argv) => {
-    if (argv.fraction !== undefined) validateFraction(argv.fraction);
-    const deviceTotal = argv['device-total'];
-    if (deviceTotal !== undefined && (!Number.isInteger(deviceTotal) || deviceTotal <= 0)) {
-      throw new AllocsimInputError(`--device-total must be a positive whole number of bytes, got ${deviceTotal}`);
-    }
+    const fraction = numberValue(argv.fraction, 'fraction');
+    if (fraction !== undefined) validateFraction(fraction);
+    const givenTotal = singleValue(argv['device-total'], 'device-total');
+    const deviceTotal = givenTotal !== undefined ? parseDeviceTotal(givenTotal, 'device-total') : undefined;
+    const json = outputPath(argv.json, 'json');
     const workers = workerCount(argv.workers);
     for (const c of argv.conf ?? []) parseAllocConf(c);
-    checkOutputPaths({ json: argv.json });
-    const input = loadSweepInput(argv.input, { sourceFraction: argv['source-fraction'] ?? argv.fraction, seed: argv.seed });
+    checkOutputPaths({ json: json });
+    const input = loadSweepInput(argv.input, { sourceFraction: argv['source-fraction'] ?? fraction, seed: argv.seed });
     const confs = (argv.conf ?? [input.ownConf]).map((c) => sweepConfigs(c, []).baseline);
     for (const note of input.notes) process.stderr.write(`allocsim: note: ${note}\n`);
     const rows = await runConfigs(input, [...new Set(confs)], {
       workers,
       fit: true,
-      device: { fraction: argv.fraction ?? null, deviceTotal },
+      device: { fraction: fraction ?? null, deviceTotal },
     });
     const order = new Map(confs.map((c, i) => [c, i]));
     rows.sort((a, b) => (order.get(a.conf) ?? 0) - (order.get(b.conf) ?? 0));
     const total = deviceTotal ?? H100_TOTAL_GLOBAL_MEM;
 
-    if (argv.json !== undefined) {
+    if (json !== undefined) {
       const doc = {
         input: input.name,
         device_total: total,
-        fraction: argv.fraction ?? null,
+        fraction: fraction ?? null,
         configs: rows.map((r) => ({
           conf: r.conf,
           min_capacity: r.min_capacity,
@@ -87,14 +88,13 @@ export const fitCommand: CommandModule<object, FitArgs> = {
         notes: input.notes,
       };
       const text = `${JSON.stringify(doc, null, 2)}\n`;
-      if (argv.json === '-') process.stdout.write(text);
-      else writeFileAtomic(argv.json, text);
+      writeFileAtomic(json, text);
     }
-    const out = argv.json === '-' ? process.stderr : process.stdout;
+    const out = json === '-' ? process.stderr : process.stdout;
     for (const r of rows) {
       const name = r.conf === '' ? "'' (defaults)" : `'${r.conf}'`;
       if (r.min_capacity === null) {
-        out.write(`${name}: OOM at any device size${argv.fraction !== undefined ? ` (the memory fraction ${argv.fraction} limits it)` : ''}\n`);
+        out.write(`${name}: OOM at any device size${fraction !== undefined ? ` (the memory fraction ${fraction} limits it)` : ''}\n`);
         continue;
       }
       out.write(`${name}: runs without OOM from ${formatSize(r.min_capacity)} (${r.min_capacity} bytes, ` +

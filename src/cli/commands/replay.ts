@@ -14,12 +14,13 @@ import { readSnapshotFile, selectDevice } from '../../snapshot/index.js';
 import {
   addDeviceOptions, addOutputOptions, deviceSettings, finishRun, runHooks, type DeviceArgs, type OutputArgs,
 } from '../output.js';
+import { numberValue, parseDeviceTotal, singleValue } from '../options.js';
 
 interface ReplayArgs extends DeviceArgs, OutputArgs {
   trace: string;
   check: boolean;
-  'source-fraction'?: number;
-  'source-device-total'?: number;
+  'source-fraction'?: string;
+  'source-device-total'?: string;
   spread: boolean;
   device?: number;
 }
@@ -36,10 +37,10 @@ export const replayCommand: CommandModule<object, ReplayArgs> = {
         describe: 'compare the simulated segment events and final layout with the recorded ones; exit 1 at the first divergence',
       })
       .option('source-fraction', {
-        type: 'number',
+        type: 'string',
         describe: 'memory fraction the capture ran under (snapshots do not record it; default: --fraction)',
       })
-      .option('source-device-total', { type: 'number', describe: 'totalGlobalMem of the GPU the capture ran on (default: --device-total)' })
+      .option('source-device-total', { type: 'string', describe: 'totalGlobalMem of the GPU the capture ran on, a size or a GPU preset (default: --device-total)' })
       .option('device', { type: 'number', describe: 'which GPU of a multi-device snapshot to replay (default: the first with a trace)' })
       .option('spread', {
         type: 'boolean',
@@ -61,8 +62,10 @@ export const replayCommand: CommandModule<object, ReplayArgs> = {
     const sourceConfig = snapshotConfig(snapshot);
     const config = settings.config ?? sourceConfig;
     const fraction = settings.fraction ?? config.perProcessMemoryFraction ?? null;
-    const sourceFraction = argv['source-fraction'] !== undefined ? validateFraction(argv['source-fraction']) : fraction;
-    const sourceDeviceTotal = argv['source-device-total'] ?? settings.deviceTotal;
+    const givenSourceFraction = numberValue(argv['source-fraction'], 'source-fraction');
+    const sourceFraction = givenSourceFraction !== undefined ? validateFraction(givenSourceFraction) : fraction;
+    const givenSourceTotal = singleValue(argv['source-device-total'], 'source-device-total');
+    const sourceDeviceTotal = givenSourceTotal !== undefined ? parseDeviceTotal(givenSourceTotal, 'source-device-total') : settings.deviceTotal;
     const whatIf = !sameBehaviour(config, sourceConfig) || sourceFraction !== fraction ||
       sourceDeviceTotal !== settings.deviceTotal || settings.capacity !== undefined;
     if (whatIf && argv.check) {

@@ -14,6 +14,7 @@ import {
   loadSweepInput, runSweep, sweepConfigs, parseObjective, OBJECTIVES, type SweepInput, type SweepRow, type SweepResult,
 } from '../../sweep/index.js';
 import { sourceOptions, workerCount, type SourceArgs } from './fit.js';
+import { interruptible } from '../reportError.js';
 
 interface SweepArgs extends DeviceArgs, SourceArgs, ReportArgs {
   input: string;
@@ -86,9 +87,9 @@ export const sweepCommand: CommandModule<object, SweepArgs> = {
     if (argv.out !== undefined) checkOutputPaths({ json: argv.out });
     const workers = workerCount(argv.workers);
     // Every grid value is checked before any work, with PyTorch's error text (again below with the input's base).
-    sweepConfigs(argv.conf ?? '', argv.grid);
+    sweepConfigs(settings.confText ?? '', argv.grid);
     const input = loadSweepInput(argv.input, { sourceFraction: argv['source-fraction'] ?? settings.fraction, seed: argv.seed });
-    const { confs } = sweepConfigs(argv.conf ?? input.ownConf, argv.grid);
+    const { confs } = sweepConfigs(settings.confText ?? input.ownConf, argv.grid);
     for (const note of input.notes) process.stderr.write(`allocsim: note: ${note}\n`);
 
     const bar = process.stderr.isTTY && confs.length > 1
@@ -101,9 +102,10 @@ export const sweepCommand: CommandModule<object, SweepArgs> = {
       : null;
     const res = await (async () => {
       try {
-        return await runSweep(input, {
+        // Ctrl-C while workers run: one line, and the rows already finished stay in --out for --resume.
+        return await interruptible(() => runSweep(input, {
           grids: argv.grid,
-          base: argv.conf,
+          base: settings.confText,
           out: argv.out,
           resume: argv.resume,
           objective,
@@ -112,7 +114,7 @@ export const sweepCommand: CommandModule<object, SweepArgs> = {
           device: { fraction: settings.fraction, deviceTotal: settings.deviceTotal, capacity: settings.capacity },
           onStart: (toRun) => bar?.start(toRun, 0, { conf: '' }),
           onRow: (row) => bar?.increment({ conf: row.conf.slice(0, 40) }),
-        });
+        }), argv.out !== undefined ? `the configs finished so far are in ${argv.out}; --resume continues` : 'no output was written');
       } finally {
         bar?.stop();
       }
@@ -120,8 +122,7 @@ export const sweepCommand: CommandModule<object, SweepArgs> = {
 
     if (argv.json !== undefined) {
       const text = `${JSON.stringify(sweepJson(input, res, objective), null, 2)}\n`;
-      if (argv.json === '-') process.stdout.write(text);
-      else writeFileAtomic(argv.json, text);
+      writeFileAtomic(argv.json, text);
     }
     const out = argv.json === '-' ? process.stderr : process.stdout;
     out.write(`${input.name}: ${res.confs.length} configs` +

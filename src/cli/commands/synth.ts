@@ -4,6 +4,7 @@ import { defaultConfig } from '../../config/allocatorConfig.js';
 import { simulate } from '../../replay/simulate.js';
 import { buildWorkload, loadScenario, scenarioSeed } from '../../synth/index.js';
 import { writeSnapshotFile } from '../../snapshot/index.js';
+import { checkOutputPaths, humanStream } from '../output.js';
 
 interface SynthArgs {
   scenario: string;
@@ -20,17 +21,18 @@ export const synthCommand: CommandModule<object, SynthArgs> = {
       .option('out', {
         type: 'string',
         demandOption: true,
-        describe: 'snapshot file to write: .pickle (as torch.cuda.memory._dump_snapshot writes it) or .json',
+        describe: 'snapshot file to write: .pickle (as torch.cuda.memory._dump_snapshot writes it) or .json; - for a pickle on stdout',
       })
       .option('seed', { type: 'number', describe: 'seed for the scenario\'s random draws (default: the file\'s "seed")' })
       .example('$0 synth scenarios/producer-consumer.json --out pc.pickle', 'then: allocsim replay pc.pickle, or open it in pytorch.org/memory_viz') as Argv<SynthArgs>,
   handler: (argv) => {
+    checkOutputPaths(argv as unknown as Record<string, unknown>);
     const scenario = loadScenario(argv.scenario);
     const seed = scenarioSeed(scenario, argv.seed);
     const result = simulate(buildWorkload(scenario, seed), { config: defaultConfig() });
     writeSnapshotFile(argv.out, result.snapshot);
     const trace = result.snapshot.device_traces[0] ?? [];
-    process.stdout.write(`${argv.out}: ${trace.length} trace entries, ${result.snapshot.segments.length} segments at the end` +
+    humanStream(argv as unknown as Record<string, unknown>).write(`${argv.out === '-' ? 'stdout' : argv.out}: ${trace.length} trace entries, ${result.snapshot.segments.length} segments at the end` +
       `${result.ooms.length > 0 ? `, ${result.ooms.length} OOMs` : ''} (${scenario.kind}, seed ${seed})\n`);
   },
 };
