@@ -7,16 +7,12 @@ import yargs from 'yargs';
 import { hideBin } from 'yargs/helpers';
 import { commands } from './commands/index.js';
 import { armInterruptCleanup, EXIT_CODES_HELP, guardStdout, reportCliError, UsageError } from './reportError.js';
+import { helpWidth, reflowConsoleHelp } from './helpText.js';
 import { addInput, beginOutputs, commitOutputs } from '../util/atomicWrite.js';
-
-/** Help wraps at the terminal's width (80 when not a terminal), on word boundaries. */
-function helpWidth(): number {
-  const columns = process.stdout.isTTY ? process.stdout.columns : Number(process.env.COLUMNS) || 80;
-  return Math.max(40, Math.min(120, columns || 80));
-}
 
 async function main(): Promise<void> {
   guardStdout();
+  reflowConsoleHelp(helpWidth());
   let cli = yargs(hideBin(process.argv))
     .scriptName('allocsim')
     .usage('$0 <command> [options]\n\nSimulate PyTorch\'s CUDA caching allocator: replay snapshots, run scenarios, ask what-if.')
@@ -27,7 +23,7 @@ async function main(): Promise<void> {
     .alias('h', 'help')
     .version()
     .epilogue(EXIT_CODES_HELP)
-    .wrap(helpWidth())
+    .wrap(null) // reflowed on word boundaries by helpText.ts
     .fail((msg, err) => {
       // yargs reports its own parse failures as msg (err is a YError then); other errors are the commands'.
       if (msg) throw new UsageError(msg);

@@ -58,9 +58,10 @@ export function addDeviceOptions<T>(y: Argv<T>): Argv<T & DeviceArgs> {
 export function addOutputOptions<T>(y: Argv<T>): Argv<T & OutputArgs & ReportArgs> {
   return addReportOption(y)
     .option('json', { type: 'string', nargs: 1, describe: 'write results as JSON to FILE (- for stdout)' })
-    .option('timeline', { type: 'string', describe: 'write one CSV row per operation to FILE (- for stdout)' })
+    .option('timeline', { type: 'string', nargs: 1, describe: 'write one CSV row per operation to FILE (- for stdout)' })
     .option('export-snapshot', {
       type: 'string',
+      nargs: 1,
       describe: 'write the simulated run as a snapshot pickle to FILE (- for stdout; opens in pytorch.org/memory_viz)',
     }) as Argv<T & OutputArgs & ReportArgs>;
 }

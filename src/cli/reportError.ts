@@ -4,7 +4,6 @@
  * trace is printed only for a real bug, and only with ALLOCSIM_DEBUG=1.
  */
 import { ALLOC_CONF_KEYS } from '../config/parse.js';
-import { AllocConfError } from '../config/allocConfError.js';
 import { abortOutputs } from '../util/atomicWrite.js';
 import { AllocsimInputError } from '../util/inputError.js';
 import { clip, closest, escapeControl } from '../util/text.js';
@@ -54,7 +53,7 @@ export function describeError(err: unknown, isUsage: boolean): { line: string; c
   }
   if (err instanceof AllocsimInputError) {
     let line = err.message.split('\n')[0]!;
-    const unknownKey = err instanceof AllocConfError ? /Unrecognized key '([^']*)'/.exec(line) : null;
+    const unknownKey = /Unrecognized key '([^']*)' in (CUDA|Accelerator) allocator config/.exec(line);
     if (unknownKey) {
       const near = closest(unknownKey[1]!, ALLOC_CONF_KEYS);
       if (near !== undefined) line += ` (did you mean '${near}'?)`;

@@ -115,7 +115,8 @@ function checkedMaxSplitSize(value: number): number {
   const MiB = 1024 * 1024;
   const expected = '-1 (no limit) or a whole number of MiB of at least 20 MiB, as bytes';
   checked('max_split_size', value, (v) => Number.isInteger(v), expected);
-  const bytes = int64ToSize(value);
-  checked('max_split_size', value, () => bytes === SIZE_MAX || (bytes % MiB === 0 && bytes >= 20 * MiB), expected);
-  return bytes;
+  // In exact integers: -5 as a double size_t rounds to a multiple of 1 MiB.
+  const exact = BigInt.asUintN(64, BigInt(value));
+  checked('max_split_size', value, () => value === -1 || (exact % BigInt(MiB) === 0n && exact >= BigInt(20 * MiB)), expected);
+  return int64ToSize(value);
 }

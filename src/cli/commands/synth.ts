@@ -21,6 +21,7 @@ export const synthCommand: CommandModule<object, SynthArgs> = {
       .positional('scenario', { type: 'string', demandOption: true, describe: 'scenario JSON file' })
       .option('out', {
         type: 'string',
+        nargs: 1,
         demandOption: true,
         describe: 'snapshot file to write: .pickle (as torch.cuda.memory._dump_snapshot writes it) or .json; - for a pickle on stdout',
       })
