@@ -205,18 +205,23 @@ export function writeFileAtomicNow(path: string, data: string | Uint8Array): voi
 export async function commitOutputs(): Promise<void> {
   const list = staged ?? [];
   staged = null;
+  committing = list;
   const later = list.filter((s) => targetKind(s.path) !== 'file');
   try {
     for (const s of list) if (targetKind(s.path) === 'file') place(s.tmp, s.path);
     for (const s of later) await place(s.tmp, s.path);
   } finally {
     for (const s of list) rmSync(s.tmp, { force: true });
+    committing = [];
   }
 }
 
+/** Temporaries of a commit in progress (stdout may fail mid-copy: EPIPE exits from an event handler). */
+let committing: Staged[] = [];
+
 /** Ends a failed run: every staged temporary removed, every target left as it was. */
 export function abortOutputs(): void {
-  for (const s of staged ?? []) rmSync(s.tmp, { force: true });
+  for (const s of [...(staged ?? []), ...committing]) rmSync(s.tmp, { force: true });
   staged = null;
 }
 

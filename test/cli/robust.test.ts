@@ -172,8 +172,11 @@ describe('one error path', () => {
   });
   it('stdout closed early (| head -c 1) is one line, exit 141', () => {
     const cmd = `"${process.execPath}" ${cliArgv([...replay, '--timeline', '-']).map((a) => `'${a}'`).join(' ')} 2>"${dir}/pipe.err" | head -c 1 >/dev/null; echo "\${PIPESTATUS[0]}"`;
+    const temps = () => readdirSync(tmpdir()).filter((f) => f.startsWith('.stdout.'));
+    const before = new Set(temps());
     const r = spawnSync('bash', ['-c', cmd], { cwd: root, encoding: 'utf8' });
     expect(r.stdout.trim()).toBe('141');
+    expect(temps().filter((f) => !before.has(f))).toEqual([]);
     // The summary goes to stderr (stdout carries the data); the failure is one line after it.
     const ours = readFileSync(join(dir, 'pipe.err'), 'utf8').split('\n').filter((l) => l.startsWith('allocsim: ') && !/^allocsim: (note|what-if):/.test(l));
     expect(ours).toEqual(['allocsim: stdout was closed before all output was written (broken pipe)']);

@@ -4,25 +4,14 @@
  * worker threads need the unbundled program (their worker is a separate module): use `viaTsx`.
  */
 import { spawnSync, type SpawnSyncOptions } from 'node:child_process';
-import { mkdirSync } from 'node:fs';
 import { join } from 'node:path';
-import { fileURLToPath } from 'node:url';
-import { build } from 'esbuild';
+import { buildCliBundle, bundlePath as outfile, root } from '../../fuzz/bundle.js';
 
-export const root = fileURLToPath(new URL('../..', import.meta.url));
-const outfile = join(root, 'node_modules/.cache/allocsim-test', `main-${process.pid}.mjs`);
-let built: Promise<void> | null = null;
+export { root };
 
 /** Bundles the CLI (once per process); call in beforeAll. */
-export function buildCli(): Promise<void> {
-  built ??= (async () => {
-    mkdirSync(join(root, 'node_modules/.cache/allocsim-test'), { recursive: true });
-    await build({
-      entryPoints: [join(root, 'src/cli/main.ts')], bundle: true, platform: 'node', format: 'esm', target: 'node20',
-      packages: 'external', outfile, logLevel: 'silent',
-    });
-  })();
-  return built;
+export async function buildCli(): Promise<void> {
+  await buildCliBundle();
 }
 
 export interface CliResult {
