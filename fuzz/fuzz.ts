@@ -53,7 +53,8 @@ function captures(): string[] {
 }
 
 class Fuzzer {
-  private readonly work = mkdtempSync(join(tmpdir(), 'allocsim-fuzz-'));
+  /** Scratch files, and the runs' working directory (an option value may become an output file name). */
+  readonly work = mkdtempSync(join(tmpdir(), 'allocsim-fuzz-'));
   private readonly captureFiles = captures();
   private readonly decoded = new Map<string, Buffer>();
   private n = 0;
@@ -230,7 +231,7 @@ function classify(code: number | null, signal: string | null, stderr: string, rs
   if (timedOut) return 'hang';
   if (rssKb > MAX_RSS_KB) return 'rss over 1 GiB';
   if (/internal error/.test(stderr) || code === 70) return 'internal error';
-  if (/\n\s+at [^\n]*[:(]/.test(stderr)) return 'stack trace';
+  if (/\n\s+at [^\n]*:\d+:\d+\)?\n/.test(`${stderr}\n`)) return 'stack trace'; // a V8 frame: "at f (file.js:1:2)"
   if (signal !== null) return `crash (${signal})`;
   if (code === 0 || code === 1) return 'ok';
   if (code === 141) return 'ok'; // stdout closed early: only when a case pipes
@@ -261,7 +262,7 @@ export async function runFuzz(opts: FuzzOptions): Promise<Record<string, Categor
       const category = opts.categories[i % opts.categories.length]!;
       const c = fuzzer.make(category);
       const r = spawnSync('/usr/bin/time', ['-f', '\n%M', process.execPath, bundle, ...c.args], {
-        cwd: root, encoding: 'utf8', timeout: TIMEOUT_MS, maxBuffer: 64 * 1024 * 1024, stdio: ['ignore', 'ignore', 'pipe'],
+        cwd: fuzzer.work, encoding: 'utf8', timeout: TIMEOUT_MS, maxBuffer: 64 * 1024 * 1024, stdio: ['ignore', 'ignore', 'pipe'],
       });
       const stderr = String(r.stderr ?? '');
       const rssKb = Number(/\n(\d+)\s*$/.exec(stderr)?.[1] ?? 0);

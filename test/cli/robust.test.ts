@@ -181,6 +181,26 @@ describe('one error path', () => {
     const ours = readFileSync(join(dir, 'pipe.err'), 'utf8').split('\n').filter((l) => l.startsWith('allocsim: ') && !/^allocsim: (note|what-if):/.test(l));
     expect(ours).toEqual(['allocsim: stdout was closed before all output was written (broken pipe)']);
   });
+  it('Ctrl-C during a sweep is one line saying what is kept, exit 130', async () => {
+    const out = join(dir, 'interrupted.csv');
+    const child = spawn(process.execPath, ['--import', 'tsx', join(root, 'src/cli/main.ts'), 'sweep', example, '--fraction', '0.04',
+      '--grid', 'max_split_size_mb=none,20,40,64,128,256,512,1024', '--grid', 'roundup_power2_divisions=1,2,4,8,16',
+      '--grid', 'expandable_segments=False,True', '--out', out], { cwd: root });
+    let stderr = '';
+    const closed = new Promise<number | null>((res) => child.on('close', (code) => res(code)));
+    await new Promise<void>((res) => {
+      child.stderr.on('data', (d: Buffer) => {
+        stderr += d.toString();
+        if (stderr.includes('allocsim: note:')) res(); // the input is loaded; the workers are starting
+      });
+      child.on('close', () => res());
+    });
+    await new Promise((res) => setTimeout(res, 1500));
+    child.kill('SIGINT');
+    expect(await closed).toBe(130);
+    const lines = stderr.split('\n').filter((l) => l.startsWith('allocsim: ') && !l.startsWith('allocsim: note:'));
+    expect(lines).toEqual([`allocsim: interrupted (Ctrl-C); the configs finished so far are in ${out}; --resume continues`]);
+  }, 60_000);
   it('control bytes from the input are escaped and a huge token is clipped', () => {
     const r = allocsim([...replay, '--conf', '\u001b\u0007evil:1']);
     expect(r.code).toBe(2);
