@@ -8,10 +8,21 @@ import { hideBin } from 'yargs/helpers';
 import { commands } from './commands/index.js';
 import { armInterruptCleanup, EXIT_CODES_HELP, guardStdout, reportCliError, UsageError } from './reportError.js';
 import { helpWidth, reflowConsoleHelp } from './helpText.js';
+import { closest } from '../util/text.js';
 import { addInput, beginOutputs, commitOutputs } from '../util/atomicWrite.js';
+
+/** " (did you mean --fraction?)" for yargs' "Unknown argument: fractoin". */
+function unknownOptionHint(msg: string, known: string[]): string {
+  const m = /^Unknown arguments?: ([^,\n]+)/.exec(msg);
+  if (!m) return '';
+  const near = closest(m[1]!.replace(/^-+/, ''), known.filter((k) => k.length > 1));
+  return near === undefined ? '' : ` (did you mean --${near}?)`;
+}
 
 async function main(): Promise<void> {
   guardStdout();
+  // The options yargs knows at the failure (the command's too); set once the parser exists.
+  let knownOptions = (): string[] => [];
   reflowConsoleHelp(helpWidth());
   let cli = yargs(hideBin(process.argv))
     .scriptName('allocsim')
@@ -26,10 +37,13 @@ async function main(): Promise<void> {
     .wrap(null) // reflowed on word boundaries by helpText.ts
     .fail((msg, err) => {
       // yargs reports its own parse failures as msg (err is a YError then); other errors are the commands'.
-      if (msg) throw new UsageError(msg);
+      if (msg) throw new UsageError(msg + unknownOptionHint(msg, knownOptions()));
       throw err;
     });
   for (const command of commands) cli = cli.command(command);
+  const parser = cli;
+  // getOptions() is yargs API that @types/yargs does not declare.
+  knownOptions = () => Object.keys((parser as unknown as { getOptions(): { key: Record<string, unknown> } }).getOptions().key);
   // An output naming the command's input (its positional) is refused.
   cli = cli.middleware((argv) => {
     for (const key of ['trace', 'scenario', 'input']) if (typeof argv[key] === 'string') addInput(argv[key] as string);

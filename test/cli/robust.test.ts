@@ -51,7 +51,7 @@ describe('options given without a value, or twice', () => {
     expectError(['run', join(root, 'scenarios/fragmentation-demo.json'), '--max-ops'], /--max-ops needs a value/);
   });
   it('a misspelt option and a missing required one are one line each', () => {
-    expectError([...replay, '--fractoin', '0.1'], /Unknown argument: fractoin/);
+    expectError([...replay, '--fractoin', '0.1'], /Unknown argument: fractoin \(did you mean --fraction\?\)/);
     expectError(['synth', join(root, 'scenarios/fragmentation-demo.json')], /^allocsim: missing required option --out/);
   });
 });
