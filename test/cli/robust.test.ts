@@ -10,7 +10,7 @@ import {
 } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { beforeAll, describe, expect, it } from 'vitest';
+import { beforeAll, describe, expect, it, vi } from 'vitest';
 import { allocsim, buildCli, cliArgv, oneLine, root } from './spawnCli.js';
 
 const dir = mkdtempSync(join(tmpdir(), 'allocsim-robust-'));
@@ -33,7 +33,9 @@ function expectError(args: string[], pattern: RegExp, options = {}): string {
   return line;
 }
 
-beforeAll(buildCli, 60_000);
+beforeAll(buildCli, 120_000);
+// Each case spawns the program one to three times: well under a second each on an idle machine.
+vi.setConfig({ testTimeout: 120_000 });
 
 describe('options given without a value, or twice', () => {
   it('--json with no value is a usage error, not an internal one', () => {
