@@ -6,9 +6,24 @@
 import yargs from 'yargs';
 import { hideBin } from 'yargs/helpers';
 import { commands } from './commands/index.js';
-import { reportCliError } from './reportError.js';
+import { armInterruptCleanup, EXIT_CODES_HELP, guardStdout, reportCliError, UsageError } from './reportError.js';
+import { helpWidth, reflowConsoleHelp } from './helpText.js';
+import { closest } from '../util/text.js';
+import { addInput, beginOutputs, commitOutputs } from '../util/atomicWrite.js';
+
+/** " (did you mean --fraction?)" for yargs' "Unknown argument: fractoin". */
+function unknownOptionHint(msg: string, known: string[]): string {
+  const m = /^Unknown arguments?: ([^,\n]+)/.exec(msg);
+  if (!m) return '';
+  const near = closest(m[1]!.replace(/^-+/, ''), known.filter((k) => k.length > 1));
+  return near === undefined ? '' : ` (did you mean --${near}?)`;
+}
 
 async function main(): Promise<void> {
+  guardStdout();
+  // The options yargs knows at the failure (the command's too); set once the parser exists.
+  let knownOptions = (): string[] => [];
+  reflowConsoleHelp(helpWidth());
   let cli = yargs(hideBin(process.argv))
     .scriptName('allocsim')
     .usage('$0 <command> [options]\n\nSimulate PyTorch\'s CUDA caching allocator: replay snapshots, run scenarios, ask what-if.')
@@ -18,17 +33,30 @@ async function main(): Promise<void> {
     .help()
     .alias('h', 'help')
     .version()
-    .wrap(Math.min(120, process.stdout.columns || 120))
+    .epilogue(EXIT_CODES_HELP)
+    .wrap(null) // reflowed on word boundaries by helpText.ts
     .fail((msg, err) => {
-      // yargs' own validation errors (YError: an option without its value, ...) are usage errors too.
-      if (err && err.name !== 'YError') throw err;
-      throw new UsageError(msg ?? err?.message);
+      // yargs reports its own parse failures as msg, or as a YError (an option without its value, ...): usage
+      // errors both; other errors are the commands'.
+      if (msg || err?.name === 'YError') {
+        const text = msg ?? err.message;
+        throw new UsageError(text + unknownOptionHint(text, knownOptions()));
+      }
+      throw err;
     });
   for (const command of commands) cli = cli.command(command);
+  const parser = cli;
+  // getOptions() is yargs API that @types/yargs does not declare.
+  knownOptions = () => Object.keys((parser as unknown as { getOptions(): { key: Record<string, unknown> } }).getOptions().key);
+  // An output naming the command's input (its positional) is refused.
+  cli = cli.middleware((argv) => {
+    for (const key of ['trace', 'scenario', 'input']) if (typeof argv[key] === 'string') addInput(argv[key] as string);
+  });
+  // Every output of the run is staged and moved into place only once the command has succeeded.
+  beginOutputs({ onStage: armInterruptCleanup });
   await cli.parseAsync();
+  await commitOutputs();
 }
-
-class UsageError extends Error {}
 
 main().catch((err: unknown) => {
   process.exitCode = reportCliError(err, err instanceof UsageError);

@@ -3,14 +3,12 @@
  * summary / --json / --timeline / --export-snapshot outputs. Files are written atomically (temp + rename),
  * so a failed run leaves nothing half-written.
  */
-import { createWriteStream, existsSync, rmSync, statSync } from 'node:fs';
-import { dirname } from 'node:path';
-import { cannotWrite, commitTemp, tempPathFor, writeFileAtomic } from '../util/atomicWrite.js';
+import { createWriteStream, rmSync } from 'node:fs';
+import { cannotWrite, checkWritable, commitTemp, tempPathFor, writeFileAtomic } from '../util/atomicWrite.js';
 
 export { writeFileAtomic };
 import { stringify } from 'csv-stringify';
 import type { Argv } from 'yargs';
-import { H100_TOTAL_GLOBAL_MEM } from '../allocator/constants.js';
 import { parseAllocConf } from '../config/index.js';
 import { validateFraction } from '../config/fraction.js';
 import type { AllocatorConfig } from '../config/allocatorConfig.js';
@@ -23,14 +21,17 @@ import { addReportOption, writeReport, type ReportArgs } from './reportOption.js
 import { summarize } from '../report/summary.js';
 import { printRunSummary } from './runSummary.js';
 import { WrittenFiles } from './style.js';
+import {
+  confFromEnvironment, confValue, DEVICE_TOTAL_HELP, numberValue, outputPath, parseDeviceTotal, parseSize, singleValue,
+} from './options.js';
 import type { WhatIfSource } from '../report/oomRemedies.js';
 import { writeSnapshotFile } from '../snapshot/index.js';
 
 export interface DeviceArgs {
-  conf?: string;
-  fraction?: number;
-  'device-total'?: number;
-  capacity?: number;
+  conf?: string | string[];
+  fraction?: string;
+  'device-total'?: string;
+  capacity?: string;
 }
 
 export interface OutputArgs extends ReportArgs {
@@ -42,49 +43,68 @@ export interface OutputArgs extends ReportArgs {
 
 export function addDeviceOptions<T>(y: Argv<T>): Argv<T & DeviceArgs> {
   return y
-    .option('conf', { type: 'string', requiresArg: true, describe: 'PYTORCH_CUDA_ALLOC_CONF to simulate (default: the trace\'s own settings, or PyTorch\'s defaults)' })
-    .option('fraction', { type: 'number', requiresArg: true, describe: 'torch.cuda.set_per_process_memory_fraction: allowed = floor(F * device total)' })
-    .option('device-total', { type: 'number', requiresArg: true, describe: `totalGlobalMem in bytes (default ${H100_TOTAL_GLOBAL_MEM}, H100 80GB)` })
-    .option('capacity', { type: 'number', requiresArg: true, describe: 'bytes the driver can hand out before cudaMalloc fails (default: what a fresh CUDA context leaves free)' }) as Argv<T & DeviceArgs>;
+    .option('conf', {
+      type: 'string',
+      describe: 'PYTORCH_CUDA_ALLOC_CONF to simulate (default: PYTORCH_ALLOC_CONF / PYTORCH_CUDA_ALLOC_CONF from the environment, ' +
+        'else the trace\'s recorded settings (replay) or PyTorch\'s defaults (run); --conf \'\' for the defaults)',
+    })
+    // Strings, parsed by options.ts: a number option given no value would otherwise vanish silently.
+    .option('fraction', { type: 'string', describe: 'torch.cuda.set_per_process_memory_fraction: allowed = floor(F * device total)' })
+    .option('device-total', { type: 'string', describe: DEVICE_TOTAL_HELP })
+    .option('capacity', {
+      type: 'string',
+      describe: 'what the driver can hand out before cudaMalloc fails, a size such as 40GB or 38GiB (default: what a fresh CUDA context leaves free)',
+    }) as Argv<T & DeviceArgs>;
 }
 
 export function addOutputOptions<T>(y: Argv<T>): Argv<T & OutputArgs & ReportArgs> {
   return addReportOption(y)
-    .option('json', { type: 'string', requiresArg: true, nargs: 1, describe: 'write results as JSON to FILE (- for stdout)' })
-    .option('timeline', { type: 'string', requiresArg: true, describe: 'write one CSV row per operation to FILE.csv' })
-    .option('export-snapshot', { type: 'string', requiresArg: true, describe: 'write the simulated run as a snapshot pickle (opens in pytorch.org/memory_viz)' })
+    .option('json', { type: 'string', nargs: 1, describe: 'write results as JSON to FILE (- for stdout)' })
+    .option('timeline', { type: 'string', nargs: 1, describe: 'write one CSV row per operation to FILE (- for stdout)' })
+    .option('export-snapshot', {
+      type: 'string',
+      nargs: 1,
+      describe: 'write the simulated run as a snapshot pickle to FILE (- for stdout; opens in pytorch.org/memory_viz)',
+    })
     .option('verbose', { type: 'boolean', default: false, describe: 'explain every OOM in full and print every note (default: one line each)' }) as Argv<T & OutputArgs & ReportArgs>;
 }
 
 export interface DeviceSettings {
   config?: AllocatorConfig;
+  /** The settings string simulated when --conf or the environment gave one. */
+  confText?: string;
   fraction?: number | null;
   deviceTotal?: number;
   capacity?: number | null;
 }
 
-function positiveBytes(value: number | undefined, flag: string): number | undefined {
-  if (value === undefined) return undefined;
-  if (!Number.isFinite(value) || value <= 0 || !Number.isInteger(value)) {
-    throw new AllocsimInputError(`--${flag} must be a positive whole number of bytes, got ${value}`);
-  }
-  return value;
-}
-
 export function deviceSettings(argv: DeviceArgs): DeviceSettings {
   const out: DeviceSettings = {};
-  if (argv.conf !== undefined) {
-    out.config = parseAllocConf(argv.conf);
+  const conf = confValue(argv.conf);
+  if (conf !== undefined) {
+    out.config = parseAllocConf(conf);
+  } else {
+    const env = confFromEnvironment();
+    if (env !== undefined) {
+      out.config = env.config;
+      process.stderr.write(`allocsim: note: ${env.note}\n`);
+    }
+  }
+  if (out.config !== undefined) {
+    out.confText = out.config.source;
     if (out.config.ignoredKeys.length > 0) {
       process.stderr.write(`allocsim: note: ${out.config.ignoredKeys.join(', ')} accepted but ignored: no effect on device memory\n`);
     }
   }
-  if (argv.fraction !== undefined) {
-    validateFraction(argv.fraction);
-    out.fraction = argv.fraction;
+  const fraction = numberValue(argv.fraction, 'fraction');
+  if (fraction !== undefined) {
+    validateFraction(fraction);
+    out.fraction = fraction;
   }
-  out.deviceTotal = positiveBytes(argv['device-total'], 'device-total');
-  out.capacity = positiveBytes(argv.capacity, 'capacity');
+  const total = singleValue(argv['device-total'], 'device-total');
+  if (total !== undefined) out.deviceTotal = parseDeviceTotal(total, 'device-total');
+  const capacity = singleValue(argv.capacity, 'capacity');
+  if (capacity !== undefined) out.capacity = parseSize(capacity, 'capacity');
   return out;
 }
 
@@ -174,25 +194,31 @@ export function resultJson(result: SimulationResult, extras: JsonExtras): Record
 export async function writeOutputs(
   argv: OutputArgs, workload: Workload, result: SimulationResult, json: () => Record<string, unknown>,
 ): Promise<void> {
-  if (argv.json !== undefined) {
-    const text = `${JSON.stringify(json(), null, 2)}\n`;
-    if (argv.json === '-') process.stdout.write(text);
-    else writeFileAtomic(argv.json, text);
-  }
+  if (argv.json !== undefined) writeFileAtomic(argv.json, `${JSON.stringify(json(), null, 2)}\n`);
   if (argv.timeline !== undefined) await writeTimelineCsv(argv.timeline, workload, result);
   if (argv['export-snapshot'] !== undefined) writeSnapshotFile(argv['export-snapshot'], result.snapshot);
 }
 
-/** Fails before any work when an output file could not be written (its directory is missing). */
-export function checkOutputPaths(argv: OutputArgs): void {
-  for (const path of [argv.json, argv.timeline, argv['export-snapshot'], argv.report]) {
-    if (path === undefined || path === '-') continue;
-    const dir = dirname(path);
-    if (!existsSync(dir) || !statSync(dir).isDirectory()) {
-      throw new AllocsimInputError(`${path}: cannot write: directory does not exist`);
+/**
+ * Fails before any work when an output could not be written: given no value, given twice, its directory
+ * missing, a directory, or the input itself; at most one output on stdout (`-`).
+ */
+export function checkOutputPaths(argv: Record<string, unknown>): void {
+  let onStdout: string | undefined;
+  for (const flag of ['json', 'timeline', 'export-snapshot', 'report', 'out']) {
+    const path = outputPath(argv[flag], flag);
+    if (path === undefined) continue;
+    if (path === '-') {
+      if (onStdout !== undefined) throw new AllocsimInputError(`--${onStdout} and --${flag} both write to stdout (-); send one to a file`);
+      onStdout = flag;
     }
-    if (existsSync(path) && statSync(path).isDirectory()) throw new AllocsimInputError(`${path}: cannot write: is a directory`);
+    checkWritable(path);
   }
+}
+
+/** Where messages meant for a person go: stderr when an output is data on stdout (`-`). */
+export function humanStream(argv: Record<string, unknown>): NodeJS.WriteStream {
+  return ['json', 'timeline', 'export-snapshot', 'report', 'out'].some((f) => argv[f] === '-') ? process.stderr : process.stdout;
 }
 
 /**
@@ -200,7 +226,7 @@ export function checkOutputPaths(argv: OutputArgs): void {
  * here, before the run, so a bad path costs no simulation and leaves no other output behind).
  */
 export function runHooks(argv: OutputArgs): { observer: RunObserver; timeline: boolean } {
-  checkOutputPaths(argv);
+  checkOutputPaths(argv as Record<string, unknown>);
   return {
     observer: new RunObserver({ layouts: argv.report !== undefined }),
     timeline: argv.timeline !== undefined || argv.report !== undefined,
@@ -238,7 +264,7 @@ export async function finishRun(argv: OutputArgs, run: FinishedRun): Promise<voi
   written.add(argv.timeline, 'timeline CSV, one row per operation');
   written.add(argv['export-snapshot'], 'snapshot pickle');
   written.add(argv.report, 'HTML report');
-  printRunSummary(argv.json === '-' ? process.stderr : process.stdout, {
+  printRunSummary(humanStream(argv as Record<string, unknown>), {
     title: run.title, figures: summarize(result), ooms: observed.ooms, verbose: argv.verbose ?? false, report: argv.report,
   });
   written.report();

@@ -10,6 +10,7 @@ export interface ReportArgs {
 export function addReportOption<T>(y: Argv<T>): Argv<T & ReportArgs> {
   return y.option('report', {
     type: 'string', requiresArg: true,
+    nargs: 1,
     describe: 'write a self-contained HTML report to FILE (curves, OOM explanations, segment layouts; opens offline)',
   }) as Argv<T & ReportArgs>;
 }

@@ -58,13 +58,15 @@ export function configFromAllocatorSettings(settings: Partial<AllocatorSettings>
   if (settings === undefined) return defaultConfig();
   const conf = settings.PYTORCH_CUDA_ALLOC_CONF ?? '';
   const cfg = conf === '' ? defaultConfig() : parseAllocConf(conf);
-  if (typeof settings.max_split_size === 'number') cfg.maxSplitSize = int64ToSize(settings.max_split_size);
+  if (typeof settings.max_split_size === 'number') cfg.maxSplitSize = checkedMaxSplitSize(settings.max_split_size);
   if (typeof settings.garbage_collection_threshold === 'number') {
-    cfg.garbageCollectionThreshold = settings.garbage_collection_threshold;
+    cfg.garbageCollectionThreshold = checked('garbage_collection_threshold', settings.garbage_collection_threshold,
+      (v) => v === 0 || (v > 0 && v < 1), '0 (off) or a value in (0.0, 1.0)');
   }
   if (typeof settings.expandable_segments === 'boolean') cfg.expandableSegments = settings.expandable_segments;
   if (typeof settings.pinned_num_register_threads === 'number') {
-    cfg.pinnedNumRegisterThreads = settings.pinned_num_register_threads;
+    cfg.pinnedNumRegisterThreads = checked('pinned_num_register_threads', settings.pinned_num_register_threads,
+      (v) => isPowerOf2(v) && v <= 128, 'a power of 2 up to 128');
   }
   if (typeof settings.release_lock_on_cudamalloc === 'boolean') {
     cfg.releaseLockOnCudaMalloc = settings.release_lock_on_cudamalloc;
@@ -90,7 +92,31 @@ function roundupFromDict(dict: Record<string, number>): number[] {
         `snapshot allocator_settings.roundup_power2_divisions lacks key "${2 ** index}" (expected "1", "2", ..., "32768")`,
       );
     }
-    div.push(v);
+    div.push(checked(`roundup_power2_divisions["${2 ** index}"]`, v, (x) => x === 0 || isPowerOf2(x), '0 or a power of 2'));
   }
   return div;
+}
+
+function isPowerOf2(v: number): boolean {
+  return Number.isSafeInteger(v) && v > 0 && (v & (v - 1)) === 0;
+}
+
+/** A recorded value PyTorch's parser could have produced, or a one-line refusal (a damaged or hand-edited file). */
+function checked(key: string, value: number, ok: (v: number) => boolean, expected: string): number {
+  if (!ok(value)) {
+    throw new AllocsimInputError(`snapshot allocator_settings.${key} is ${String(value).slice(0, 40)}: PyTorch writes ${expected}`);
+  }
+  return value;
+}
+
+/** max_split_size as torch reports it: -1 (SIZE_MAX, no limit) or max_split_size_mb MiB, at least 20 MiB
+ * (kLargeBuffer / kMB; c10/core/AllocatorConfig.cpp), shown as int64. */
+function checkedMaxSplitSize(value: number): number {
+  const MiB = 1024 * 1024;
+  const expected = '-1 (no limit) or a whole number of MiB of at least 20 MiB, as bytes';
+  checked('max_split_size', value, (v) => Number.isInteger(v), expected);
+  // In exact integers: -5 as a double size_t rounds to a multiple of 1 MiB.
+  const exact = BigInt.asUintN(64, BigInt(value));
+  checked('max_split_size', value, () => value === -1 || (exact % BigInt(MiB) === 0n && exact >= BigInt(20 * MiB)), expected);
+  return int64ToSize(value);
 }

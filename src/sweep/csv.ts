@@ -5,7 +5,7 @@
 import { appendFileSync, existsSync, readFileSync, statSync } from 'node:fs';
 import { stringify } from 'csv-stringify/sync';
 import { AllocsimInputError } from '../util/inputError.js';
-import { writeFileAtomic } from '../util/atomicWrite.js';
+import { writeFileAtomicNow } from '../util/atomicWrite.js';
 import type { SweepRow } from './evaluate.js';
 
 /** Columns of the results file: units in the names, the rank and the baseline first, then the inputs. */
@@ -46,9 +46,10 @@ export function appendRows(path: string, rows: CsvRow[]): void {
   appendFileSync(path, text);
 }
 
-/** Replaces the file with a header and `rows`, atomically (a temp file renamed over it). */
+/** Replaces the file with a header and `rows`, atomically (a temp file renamed over it), at once: the results
+ * file is progressive (--resume continues it), not one of the run's all-or-nothing outputs. */
 export function rewriteRows(path: string, rows: CsvRow[]): void {
-  writeFileAtomic(path, stringify(rows.map(cells), { header: true, columns: SWEEP_COLUMNS as unknown as string[] }));
+  writeFileAtomicNow(path, stringify(rows.map(cells), { header: true, columns: SWEEP_COLUMNS as unknown as string[] }));
 }
 
 /** RFC 4180 fields of one CSV text (quotes doubled inside quoted fields), as csv-stringify writes them. */

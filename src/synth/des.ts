@@ -12,6 +12,10 @@
  */
 import { Op, WorkloadBuilder, type Workload } from '../replay/workload.js';
 import { Rng } from './rng.js';
+import { AllocsimInputError } from '../util/inputError.js';
+
+/** Largest allocation a scenario may ask for: 2^50 bytes (1 PiB), beyond any GPU. */
+export const MAX_ALLOCATION = 2 ** 50;
 
 export interface DesOptions {
   seed: number | string;
@@ -21,6 +25,10 @@ export interface DesOptions {
   launchUs?: number;
   /** Kernels a stream may have queued before a launch blocks the host (CUDA's launch queue is about 1024 deep). */
   maxQueued?: number;
+  /** Refuse to emit more operations than this (a scenario past its estimate; default unlimited). */
+  maxOps?: number;
+  /** Called every 65536 allocations with the operations so far (a progress bar). */
+  onProgress?: (ops: number) => void;
 }
 
 interface StreamState {
@@ -56,19 +64,31 @@ export class Des {
   private nextUuid = 1;
   /** Graph captures underway (the allocator runs no process_events during one). */
   private capturing = 0;
+  private readonly maxOps: number;
+  private readonly onProgress: ((ops: number) => void) | undefined;
 
   constructor(opts: DesOptions) {
     this.rng = new Rng(opts.seed);
     this.hostOpUs = opts.hostOpUs ?? 1;
     this.launchUs = opts.launchUs ?? 5;
     this.maxQueued = opts.maxQueued ?? 1024;
+    this.maxOps = opts.maxOps ?? Infinity;
+    this.onProgress = opts.onProgress;
   }
 
   /** `malloc(size, stream)` after processing completed events; returns the allocation id. */
   malloc(size: number, stream = 0): number {
-    if (!Number.isSafeInteger(size) || size <= 0) throw new Error(`Des.malloc: size must be a positive integer, got ${size}`);
+    if (!Number.isSafeInteger(size) || size <= 0 || size > MAX_ALLOCATION) {
+      // Sizes follow from the scenario's dimensions: an absurd one is the scenario's, said in its terms.
+      throw new AllocsimInputError(`the scenario asks for an allocation of ${size} bytes (an allocation must be 1 byte to ` +
+        '1 PiB): check its sizes and dimensions');
+    }
+    if (this.out.length >= this.maxOps) {
+      throw new AllocsimInputError(`the scenario produced more than ${this.maxOps} operations, past its estimate; pass a larger --max-ops to run it`);
+    }
     if (this.capturing === 0) this.processEvents();
     const id = this.out.malloc(size, stream, this.now);
+    if (this.onProgress !== undefined && (id & 0xffff) === 0) this.onProgress(this.out.length);
     this.allocStream[id] = stream;
     this.uses[id] = null;
     this.state[id] = LIVE;

@@ -4,6 +4,7 @@
  * unknown, so a typo never silently falls back to a default. Keys starting with `$` are documentation.
  */
 import { AllocsimInputError } from '../util/inputError.js';
+import { didYouMean, shown } from '../util/text.js';
 
 export interface NumberRange {
   min?: number;
@@ -11,6 +12,11 @@ export interface NumberRange {
   /** min is exclusive (e.g. a fraction in (0, 1]). */
   aboveMin?: boolean;
 }
+
+/** Longest list a scenario field may hold (generators spread lists into calls; real scenarios have a few dozen). */
+export const MAX_LIST = 10_000;
+/** Largest size a scenario may give: 2^50 bytes (1 PiB), beyond any GPU. */
+export const MAX_BYTES = 2 ** 50;
 
 const UNITS: Record<string, number> = { B: 1, KiB: 1024, MiB: 1024 ** 2, GiB: 1024 ** 3, TiB: 1024 ** 4 };
 
@@ -62,7 +68,10 @@ export class Fields {
 
   oneOf<T extends string>(name: string, values: readonly T[], def?: T): T {
     const v = this.get(name, def);
-    if (typeof v !== 'string' || !values.includes(v as T)) this.fail(name, `must be one of ${values.map((x) => `"${x}"`).join(', ')}`);
+    if (typeof v !== 'string' || !values.includes(v as T)) {
+      const near = typeof v === 'string' ? didYouMean(v, values) : '';
+      this.fail(name, `must be one of ${values.map((x) => `"${x}"`).join(', ')}${near}`);
+    }
     return v as T;
   }
 
@@ -103,13 +112,16 @@ export class Fields {
     const v = this.get(name, def);
     if (!Array.isArray(v)) this.fail(name, allowEmpty ? 'must be a list' : 'must be a non-empty list');
     if (v.length === 0 && !allowEmpty) this.fail(name, 'must be a non-empty list');
+    if (v.length > MAX_LIST) this.fail(name, `has ${v.length} entries; at most ${MAX_LIST}`);
     return v;
   }
 
   /** Rejects fields that no reader asked for (typos, fields of another generator). */
   done(): void {
     for (const key of Object.keys(this.obj)) {
-      if (!key.startsWith('$') && !this.read.has(key)) this.fail(key, 'is not a known field here');
+      if (!key.startsWith('$') && !this.read.has(key)) {
+        this.fail(shown(key), `is not a known field here${didYouMean(key, [...this.read])}`);
+      }
     }
   }
 
@@ -163,8 +175,8 @@ function checkSize(v: unknown, fail: (p: string) => never, r: NumberRange): numb
     const m = /^\s*(\d+(?:\.\d+)?)\s*(B|KiB|MiB|GiB|TiB)?\s*$/.exec(v);
     if (m) bytes = Number(m[1]) * UNITS[m[2] ?? 'B']!;
   }
-  if (bytes === undefined || !Number.isSafeInteger(bytes) || !inRange(bytes, r)) {
-    fail(`must be a whole number of bytes${rangeText(r)} (a number, or a string such as "3MiB" with unit B, KiB, MiB, GiB or TiB)`);
+  if (bytes === undefined || !Number.isSafeInteger(bytes) || !inRange(bytes, r) || bytes > MAX_BYTES) {
+    fail(`must be a whole number of bytes${rangeText(r)}, at most 1 PiB (a number, or a string such as "3MiB" with unit B, KiB, MiB, GiB or TiB)`);
   }
   return bytes;
 }

@@ -10,6 +10,9 @@ export interface Generator<P = unknown> {
   /** Reads every field it uses (with defaults) from the scenario; Fields reports the bad ones. */
   read(f: Fields): P;
   generate(params: P, des: Des): void;
+  /** About how many operations `generate` will emit (a calibrated estimate, within a factor of 2 or so), so
+   * a scenario that would run for hours is refused before it starts. */
+  estimateOps(params: P): number;
 }
 
 /** Kernel-time model shared by generators: a kernel takes the longer of its math and its memory traffic. */

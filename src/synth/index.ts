@@ -9,6 +9,10 @@ export type { Generator, GpuSpeed } from './generator.js';
 export {
   GENERATORS,
   buildWorkload,
+  estimateOps,
+  runCostText,
+  DEFAULT_MAX_OPS,
+  type BuildOptions,
   generatorFor,
   loadScenario,
   parseScenario,

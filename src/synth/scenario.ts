@@ -3,7 +3,8 @@
  * Loading validates everything up front and reports the first problem as a one-line AllocsimInputError naming the
  * file and the field; building runs the generator on the discrete-event engine.
  */
-import { readFileSync } from 'node:fs';
+import { closeSync, fstatSync, openSync, readSync } from 'node:fs';
+import { parseJsonText } from '../util/json.js';
 import { AllocsimInputError } from '../util/inputError.js';
 import { Op, type Workload } from '../replay/workload.js';
 import { Des, type DesOptions } from './des.js';
@@ -26,7 +27,7 @@ export interface Scenario {
   kind: string;
   description: string;
   seed: number;
-  host: Required<Omit<DesOptions, 'seed'>>;
+  host: Required<Pick<DesOptions, 'hostOpUs' | 'launchUs' | 'maxQueued'>>;
   params: unknown;
   generator: Generator<unknown>;
 }
@@ -57,21 +58,68 @@ export function parseScenario(json: unknown, file: string): Scenario {
   return { file, kind, description, seed, host, params, generator };
 }
 
-/** Reads and validates a scenario file. */
+/** Scenario files are small; a bigger one is no scenario (and would be read whole). */
+const MAX_SCENARIO_BYTES = 16 * 1024 * 1024;
+
+/** Reads and validates a scenario file (a BOM is accepted; a JSON error names its line and column). */
 export function loadScenario(path: string): Scenario {
-  const text = readFileSync(path, 'utf8');
-  let json: unknown;
+  const fd = openSync(path, 'r');
+  let text: string;
   try {
-    json = JSON.parse(text);
-  } catch (e) {
-    throw new AllocsimInputError(`${path}: not valid JSON (${(e as Error).message})`);
+    const st = fstatSync(fd);
+    if (st.isDirectory()) throw new AllocsimInputError(`${path}: is a directory`);
+    const buf = Buffer.alloc(MAX_SCENARIO_BYTES + 1);
+    let n = 0;
+    for (let r; n <= MAX_SCENARIO_BYTES && (r = readSync(fd, buf, n, buf.length - n, null)) > 0;) n += r;
+    if (n > MAX_SCENARIO_BYTES) throw new AllocsimInputError(`${path}: more than 16 MiB: not a scenario file`);
+    text = buf.subarray(0, n).toString('utf8');
+  } finally {
+    closeSync(fd);
   }
-  return parseScenario(json, path);
+  return parseScenario(parseJsonText(text, path), path);
 }
 
-/** Runs the scenario's generator; `seed` overrides the file's seed. Same scenario and seed, same workload. */
-export function buildWorkload(s: Scenario, seed: number = s.seed): Workload {
-  const des = new Des({ seed, ...s.host });
+/** Operations a run may have unless asked for more (--max-ops): about half a minute and 1 GiB. */
+export const DEFAULT_MAX_OPS = 5_000_000;
+
+/** What a run of `ops` operations costs, roughly: measured about 5 µs and 200 bytes per operation (replay and
+ * summary; --report and --timeline add to both) on one core of the development machine. */
+export function runCostText(ops: number): string {
+  const seconds = ops * 5e-6;
+  const bytes = 64 * 1024 ** 2 + ops * 200;
+  const time = seconds < 90 ? `${Math.ceil(seconds)} s` : seconds < 5400 ? `${Math.ceil(seconds / 60)} min` : `${(seconds / 3600).toFixed(1)} h`;
+  const mem = bytes < 1024 ** 3 ? `${Math.ceil(bytes / 1024 ** 2)} MiB` : `${(bytes / 1024 ** 3).toFixed(1)} GiB`;
+  return `about ${time} and ${mem} of memory (an estimate)`;
+}
+
+export interface BuildOptions {
+  /** Refuse a scenario estimated (or found) to produce more operations (default DEFAULT_MAX_OPS). */
+  maxOps?: number;
+  /** Generation progress: operations so far, of about `estimate`. */
+  onProgress?: (ops: number, estimate: number) => void;
+}
+
+/** The generator's estimate of the operations a scenario produces. */
+export function estimateOps(s: Scenario): number {
+  return Math.ceil(s.generator.estimateOps(s.params));
+}
+
+/** Runs the scenario's generator; `seed` overrides the file's seed. Same scenario and seed, same workload.
+ * A scenario whose estimate exceeds `maxOps` is refused before it starts, with the estimate. */
+export function buildWorkload(s: Scenario, seed: number = s.seed, options: BuildOptions = {}): Workload {
+  const maxOps = options.maxOps ?? DEFAULT_MAX_OPS;
+  const estimate = estimateOps(s);
+  if (!(estimate <= maxOps)) {
+    const shown = Number.isFinite(estimate) ? estimate.toPrecision(3) : 'unboundedly many';
+    throw new AllocsimInputError(`${s.file}: about ${shown} operations, more than the limit of ${maxOps} ` +
+      `(${Number.isFinite(estimate) ? runCostText(estimate) : 'no estimate'}); lower its counts, or pass --max-ops ` +
+      `${Number.isFinite(estimate) ? Math.ceil(estimate * 1.5) : 'N'} to run it anyway`);
+  }
+  const onProgress = options.onProgress;
+  const des = new Des({
+    seed, ...s.host, maxOps: Math.max(maxOps, 2 * estimate),
+    ...(onProgress ? { onProgress: (ops: number) => onProgress(ops, estimate) } : {}),
+  });
   s.generator.generate(s.params, des);
   return des.finish();
 }

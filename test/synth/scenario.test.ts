@@ -28,7 +28,7 @@ describe('scenario schema errors: one line naming the file and the field', () =>
     [{ kind: 'transformer-training', batchSizes: [] }, `${F}: batchSizes must be a non-empty list`],
     [{ kind: 'transformer-training', batchSizes: [4, 0] }, `${F}: batchSizes[1] must be a positive integer`],
     [{ kind: 'transformer-training', schedule: [[4, 128], [8]] }, `${F}: schedule[1] must be a pair [batch, seq] of positive integers`],
-    [{ kind: 'random-stress', liveCap: '6GB' }, `${F}: liveCap must be a whole number of bytes >= 1 (a number, or a string such as "3MiB" with unit B, KiB, MiB, GiB or TiB)`],
+    [{ kind: 'random-stress', liveCap: '6GB' }, `${F}: liveCap must be a whole number of bytes >= 1, at most 1 PiB (a number, or a string such as "3MiB" with unit B, KiB, MiB, GiB or TiB)`],
     [{ kind: 'random-stress', freeProbability: 1.5 }, `${F}: freeProbability must be a number in [0, 1]`],
     [{ kind: 'random-stress', sizes: [{ weight: 1, dist: 'logUniform', min: '2MiB', max: '1MiB' }] }, `${F}: sizes[0].max must be >= min`],
     [{ kind: 'random-stress', sizes: [{ weight: 1, dist: 'normal' }] }, `${F}: sizes[0].dist must be one of "logUniform", "uniform", "choice"`],
@@ -60,7 +60,7 @@ describe('scenario schema errors: one line naming the file and the field', () =>
     const bad = join(dir, 'bad.json');
     writeFileSync(bad, '{"kind": "fragmentation",}');
     expect(() => loadScenario(bad)).toThrow(AllocsimInputError);
-    expect(() => loadScenario(bad)).toThrow(new RegExp(`^${bad.replace(/[.*+?^${}()|[\]\\/]/g, '\\$&')}: not valid JSON`));
+    expect(() => loadScenario(bad)).toThrow(new RegExp(`^${bad.replace(/[.*+?^${}()|[\]\\/]/g, '\\$&')}:1:26: not valid JSON`));
     expect(() => loadScenario(join(dir, 'missing.json'))).toThrow(/ENOENT/);
   });
 

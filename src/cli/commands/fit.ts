@@ -11,6 +11,7 @@ import { expandInputs, parseDevice } from './inputFiles.js';
 import { describeInputs, inputsJson } from './inputs.js';
 import { checkOutputPaths, writeFileAtomic } from '../output.js';
 import { WrittenFiles } from '../style.js';
+import { DEVICE_TOTAL_HELP, numberValue, outputPath, parseDeviceTotal, singleValue } from '../options.js';
 
 export interface SourceArgs {
   'source-fraction'?: number;
@@ -39,8 +40,8 @@ interface FitArgs extends SourceArgs {
   inputs: string[];
   device?: string;
   conf?: string[];
-  fraction?: number;
-  'device-total'?: number;
+  fraction?: string;
+  'device-total'?: string;
   json?: string;
 }
 
@@ -52,21 +53,21 @@ export const fitCommand: CommandModule<object, FitArgs> = {
       .positional('inputs', { type: 'string', array: true, demandOption: true, describe: 'snapshot pickles / JSON, directories or quoted globs of them, or a scenario JSON file' })
       .option('device', { type: 'string', requiresArg: true, describe: "GPU of a multi-device snapshot, or 'all' for every device with a trace" })
       .option('conf', { type: 'string', array: true, requiresArg: true, describe: 'PYTORCH_CUDA_ALLOC_CONF to fit (repeat for several; default the input\'s own)' })
-      .option('fraction', { type: 'number', requiresArg: true, describe: 'keep set_per_process_memory_fraction F while fitting (it arms garbage_collection_threshold)' })
-      .option('device-total', { type: 'number', requiresArg: true, describe: `totalGlobalMem the fraction refers to (default ${H100_TOTAL_GLOBAL_MEM}, H100 80GB)` })
-      .option('json', { type: 'string', nargs: 1, requiresArg: true, describe: 'write the results as JSON to FILE (- for stdout)' })
+      .option('fraction', { type: 'string', describe: 'keep set_per_process_memory_fraction F while fitting (it arms garbage_collection_threshold)' })
+      .option('device-total', { type: 'string', describe: DEVICE_TOTAL_HELP })
+      .option('json', { type: 'string', nargs: 1, describe: 'write the results as JSON to FILE (- for stdout)' })
       .example('$0 fit run.pickle', 'how small a GPU this run fits on, with its own settings')
       .example("$0 fit run.pickle --conf '' --conf expandable_segments:True", 'the same for two settings') as Argv<FitArgs>,
   handler: async (argv) => {
-    if (argv.fraction !== undefined) validateFraction(argv.fraction);
-    const deviceTotal = argv['device-total'];
-    if (deviceTotal !== undefined && (!Number.isInteger(deviceTotal) || deviceTotal <= 0)) {
-      throw new AllocsimInputError(`--device-total must be a positive whole number of bytes, got ${deviceTotal}`);
-    }
+    const givenFraction = numberValue(argv.fraction, 'fraction');
+    if (givenFraction !== undefined) validateFraction(givenFraction);
+    const givenTotal = singleValue(argv['device-total'], 'device-total');
+    const deviceTotal = givenTotal !== undefined ? parseDeviceTotal(givenTotal, 'device-total') : undefined;
+    const json = outputPath(argv.json, 'json');
     const workers = workerCount(argv.workers);
     for (const c of argv.conf ?? []) parseAllocConf(c);
-    checkOutputPaths({ json: argv.json });
-    const fraction = argv.fraction ?? null;
+    checkOutputPaths({ json });
+    const fraction = givenFraction ?? null;
     const files = expandInputs(argv.inputs);
     const device = { fraction, deviceTotal };
     const warned = new Set<string>();
@@ -74,7 +75,7 @@ export const fitCommand: CommandModule<object, FitArgs> = {
     const text: string[] = [];
     const worst: { name: string; bytes: number | null }[] = [];
     for (const f of files) {
-      for (const input of loadSweepInputs(f, { sourceFraction: argv['source-fraction'] ?? argv.fraction, seed: argv.seed, device: parseDevice(argv.device) })) {
+      for (const input of loadSweepInputs(f, { sourceFraction: argv['source-fraction'] ?? givenFraction, seed: argv.seed, device: parseDevice(argv.device) })) {
         const given = argv.conf ?? [input.ownConf];
         const confs = given.map((c) => sweepConfigs(c, [], fraction).baseline);
         for (const note of input.notes) process.stderr.write(`allocsim: note: ${files.length > 1 ? `${input.name}: ` : ''}${note}\n`);
@@ -126,15 +127,13 @@ export const fitCommand: CommandModule<object, FitArgs> = {
       const w = [...worst].sort((a, b) => (b.bytes ?? Infinity) - (a.bytes ?? Infinity))[0];
       text.push(`worst input (first config): ${w.name}: ${w.bytes === null ? 'OOM at any device size' : `needs ${formatSize(w.bytes)}`}`);
     }
-    if (argv.json !== undefined) {
+    if (json !== undefined) {
       const doc = docs.length === 1 ? docs[0] : { inputs: docs, worst: text[text.length - 1] };
-      const json = `${JSON.stringify(doc, null, 2)}\n`;
-      if (argv.json === '-') process.stdout.write(json);
-      else writeFileAtomic(argv.json, json);
+      writeFileAtomic(json, `${JSON.stringify(doc, null, 2)}\n`);
     }
-    (argv.json === '-' ? process.stderr : process.stdout).write(`${text.join('\n')}\n`);
+    (json === '-' ? process.stderr : process.stdout).write(`${text.join('\n')}\n`);
     const written = new WrittenFiles();
-    written.add(argv.json, 'results as JSON');
+    written.add(json, 'results as JSON');
     written.report();
   },
 };

@@ -23,12 +23,13 @@ import {
   addDeviceOptions, addOutputOptions, deviceSettings, finishRun, runHooks, type DeviceArgs, type OutputArgs,
 } from '../output.js';
 import { paint } from '../style.js';
+import { numberValue, parseDeviceTotal, singleValue } from '../options.js';
 
 interface ReplayArgs extends DeviceArgs, OutputArgs {
   trace: string;
   check: boolean;
-  'source-fraction'?: number;
-  'source-device-total'?: number;
+  'source-fraction'?: string;
+  'source-device-total'?: string;
   spread: boolean;
   device?: number;
 }
@@ -57,10 +58,10 @@ export const replayCommand: CommandModule<object, ReplayArgs> = {
         describe: 'compare the simulated segment events and final layout with the recorded ones; exit 1 at the first divergence',
       })
       .option('source-fraction', {
-        type: 'number', requiresArg: true,
+        type: 'string',
         describe: 'memory fraction the capture ran under (snapshots do not record it; default: --fraction)',
       })
-      .option('source-device-total', { type: 'number', requiresArg: true, describe: 'totalGlobalMem of the GPU the capture ran on (default: --device-total)' })
+      .option('source-device-total', { type: 'string', describe: 'totalGlobalMem of the GPU the capture ran on, a size or a GPU preset (default: --device-total)' })
       .option('device', { type: 'number', requiresArg: true, describe: 'which GPU of a multi-device snapshot to replay (default: the first with a trace)' })
       .option('spread', {
         type: 'boolean',
@@ -81,7 +82,8 @@ export const replayCommand: CommandModule<object, ReplayArgs> = {
     const settings = deviceSettings(argv);
     const sourceConfig = snapshotConfig(snapshot);
     const config = settings.config ?? sourceConfig;
-    const sourceDeviceTotal = argv['source-device-total'] ?? settings.deviceTotal;
+    const givenSourceTotal = singleValue(argv['source-device-total'], 'source-device-total');
+    const sourceDeviceTotal = givenSourceTotal !== undefined ? parseDeviceTotal(givenSourceTotal, 'source-device-total') : settings.deviceTotal;
     // The fraction the trace ran under, as far as its OOMs and segments tell (snapshots do not record it).
     const bounds = fractionBounds(allocatorEntries(snapshot.device_traces[0] ?? []),
       snapshot.segments.reduce((n, s) => n + s.total_size, 0), sourceConfig);
@@ -89,9 +91,10 @@ export const replayCommand: CommandModule<object, ReplayArgs> = {
     const inferred = inferredFraction(bounds, boundsTotal);
     const given = settings.fraction ?? config.perProcessMemoryFraction ?? null;
     const fraction = given ?? inferred;
-    let sourceFraction = argv['source-fraction'] !== undefined ? validateFraction(argv['source-fraction']) : fraction;
+    const givenSourceFraction = numberValue(argv['source-fraction'], 'source-fraction');
+    let sourceFraction = givenSourceFraction !== undefined ? validateFraction(givenSourceFraction) : fraction;
     // A --fraction the recorded OOMs rule out, without --source-fraction, is a what-if from the inferred one.
-    if (argv['source-fraction'] === undefined && given !== null && inferred !== null && !fractionFits(bounds, given, boundsTotal)) {
+    if (givenSourceFraction === undefined && given !== null && inferred !== null && !fractionFits(bounds, given, boundsTotal)) {
       sourceFraction = inferred;
     }
     const fractionNotes: string[] = [];

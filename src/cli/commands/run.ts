@@ -3,12 +3,13 @@ import type { Argv, CommandModule } from 'yargs';
 import { allocatorSettingsDict } from '../../snapshot/allocatorSettings.js';
 import { defaultConfig } from '../../config/allocatorConfig.js';
 import { simulate } from '../../replay/simulate.js';
-import { buildWorkload, loadScenario, scenarioSeed, workloadFacts } from '../../synth/index.js';
+import { loadScenario, scenarioSeed, workloadFacts } from '../../synth/index.js';
+import { addScenarioOptions, buildScenarioWorkload, type ScenarioArgs } from '../scenarioOptions.js';
 import {
   addDeviceOptions, addOutputOptions, deviceSettings, finishRun, runHooks, type DeviceArgs, type OutputArgs,
 } from '../output.js';
 
-interface RunArgs extends DeviceArgs, OutputArgs {
+interface RunArgs extends DeviceArgs, OutputArgs, ScenarioArgs {
   scenario: string;
   seed?: number;
 }
@@ -17,7 +18,7 @@ export const runCommand: CommandModule<object, RunArgs> = {
   command: 'run <scenario>',
   describe: 'Simulate a synthetic workload from a scenario file (see scenarios/)',
   builder: (y: Argv) =>
-    addOutputOptions(addDeviceOptions(y))
+    addScenarioOptions(addOutputOptions(addDeviceOptions(y)))
       .positional('scenario', { type: 'string', demandOption: true, describe: 'scenario JSON file' })
       .option('seed', { type: 'number', requiresArg: true, describe: 'seed for the scenario\'s random draws (default: the file\'s "seed")' })
       .example('$0 run scenarios/transformer-training.json --fraction 0.25', 'the GPT training scenario on a quarter of an H100')
@@ -28,10 +29,13 @@ export const runCommand: CommandModule<object, RunArgs> = {
     const seed = scenarioSeed(scenario, argv.seed);
     const settings = deviceSettings(argv);
     const config = settings.config ?? defaultConfig();
-    const workload = buildWorkload(scenario, seed);
     const { observer, timeline } = runHooks(argv);
+    const { workload, progress } = buildScenarioWorkload(scenario, seed, argv);
     const options = { ...settings, config };
-    const result = simulate(workload, { ...options, timeline, onOp: observer.onOp, onOom: observer.onOom });
+    const tick = progress.onOp;
+    const onOp: typeof observer.onOp = tick ? (op, allocator) => { tick(op); observer.onOp(op, allocator); } : observer.onOp;
+    const result = simulate(workload, { ...options, timeline, onOp, onOom: observer.onOom });
+    progress.done();
     const facts = workloadFacts(workload);
     await finishRun(argv, {
       title: `${argv.scenario} (${scenario.kind}, seed ${seed}): ${facts.operations} operations, ${facts.allocations} allocations`,

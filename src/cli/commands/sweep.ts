@@ -26,6 +26,7 @@ import {
 import { sourceOptions, workerCount, type SourceArgs } from './fit.js';
 import { expandInputs, parseDevice } from './inputFiles.js';
 import { describeInputs, inputsJson } from './inputs.js';
+import { interruptible } from '../reportError.js';
 
 interface SweepArgs extends DeviceArgs, SourceArgs, ReportArgs {
   inputs: string[];
@@ -214,7 +215,7 @@ export const sweepCommand: CommandModule<object, SweepArgs> = {
     const workers = workerCount(argv.workers);
     // Every grid value is checked before any work, with PyTorch's error text (again below with the input's base).
     const fraction = settings.fraction ?? null;
-    sweepConfigs(argv.conf ?? '', argv.grid, fraction);
+    sweepConfigs(settings.confText ?? '', argv.grid, fraction);
     const device = parseDevice(argv.device);
     const files = expandInputs(argv.inputs);
     const seenNotes: string[] = [];
@@ -232,7 +233,7 @@ export const sweepCommand: CommandModule<object, SweepArgs> = {
     // The first input gives the baseline (its own settings); the others load when their turn comes.
     const first = load(files[0]);
     const sources = files.map((f, i) => ({ name: f, bytes: i === 0 ? first[0].bytes : fileSize(f), load: () => load(f) }));
-    const base = argv.conf ?? first[0].ownConf;
+    const base = settings.confText ?? first[0].ownConf;
     const configs = sweepConfigs(base, argv.grid, fraction);
     const { confs } = configs;
     const warnings = settingWarnings(base, fraction, configs.warnings);
@@ -249,10 +250,11 @@ export const sweepCommand: CommandModule<object, SweepArgs> = {
       : null;
     const res = await (async () => {
       try {
-        return await runSweep(sources, {
+        // Ctrl-C while workers run: one line, and the rows already finished stay in --out for --resume.
+        return await interruptible(() => runSweep(sources, {
           first,
           grids: argv.grid,
-          base: argv.conf,
+          base: settings.confText,
           out: outPath,
           resume: argv.resume,
           objective,
@@ -262,7 +264,7 @@ export const sweepCommand: CommandModule<object, SweepArgs> = {
           device: dev,
           onStart: (toRun) => bar?.start(toRun, 0, { conf: '' }),
           onRow: (row) => bar?.increment({ conf: row.conf.slice(0, 40) }),
-        });
+        }), outPath !== undefined ? `the configs finished so far are in ${outPath}; --resume continues` : 'no output was written');
       } finally {
         bar?.stop();
       }

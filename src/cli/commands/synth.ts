@@ -2,10 +2,12 @@
 import type { Argv, CommandModule } from 'yargs';
 import { defaultConfig } from '../../config/allocatorConfig.js';
 import { simulate } from '../../replay/simulate.js';
-import { buildWorkload, loadScenario, scenarioSeed } from '../../synth/index.js';
+import { loadScenario, scenarioSeed } from '../../synth/index.js';
+import { addScenarioOptions, buildScenarioWorkload, type ScenarioArgs } from '../scenarioOptions.js';
 import { writeSnapshotFile } from '../../snapshot/index.js';
+import { checkOutputPaths, humanStream } from '../output.js';
 
-interface SynthArgs {
+interface SynthArgs extends ScenarioArgs {
   scenario: string;
   out: string;
   seed?: number;
@@ -15,22 +17,26 @@ export const synthCommand: CommandModule<object, SynthArgs> = {
   command: 'synth <scenario>',
   describe: 'Write a scenario\'s run as a snapshot pickle for replay, sweep and memory_viz',
   builder: (y: Argv) =>
-    y
+    addScenarioOptions(y)
       .positional('scenario', { type: 'string', demandOption: true, describe: 'scenario JSON file' })
       .option('out', {
         type: 'string',
+        nargs: 1,
         demandOption: true,
-        describe: 'snapshot file to write: .pickle (as torch.cuda.memory._dump_snapshot writes it) or .json',
+        describe: 'snapshot file to write: .pickle (as torch.cuda.memory._dump_snapshot writes it) or .json; - for a pickle on stdout',
       })
       .option('seed', { type: 'number', describe: 'seed for the scenario\'s random draws (default: the file\'s "seed")' })
       .example('$0 synth scenarios/producer-consumer.json --out pc.pickle', 'then: allocsim replay pc.pickle, or open it in pytorch.org/memory_viz') as Argv<SynthArgs>,
   handler: (argv) => {
+    checkOutputPaths(argv as unknown as Record<string, unknown>);
     const scenario = loadScenario(argv.scenario);
     const seed = scenarioSeed(scenario, argv.seed);
-    const result = simulate(buildWorkload(scenario, seed), { config: defaultConfig() });
+    const { workload, progress } = buildScenarioWorkload(scenario, seed, argv);
+    const result = simulate(workload, { config: defaultConfig(), ...(progress.onOp ? { onOp: progress.onOp } : {}) });
+    progress.done();
     writeSnapshotFile(argv.out, result.snapshot);
     const trace = result.snapshot.device_traces[0] ?? [];
-    process.stdout.write(`${argv.out}: ${trace.length} trace entries, ${result.snapshot.segments.length} segments at the end` +
+    humanStream(argv as unknown as Record<string, unknown>).write(`${argv.out === '-' ? 'stdout' : argv.out}: ${trace.length} trace entries, ${result.snapshot.segments.length} segments at the end` +
       `${result.ooms.length > 0 ? `, ${result.ooms.length} OOMs` : ''} (${scenario.kind}, seed ${seed})\n`);
   },
 };

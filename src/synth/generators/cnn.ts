@@ -43,6 +43,8 @@ export const cnn: Generator<CnnParams> = {
     cublasWorkspace: f.size('cublasWorkspace', 32 * 1024 * 1024, { min: 0 }),
     cublasLtWorkspace: f.size('cublasLtWorkspace', 1024 * 1024, { min: 0 }),
   }),
+  // Calibrated on the bundled scenario and variants (77-91 operations per block and step).
+  estimateOps: (p) => 90 * p.steps * p.stages.reduce((a, b) => a + b, 0) + 1000,
   generate(p, des) {
     const t = new Tensors(des, H100);
     const params: { n: number; grad: number | null; buf: number | null }[] = [];

@@ -22,12 +22,13 @@ export const fragmentation: Generator<FragmentationParams> = {
   kind: 'fragmentation',
   summary: 'mixed-size tensors freed in a checkerboard, empty_cache, then a request larger than every hole',
   read: (f) => ({
-    tensorsMiB: f.numberList('tensorsMiB', [10, 50, 10, 100, 10, 200, 10, 50, 10, 100], { min: 0, aboveMin: true }),
+    tensorsMiB: f.numberList('tensorsMiB', [10, 50, 10, 100, 10, 200, 10, 50, 10, 100], { min: 0, aboveMin: true, max: 2 ** 30 }),
     repeat: f.int('repeat', 3, { min: 1 }),
-    variedMiB: f.numberList('variedMiB', [100, 200, 50, 300, 75, 150, 400, 25], { min: 0, aboveMin: true }),
-    bigMiB: f.number('bigMiB', 600, { min: 0, aboveMin: true }),
+    variedMiB: f.numberList('variedMiB', [100, 200, 50, 300, 75, 150, 400, 25], { min: 0, aboveMin: true, max: 2 ** 30 }),
+    bigMiB: f.number('bigMiB', 600, { min: 0, aboveMin: true, max: 2 ** 30 }),
     elementBytes: f.int('elementBytes', 4, { min: 1 }),
   }),
+  estimateOps: (p) => 2 * (p.repeat * p.tensorsMiB.length + p.variedMiB.length) + 16,
   generate(p, des) {
     // torch.zeros(s * MB // 4, dtype=float32): whole elements, so the request is a multiple of the element size.
     const bytes = (mib: number) => Math.max(p.elementBytes, Math.floor((mib * MiB) / p.elementBytes) * p.elementBytes);

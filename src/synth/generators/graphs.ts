@@ -51,6 +51,11 @@ export const graphs: Generator<GraphParams> = {
     kvPageBytes: f.size('kvPageBytes', 64 * 1024 * 1024, { min: 1 }),
     releaseAtEnd: f.bool('releaseAtEnd', true),
   }),
+  // About ten operations per layer per forward (eager or captured), plus the KV pages and the weights.
+  estimateOps: (p) => {
+    const forwards = p.batchSizes.length * (p.warmupIters + 1) + p.requests * (1 + (p.capture ? 0 : p.decodeSteps));
+    return 10 * p.layers * forwards + 2 * Math.ceil(p.kvPoolBytes / p.kvPageBytes) + 8 * p.layers + 1000;
+  },
   generate(p, des) {
     const e = p.dtypeBytes, d = p.dModel, ff = Math.round(p.mlpRatio * d);
     const main = new Tensors(des, H100, 0);

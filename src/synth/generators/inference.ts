@@ -47,6 +47,8 @@ export const inference: Generator<InferenceParams> = {
     pageTokens: f.int('pageTokens', 16, { min: 1 }),
     emptyCacheAfterRequest: f.bool('emptyCacheAfterRequest', false),
   }),
+  // Calibrated: 16-23 operations per layer and decode step of a request.
+  estimateOps: (p) => 23 * p.requests * p.layers * (p.decodeSteps.reduce((a, b) => a + b, 0) / p.decodeSteps.length + 1) + 1000,
   generate(p, des) {
     const t = new Tensors(des, H100);
     const e = p.dtypeBytes, d = p.dModel, ff = Math.round(p.mlpRatio * d);

@@ -42,6 +42,8 @@ export const streams: Generator<StreamsParams> = {
     if (p.dropCount > p.window) f.fail('dropCount', 'must be <= window');
     return p;
   },
+  // Calibrated: about 6 operations per iteration with the bundled window and drop count.
+  estimateOps: (p) => 6.1 * p.iterations * Math.max(1, p.dropCount / 20) + 100,
   generate(p, des) {
     const prod = p.producerStream, cons = p.consumerStream;
     const live: number[] = [];

@@ -40,6 +40,7 @@ export const stress: Generator<StressParams> = {
     }
     return p;
   },
+  estimateOps: (p) => 1.05 * p.ops + 100,
   generate(p, des) {
     const live: number[] = [];
     const liveSize: number[] = [];

@@ -81,6 +81,8 @@ export const transformer: Generator<TransformerParams> = {
     if (longest > p.maxSeq) f.fail(p.schedule ? 'schedule' : 'seqLens', `must not exceed maxSeq (${p.maxSeq})`);
     return p;
   },
+  // Calibrated: 172-207 operations per layer, micro-batch and step.
+  estimateOps: (p) => 210 * p.steps * p.microBatches * p.layers + 1000,
   generate(p, des) {
     new TransformerRun(p, new Tensors(des, H100)).run();
   },
