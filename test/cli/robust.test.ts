@@ -103,7 +103,7 @@ describe('- for stdout on every output', () => {
     const r = allocsim([...replay, '--timeline', '-']);
     expect(r.code, r.stderr).toBe(0);
     expect(r.stdout.split('\n')[0]).toMatch(/^op,action,time_us,size_bytes,stream,/);
-    // A header, the 1311 operations and a row for each of the 2 inferred empty_cache() calls (issue 9).
+    // A header, the 1311 operations and the 2 empty_cache() calls the replay decided on before a malloc, each a row (issue 9).
     expect(r.stdout.trim().split('\n')).toHaveLength(1314);
     expect(r.stderr).toContain('OOMs');
   });
