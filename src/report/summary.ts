@@ -137,7 +137,9 @@ export function formatOomLine(e: OomExplanation): string {
   const tail = !e.detailed ? ''
     : fixes.length > 0 ? `; avoided by ${fixes.join(' or ')}`
       : more.length > 0 ? `; only more memory avoids it (${more.join(' or ')})` : '; nothing tried avoids it';
-  return `#${e.index + 1} at op ${e.op}: ${formatSize(e.requested)} request, ${formatSize(e.shortfall)} over ${limit}, ` +
+  // Where the request came from, as the snapshot's stack frames name it (the first frame in user code).
+  const at = e.site ? ` at ${e.site.replace(/^.*\//, '')}` : '';
+  return `#${e.index + 1} at op ${e.op}: ${formatSize(e.requested)} request${at}, ${formatSize(e.shortfall)} over ${limit}, ` +
     `${formatSize(e.stranded)} stranded${tail}`;
 }
 

@@ -54,6 +54,11 @@ describe('summary of oom-grow/default', () => {
       `of the 12 OOMs checked (#${byExpandable.map((e) => e.index + 1).join(', #')}; each replayed with it from the start)`);
   });
 
+  it('names where an OOM request came from when the snapshot has stack frames (the file, not its directories)', () => {
+    const e = { ...run.observed.ooms.ooms[0], site: '/srv/job/train/models.py:181 in update_nodes' };
+    expect(formatOomLine(e)).toMatch(/^#1 at op 121: 70\.00 MiB request at models\.py:181 in update_nodes, 24\.84 MiB over/);
+  });
+
   it('wraps without losing words', () => {
     const s = 'a 12.00 MiB block and 3 bytes of slack in one segment of 20.00 MiB';
     expect(wrap(s, 12).split('\n').join(' ')).toBe(s);
