@@ -10,6 +10,7 @@ import { armInterruptCleanup, EXIT_CODES_HELP, guardStdout, reportCliError, Usag
 import { helpWidth, reflowConsoleHelp } from './helpText.js';
 import { closest } from '../util/text.js';
 import { addInput, beginOutputs, commitOutputs } from '../util/atomicWrite.js';
+import { reportWrittenFiles } from './style.js';
 
 /** " (did you mean --fraction?)" for yargs' "Unknown argument: fractoin". */
 function unknownOptionHint(msg: string, known: string[]): string {
@@ -56,6 +57,7 @@ async function main(): Promise<void> {
   beginOutputs({ onStage: armInterruptCleanup });
   await cli.parseAsync();
   await commitOutputs();
+  reportWrittenFiles();
 }
 
 main().catch((err: unknown) => {

@@ -25,8 +25,24 @@ export class WrittenFiles {
     if (path !== undefined && path !== '-') this.files.push([path, what]);
   }
 
-  /** One line per file on stderr: `allocsim: wrote PATH (what)`. */
+  /**
+   * One line per file, `allocsim: wrote PATH (what)`, printed on stderr by `reportWrittenFiles` once the run's
+   * outputs are in place (util/atomicWrite.ts commits them at the end: before that nothing is written).
+   */
   report(): void {
-    for (const [path, what] of this.files) process.stderr.write(`allocsim: wrote ${path} (${what})\n`);
+    for (const [path, what] of this.files) wroteLines.push(`allocsim: wrote ${path} (${what})\n`);
   }
+}
+
+const wroteLines: string[] = [];
+const lastLines: string[] = [];
+
+/** A line for stderr after the "wrote" lines, where the eye lands (the verdict of --check). */
+export function lastLine(line: string): void {
+  lastLines.push(line);
+}
+
+/** The "wrote" lines of every output now in place, then the last lines (main.ts calls it after the commit). */
+export function reportWrittenFiles(): void {
+  for (const line of [...wroteLines.splice(0), ...lastLines.splice(0)]) process.stderr.write(line);
 }

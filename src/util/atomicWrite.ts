@@ -206,10 +206,12 @@ export async function commitOutputs(): Promise<void> {
   const list = staged ?? [];
   staged = null;
   committing = list;
-  const later = list.filter((s) => targetKind(s.path) !== 'file');
+  // Special targets (stdout, a FIFO, a device) first: they can fail (a full disk, a closed pipe) and cannot be
+  // taken back, while a rename into place can; so a failing one leaves every regular file as it was.
+  const special = list.filter((s) => targetKind(s.path) !== 'file');
   try {
+    for (const s of special) await place(s.tmp, s.path);
     for (const s of list) if (targetKind(s.path) === 'file') place(s.tmp, s.path);
-    for (const s of later) await place(s.tmp, s.path);
   } finally {
     for (const s of list) rmSync(s.tmp, { force: true });
     committing = [];

@@ -22,7 +22,7 @@ import { readSnapshotFile, selectDevice } from '../../snapshot/index.js';
 import {
   addDeviceOptions, addOutputOptions, deviceSettings, finishRun, runHooks, type DeviceArgs, type OutputArgs,
 } from '../output.js';
-import { paint } from '../style.js';
+import { lastLine, paint } from '../style.js';
 import { numberValue, parseDeviceTotal, singleValue } from '../options.js';
 
 interface ReplayArgs extends DeviceArgs, OutputArgs {
@@ -241,13 +241,13 @@ export const replayCommand: CommandModule<object, ReplayArgs> = {
     if (argv.check) {
       const err = process.stderr;
       if (noFractionFits) {
-        err.write(`allocsim: check: ${paint(err, 'red', 'DIFFERS')}: ${fractionNotes[fractionNotes.length - 1]}\n`);
+        lastLine(`allocsim: check: ${paint(err, 'red', 'DIFFERS')}: ${fractionNotes[fractionNotes.length - 1]}\n`);
         process.exitCode = 1;
       } else if (traceDivergence || layoutDivergence) {
-        err.write(`allocsim: check: ${paint(err, 'red', 'DIFFERS')}: ${(traceDivergence ?? layoutDivergence)?.message}\n`);
+        lastLine(`allocsim: check: ${paint(err, 'red', 'DIFFERS')}: ${(traceDivergence ?? layoutDivergence)?.message}\n`);
         process.exitCode = 1;
       } else {
-        err.write(`allocsim: check: ${paint(err, 'green', 'MATCHES')}: every segment event, OOM and the final layout match the recording\n`);
+        lastLine(`allocsim: check: ${paint(err, 'green', 'MATCHES')}: every segment event, OOM and the final layout match the recording\n`);
       }
     }
   },
