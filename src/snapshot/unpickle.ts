@@ -99,6 +99,8 @@ function describe(v: unknown): string {
   if (v === null) return 'None';
   if (Array.isArray(v)) return 'a list';
   if (v instanceof Uint8Array) return 'bytes';
+  if (v instanceof TraceColumns) return 'a device trace';
+  if (v === ENTRY) return 'a trace entry';
   if (typeof v === 'object') return 'a dict';
   return `a ${typeof v}`;
 }
@@ -209,8 +211,11 @@ function setProtoKey(d: Record<string, unknown>, value: unknown): void {
   Object.defineProperty(d, '__proto__', { value, writable: true, enumerable: true, configurable: true });
 }
 
+/** A dict the pickle built: not a list, bytes, or one of the reader's own stand-ins (a trace's columns, the
+ * token of an entry decoded into them), which a corrupted pickle could otherwise set items on. */
 function isDict(v: unknown): v is Record<string, unknown> {
-  return typeof v === 'object' && v !== null && !Array.isArray(v) && !(v instanceof Uint8Array);
+  return typeof v === 'object' && v !== null && !Array.isArray(v) && !(v instanceof Uint8Array) &&
+    !(v instanceof TraceColumns) && v !== ENTRY;
 }
 
 function truncated(name: string, op: number, opPos: number, need: number, left: number): never {

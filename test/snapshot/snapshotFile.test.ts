@@ -267,6 +267,12 @@ describe('validateSnapshot: schema', () => {
     );
   });
 
+  it('refuses items set on a device trace the reader decodes into columns (a corruption fast-check found)', () => {
+    const bytes = fixture('frag-seed-default.pickle').slice();
+    bytes[6587] = 0x65; // APPENDS where SETITEMS was: the next SETITEMS then targets the trace list itself
+    expect(inputError(() => parseSnapshot(bytes, 'x')).message).toBe('x: SETITEMS at byte 6638 sets items on a device trace, not a dict');
+  });
+
   it('survives corrupted pickles with nothing but AllocsimInputError', () => {
     assertCorruptionsFailCleanly(fixture('frag-seed-default.pickle'), (b) => parseSnapshot(b, 'x'), 300);
   });
