@@ -202,9 +202,7 @@ export class TraceColumns {
     this.traceback = grown(this.traceback, n);
     this.compileContext = grown(this.compileContext, n);
     this.userMetadata = grown(this.userMetadata, n);
-    const keys = new Uint16Array(n);
-    keys.set(this.keys);
-    this.keys = keys;
+    this.keys = grown(this.keys, n);
   }
 
   /** Begins a row with every field absent; returns its index. */

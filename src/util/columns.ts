@@ -1,6 +1,6 @@
-/** Column-wise storage helpers shared by the trace recorder and the workload builder. */
+/** Column-wise storage helpers shared by the trace recorder, the workload builder and the reader's trace columns. */
 
-type Column = Uint8Array | Int32Array | Float64Array;
+type Column = Uint8Array | Uint16Array | Int32Array | Float64Array;
 
 /** A copy of `column` with room for `capacity` entries (the growth step of an append-only column). */
 export function grown<T extends Column>(column: T, capacity: number): T {
