@@ -44,13 +44,25 @@ export function sameBehaviour(a: AllocatorConfig, b: AllocatorConfig): boolean {
  * cudaMalloc failures) taken from the trace. Under the capture's own settings (and fraction) this reproduces
  * the recorded run; `compareTrace` / `compareSegments` (check.ts) say whether it did.
  */
-export function replaySnapshot(snapshot: Snapshot, opts: ReplayOptions = {}): ReplayResult {
+/**
+ * A snapshot's first device trace as a plan from the state it starts in: the start state rebuilt from the final
+ * segments (startState.ts), the requests, and the private-pool calls the final segments imply but the trace does
+ * not record (poolInference.ts). Both the exact replay and the what-if's source replay start here.
+ */
+export function planSnapshot(
+  snapshot: Snapshot, sourceConfig: AllocatorConfig, deviceTotal: number, source?: string,
+): { plan: TracePlan; start: StartState } {
   const entries = allocatorEntries(snapshot.device_traces[0] ?? []);
+  const start = rebuildStartState(snapshot.segments, entries, sourceConfig, deviceTotal);
+  return { plan: applyPoolInference(planTraceReplay(entries, source, start.blocks), snapshot.segments), start };
+}
+
+export function replaySnapshot(snapshot: Snapshot, opts: ReplayOptions = {}): ReplayResult {
   const sourceConfig = snapshotConfig(snapshot);
   const config = opts.config ?? sourceConfig;
-  const start = rebuildStartState(snapshot.segments, entries, sourceConfig, opts.deviceTotal ?? H100_TOTAL_GLOBAL_MEM);
-  // Private pools the final segments name become the pool calls the trace does not record (poolInference.ts).
-  let plan = applyPoolInference(planTraceReplay(entries, opts.source, start.blocks), snapshot.segments);
+  const planned = planSnapshot(snapshot, sourceConfig, opts.deviceTotal ?? H100_TOTAL_GLOBAL_MEM, opts.source);
+  const start = planned.start;
+  let plan = planned.plan;
   if (opts.timeline) {
     // A first pass decides the empty_cache() calls; the second replays them as operations of their own, so
     // each has a timeline row (the drop it makes is visible on the curve).

@@ -18,10 +18,10 @@ import type { Snapshot, TraceEntry } from '../snapshot/schema.js';
 import { AddressModel, type HoleOrder } from '../driver/addressModel.js';
 import { recordedDriverCalls, ReplayingDriver } from '../driver/replayingDriver.js';
 import { defaultCapacity, simulate, type SimulateOptions, type SimulationResult } from './simulate.js';
-import { applyPoolInference } from './poolInference.js';
-import { allocatorEntries, planTraceReplay, resolveWorkload, type TracePlan } from './tracePlan.js';
+import { planSnapshot } from './replaySnapshot.js';
+import { resolveWorkload, type TracePlan } from './tracePlan.js';
 import type { Workload } from './workload.js';
-import { describeStart, rebuildStartState, type StartState } from './startState.js';
+import { describeStart, type StartState } from './startState.js';
 
 export interface WhatIfOptions {
   /** Settings the capture was made under (default: PyTorch's defaults). */
@@ -104,11 +104,9 @@ export function resolveSourceWorkload(
   snapshot: Snapshot,
   opts: { sourceConfig?: AllocatorConfig; sourceFraction?: number | null; deviceTotal?: number; source?: string } = {},
 ): { workload: Workload; plan: TracePlan; start: StartState; sourceReplay: SourceReplay } {
-  const entries = allocatorEntries(snapshot.device_traces[0] ?? []);
   const sourceConfig = opts.sourceConfig ?? defaultConfig();
-  const start = rebuildStartState(snapshot.segments, entries, sourceConfig, opts.deviceTotal ?? H100_TOTAL_GLOBAL_MEM);
-  // The pool calls the final segments imply (poolInference.ts) go with the requests into every what-if.
-  const plan = applyPoolInference(planTraceReplay(entries, opts.source, start.blocks), snapshot.segments);
+  // The start state and the pool calls the final segments imply go with the requests into every what-if.
+  const { plan, start } = planSnapshot(snapshot, sourceConfig, opts.deviceTotal ?? H100_TOTAL_GLOBAL_MEM, opts.source);
   const own = simulate(plan.workload, {
     config: sourceConfig,
     fraction: opts.sourceFraction ?? null,
