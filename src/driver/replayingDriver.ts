@@ -10,27 +10,44 @@ import { AddressModel, CHUNK, reservationSpan, roundUp } from './addressModel.js
 
 const enum Call { RESERVE, MALLOC, FREE, MAP, UNMAP }
 
-/** The driver calls a recording implies, in order: [kind, address, size] triples. */
-export function recordedDriverCalls(recorded: TraceColumns | readonly TraceEntry[], deviceTotal: number): Float64Array {
+/**
+ * The driver calls a recording implies, in order: [kind, address, size] triples. `held`: the expandable
+ * reservations held before the first entry (a trace that starts mid-run), as [base, mapped bytes]: maps inside
+ * them reserve nothing.
+ */
+export function recordedDriverCalls(
+  recorded: TraceColumns | readonly TraceEntry[], deviceTotal: number, held: readonly (readonly [number, number])[] = [],
+): Float64Array {
   const trace = recorded instanceof TraceColumns ? recorded : columnsFromEntries(recorded, 0, new FrameTable(false));
   const out: number[] = [];
-  // A segment_map outside every known reservation starts a new one (its first page is the reservation base).
+  // A segment_map outside every live reservation starts a new one (its first page is the reservation base);
+  // a reservation whose last mapped bytes are unmapped is destroyed (release_expandable_segment, spec §7.4),
+  // so a later map there reserves again.
   const span = reservationSpan(deviceTotal);
-  const reservations: number[] = [];
+  const reservations = held.map(([base, mapped]) => ({ base, mapped }));
+  const at = (addr: number) => reservations.findIndex((r) => addr >= r.base && addr < r.base + span);
   for (let i = 0; i < trace.length; i++) {
     const addr = trace.addr[i] === trace.addr[i] ? trace.addr[i]! : 0; // NaN: no addr
     const size = trace.size[i]!;
     switch (trace.action[i]) {
       case A.segment_alloc: out.push(Call.MALLOC, addr, size); break;
       case A.segment_free: out.push(Call.FREE, addr, size); break;
-      case A.segment_map:
-        if (!reservations.some((b) => addr >= b && addr < b + span)) {
-          reservations.push(addr);
+      case A.segment_map: {
+        let k = at(addr);
+        if (k < 0) {
+          k = reservations.push({ base: addr, mapped: 0 }) - 1;
           out.push(Call.RESERVE, addr, 0);
         }
+        reservations[k].mapped += size;
         out.push(Call.MAP, addr, size);
         break;
-      case A.segment_unmap: out.push(Call.UNMAP, addr, size); break;
+      }
+      case A.segment_unmap: {
+        const k = at(addr);
+        if (k >= 0 && (reservations[k].mapped -= size) <= 0) reservations.splice(k, 1);
+        out.push(Call.UNMAP, addr, size);
+        break;
+      }
       default: break;
     }
   }
@@ -63,9 +80,13 @@ export class ReplayingDriver implements Driver {
 
   constructor(private readonly calls: Float64Array, readonly model: AddressModel) {}
 
-  /** Memory held before the first call (a rebuilt start state): the model must not hand it out. */
+  /**
+   * Memory held before the first call (a rebuilt start state): the model must not hand it out, and a segment
+   * there is at its recorded address (so a recorded cudaFree of it corresponds).
+   */
   notePlaced(ptr: number, size: number): void {
     this.model.notePlaced(ptr, size);
+    if (ptr >= 0) this.recordedOf.set(ptr, ptr);
   }
 
   /** Consumes the next recorded call if it is `kind`; otherwise the correspondence ends. */

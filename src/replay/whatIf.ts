@@ -129,6 +129,20 @@ export function resolveSourceWorkload(
   };
 }
 
+/**
+ * The driver calls a what-if replays from the recording. Expandable reservations held at the start were made
+ * before the trace, as seedState keeps them (its base: the lowest of the recorded base and the range).
+ */
+export function recordingCalls(plan: TracePlan, start: StartState, deviceTotal: number): Float64Array {
+  const held = new Map<number, number>();
+  for (const s of start.segments) {
+    if (!s.expandable) continue;
+    const base = Math.min(s.reservationBase ?? s.address, s.address);
+    held.set(base, (held.get(base) ?? 0) + s.size);
+  }
+  return recordedDriverCalls(plan.trace, deviceTotal, [...held]);
+}
+
 /** The memory_stats() keys a what-if is compared with its baseline by, in the order shown. */
 export const HEADLINE_KEYS = [
   'reserved_bytes.all.peak', 'allocated_bytes.all.peak', 'active_bytes.all.peak', 'inactive_split_bytes.all.peak',
@@ -226,7 +240,7 @@ export function whatIfReplay(snapshot: Snapshot, opts: WhatIfOptions): WhatIfRes
     deviceTotal: sourceDeviceTotal,
     source: opts.source,
   });
-  const calls = opts.modelOnly ? new Float64Array(0) : recordedDriverCalls(plan.trace, sourceDeviceTotal);
+  const calls = opts.modelOnly ? new Float64Array(0) : recordingCalls(plan, start, sourceDeviceTotal);
   const capacity = opts.capacity ?? defaultCapacity(deviceTotal);
   const run = (holeOrder: HoleOrder, timeline: boolean, recordTrace: boolean, main: boolean) => replayWithDriverModel(workload, calls, {
     config: opts.config, fraction: opts.fraction, deviceTotal, capacity, holeOrder, timeline, recordTrace,

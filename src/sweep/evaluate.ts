@@ -35,6 +35,11 @@ export interface RowInputs {
   device_total_bytes: number;
   /** Whether min_capacity_bytes / min_fraction were searched for. */
   fit: boolean;
+  /**
+   * What every config starts from: 'empty' (a trace from the process's first allocation, a scenario) or
+   * 'recorded' (the trace starts mid-run: the state rebuilt at its first entry, as recorded, under every config).
+   */
+  start_state: 'empty' | 'recorded';
   version: string;
 }
 
@@ -79,6 +84,7 @@ export function rowInputs(input: SweepInput, device: DeviceOptions, fit: boolean
     capacity_bytes: device.capacity ?? defaultCapacity(deviceTotal),
     device_total_bytes: deviceTotal,
     fit,
+    start_state: input.start.length > 0 ? 'recorded' : 'empty',
     version: allocsimVersion(),
   };
 }
@@ -98,6 +104,23 @@ interface AtPeak {
   inactiveSplit: number;
 }
 
+/**
+ * The at-peak figures of the start state (the peak may be there: a window that only frees): reserved, reserved
+ * minus active (pending frees are active), and the free pieces of split non-expandable segments, as seedState
+ * counts them.
+ */
+function startFigures(start: SweepInput['start']): AtPeak {
+  const f: AtPeak = { reserved: 0, cached: 0, inactiveSplit: 0 };
+  for (const seg of start) {
+    let held = 0;
+    for (const b of seg.blocks) held += b.size;
+    f.reserved += seg.size;
+    f.cached += seg.size - held;
+    if (!seg.expandable && seg.blocks.length > 0) f.inactiveSplit += seg.size - held;
+  }
+  return f;
+}
+
 function replay(input: SweepInput, s: Settings, capacity: number, stopAtOom: boolean, atPeak?: AtPeak) {
   return replayWithDriverModel(input.workload, input.calls, {
     config: s.config,
@@ -105,6 +128,7 @@ function replay(input: SweepInput, s: Settings, capacity: number, stopAtOom: boo
     deviceTotal: s.deviceTotal,
     capacity,
     recordTrace: false,
+    start: input.start,
     onOom: stopAtOom ? () => { throw new StopAtOom(); } : undefined,
     onOp: atPeak === undefined ? undefined : (_op, a) => {
       const reserved = a.stats.current(S.reserved_bytes);
@@ -199,7 +223,7 @@ export function evaluateConfig(input: SweepInput, conf: string, device: DeviceOp
   const config = parseAllocConf(conf);
   const inputs = rowInputs(input, device, fit);
   const s: Settings = { config, fraction: device.fraction, deviceTotal: inputs.device_total_bytes };
-  const atPeak: AtPeak = { reserved: 0, cached: 0, inactiveSplit: 0 };
+  const atPeak = startFigures(input.start);
   const r = replay(input, s, inputs.capacity_bytes, false, atPeak);
   const st = r.stats;
   const fitted = fit ? fitCapacity(input, config, device) : null;

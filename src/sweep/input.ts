@@ -8,8 +8,9 @@ import { H100_TOTAL_GLOBAL_MEM } from '../allocator/constants.js';
 import type { AllocatorConfig } from '../config/allocatorConfig.js';
 import { snapshotConfig } from '../replay/replaySnapshot.js';
 import { buildWorkload, parseScenario, scenarioSeed } from '../synth/scenario.js';
-import { recordedDriverCalls } from '../driver/replayingDriver.js';
-import { oomNote, recordedOoms, resolveSourceWorkload } from '../replay/whatIf.js';
+import type { SeedSegment } from '../allocator/seedState.js';
+import { oomNote, recordedOoms, recordingCalls, resolveSourceWorkload } from '../replay/whatIf.js';
+import { describeStart } from '../replay/startState.js';
 import type { Workload } from '../replay/workload.js';
 import { readSnapshotFile, selectDevice } from '../snapshot/index.js';
 import type { Snapshot } from '../snapshot/schema.js';
@@ -31,6 +32,13 @@ export interface SweepInput {
   workload: Workload;
   /** The recording's driver calls (empty for scenarios). */
   calls: Float64Array;
+  /**
+   * What the allocator holds before the first request: for a trace that starts mid-run, the state rebuilt at its
+   * first entry (replay/startState.ts), which every config starts from, as recorded (the history before the trace
+   * cannot be replayed under other settings); empty for a trace from the process's first allocation and for
+   * scenarios.
+   */
+  start: SeedSegment[];
   /** The settings string the input was made under ('' = PyTorch's defaults): the baseline of a sweep. */
   ownConf: string;
   /** What the user should know about how the input was read. */
@@ -77,13 +85,18 @@ export function snapshotSweepInput(
 ): SweepInput {
   const sourceConfig = snapshotConfig(snapshot);
   const deviceTotal = opts.sourceDeviceTotal ?? H100_TOTAL_GLOBAL_MEM;
-  const { workload, plan, sourceReplay } = resolveSourceWorkload(snapshot, {
+  const { workload, plan, start, sourceReplay } = resolveSourceWorkload(snapshot, {
     sourceConfig,
     sourceFraction: opts.sourceFraction,
     deviceTotal,
     source: name,
   });
   const notes: string[] = [];
+  if (!start.empty) {
+    notes.push(`the trace starts mid-run: every config starts from the state recorded at its first entry (${describeStart(start)}); ` +
+      'the history before it cannot be replayed under other settings, so peaks and counters cover the recorded window, from that state');
+    if (start.inconsistencies.length > 0) notes.push(`${start.inconsistencies.length} trace entries contradict the final state (allocsim replay lists them)`);
+  }
   if (!sourceReplay.exact) {
     notes.push(`${name} does not replay exactly under its recorded settings${opts.sourceFraction == null ? ' without a memory fraction' : ''} ` +
       `(${sourceReplay.driverFallbacks} driver requests the trace could not answer); pass --source-fraction as the job set it`);
@@ -101,7 +114,8 @@ export function snapshotSweepInput(
     bytes: file.bytes,
     device: file.device,
     workload,
-    calls: recordedDriverCalls(plan.trace, deviceTotal),
+    calls: recordingCalls(plan, start, deviceTotal),
+    start: start.segments,
     ownConf: confOf(snapshot, sourceConfig),
     notes,
   };
@@ -140,6 +154,7 @@ export function loadSweepInput(path: string, opts: SweepInputOptions = {}): Swee
       device: null,
       workload: buildWorkload(scenario, seed),
       calls: new Float64Array(0),
+      start: [],
       ownConf: '',
       notes: [`scenario ${scenario.kind}, seed ${seed}; segment addresses come from the driver model`],
     };

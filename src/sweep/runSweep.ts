@@ -97,7 +97,7 @@ export function sweepConfigs(base: string, grids: (string | GridSpec)[], fractio
   return { confs, baseline, aliases, warnings };
 }
 
-const INPUT_KEYS: readonly (keyof RowInputs)[] = ['input_id', 'fraction', 'capacity_bytes', 'device_total_bytes', 'fit', 'version'];
+const INPUT_KEYS: readonly (keyof RowInputs)[] = ['input_id', 'fraction', 'capacity_bytes', 'device_total_bytes', 'fit', 'start_state', 'version'];
 
 /** Why a stored row does not answer this run's question (null: it does). */
 function mismatch(stored: SweepRow, now: RowInputs): string | null {

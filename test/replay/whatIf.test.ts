@@ -152,3 +152,20 @@ describe('cross fidelity table', () => {
     expect(text).toMatch(/- frag-seed under rp2-4: trace entry \d+: real segment_free/);
   });
 });
+
+describe('the recording\'s driver calls', () => {
+  it('reserve again after empty_cache() unmapped a whole expandable reservation (release_expandable_segment)', () => {
+    // frag-seed/expandable: empty_cache() unmaps the whole 1660 MiB range; the next map reserves the same range
+    // again, which the trace does not record. Under its own settings every call is then answered from the recording.
+    const { snapshot, stats } = load('frag-seed', 'expandable');
+    const config = parseAllocConf(stats.meta.conf ?? '');
+    const r = whatIfReplay(snapshot, { sourceConfig: config, sourceFraction: stats.meta.fraction, config, fraction: stats.meta.fraction });
+    expect(r.divergedAtOp).toBeNull();
+    expect(r.modelAnswers).toBe(0);
+    const calls = recordedDriverCalls(snapshot.device_traces[0], 85017493504);
+    const reserves = [];
+    for (let i = 0; i < calls.length; i += 3) if (calls[i] === 0) reserves.push(calls[i + 1]);
+    expect(reserves).toHaveLength(2);
+    expect(reserves[1]).toBe(reserves[0]);
+  });
+});

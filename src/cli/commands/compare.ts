@@ -41,7 +41,7 @@ function run(input: SweepInput, conf: string, device: { fraction: number | null;
   let peakOp = 0;
   const { result } = replayWithDriverModel(input.workload, input.calls, {
     config: parseAllocConf(conf), fraction: device.fraction, deviceTotal: device.deviceTotal, capacity: device.capacity,
-    recordTrace: false, timeline,
+    recordTrace: false, timeline, start: input.start,
     onOp: (op, a) => {
       const r = a.stats.current(S.reserved_bytes);
       if (r > peak) {

@@ -5,10 +5,21 @@
 import { formatSize } from '../../allocator/format.js';
 import type { RowInputs } from '../../sweep/index.js';
 
+
+/** What a trace that starts mid-run means for every figure of a sweep, fit or compare. */
+export const RECORDED_START = 'the trace starts mid-run: every config starts from the state recorded at its first entry ' +
+  '(the history before it cannot be replayed under other settings); peaks include the memory held then, counters cover the recorded window';
+
+/** 'recorded' when any input's trace starts mid-run (the notes name which). */
+export function anyRecordedStart(rows: readonly Pick<RowInputs, 'start_state'>[]): RowInputs['start_state'] {
+  return rows.some((r) => r.start_state === 'recorded') ? 'recorded' : 'empty';
+}
+
 /** One line for the terminal and the report's header. */
 export function describeInputs(i: RowInputs): string {
   return `input ${i.input} (${i.input_bytes} bytes, id ${i.input_id}); fraction ${i.fraction ?? 'none'}; ` +
-    `capacity ${formatSize(i.capacity_bytes)} of a ${formatSize(i.device_total_bytes)} device; allocsim ${i.version}`;
+    `capacity ${formatSize(i.capacity_bytes)} of a ${formatSize(i.device_total_bytes)} device; allocsim ${i.version}` +
+    (i.start_state === 'recorded' ? `; ${RECORDED_START}` : '');
 }
 
 /** The same for --json, in snake_case. */
@@ -18,6 +29,7 @@ export function inputsJson(i: RowInputs): Record<string, unknown> {
     fraction: i.fraction,
     capacity_bytes: i.capacity_bytes,
     device_total_bytes: i.device_total_bytes,
+    start_state: { basis: i.start_state, ...(i.start_state === 'recorded' ? { note: RECORDED_START } : {}) },
     version: i.version,
   };
 }

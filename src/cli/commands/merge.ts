@@ -6,6 +6,7 @@ import {
 } from '../../sweep/index.js';
 import { checkOutputPaths } from '../output.js';
 import { writeSweepView } from './sweep.js';
+import { anyRecordedStart } from './inputs.js';
 
 interface MergeArgs {
   files: string[];
@@ -43,6 +44,7 @@ export const mergeCommand: CommandModule<object, MergeArgs> = {
     const rowInputs: RowInputs = {
       input: first.input, input_id: first.input_id, input_bytes: first.input_bytes, fraction: first.fraction,
       capacity_bytes: first.capacity_bytes, device_total_bytes: first.device_total_bytes, fit: first.fit, version: first.version,
+      start_state: anyRecordedStart(merged.rows),
     };
     writeSweepView({
       title: inputs.length === 1 ? inputs[0] : `${inputs.length} inputs`,

@@ -25,7 +25,7 @@ import {
 } from '../../sweep/index.js';
 import { sourceOptions, workerCount, type SourceArgs } from './fit.js';
 import { expandInputs, parseDevice } from './inputFiles.js';
-import { describeInputs, inputsJson } from './inputs.js';
+import { anyRecordedStart, describeInputs, inputsJson } from './inputs.js';
 import { interruptible } from '../reportError.js';
 
 interface SweepArgs extends DeviceArgs, SourceArgs, ReportArgs {
@@ -284,7 +284,7 @@ export const sweepCommand: CommandModule<object, SweepArgs> = {
     if (recommendation === null) throw new Error('sweep: no baseline row');
     const view: SweepView = {
       title: res.inputs === 1 ? first[0].name : `${res.inputs} inputs`,
-      inputs: rowInputs(first[0], dev, argv.fit),
+      inputs: { ...rowInputs(first[0], dev, argv.fit), start_state: anyRecordedStart(res.rows) },
       inputCount: res.inputs,
       baseline: res.baseline,
       objective: res.objective,
@@ -314,7 +314,7 @@ export const sweepCommand: CommandModule<object, SweepArgs> = {
       const observer = new RunObserver({ layouts: true, maxDetailed: 0, maxOomLayouts: DEFAULT_MAX_DETAILED });
       const { result } = replayWithDriverModel(first[0].workload, first[0].calls, {
         config: parseAllocConf(best.conf), fraction: settings.fraction, deviceTotal,
-        capacity: settings.capacity ?? defaultCapacity(deviceTotal), timeline: true, recordTrace: false,
+        capacity: settings.capacity ?? defaultCapacity(deviceTotal), timeline: true, recordTrace: false, start: first[0].start,
         onOp: observer.onOp, onOom: observer.onOom,
       });
       writeReport(argv.report, reportInputFromSimulation(result, {
