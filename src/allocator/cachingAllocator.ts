@@ -320,7 +320,10 @@ export class DeviceCachingAllocator {
     const cur = this.cursor;
     pool.lowerBound(stream, keySize, -1, cur);
     const found = pool.at(cur);
-    if (found === null || found.stream !== stream || found.expandableSegment !== null) {
+    // A free block of max_split_size or more is a whole segment in any run under this max_split_size; a state
+    // seeded from a run under another one (a what-if from a mid-run trace's start) can hold a split one, which
+    // release_block cannot free alone: it is passed over like an expandable block.
+    if (found === null || found.stream !== stream || found.expandableSegment !== null || found.isSplit()) {
       if (pool.isFirst(cur)) return false;
       let totalReleased = 0;
       pool.prev(cur);
@@ -333,7 +336,7 @@ export class DeviceCachingAllocator {
           block = pool.at(cur) as Block;
         }
         // Erasing `current` (after the cursor) leaves the cursor valid.
-        if (current.expandableSegment === null) {
+        if (current.expandableSegment === null && !current.isSplit()) {
           totalReleased += current.size;
           this.releaseBlock(current);
         }

@@ -12,6 +12,7 @@
  */
 import { defaultConfig, type AllocatorConfig } from '../config/allocatorConfig.js';
 import { ExpandableSegment } from '../allocator/block.js';
+import type { SeedSegment } from '../allocator/seedState.js';
 import type { DeviceCachingAllocator } from '../allocator/cachingAllocator.js';
 import { H100_TOTAL_GLOBAL_MEM } from '../allocator/constants.js';
 import type { Snapshot, TraceEntry } from '../snapshot/schema.js';
@@ -133,9 +134,9 @@ export function resolveSourceWorkload(
  * The driver calls a what-if replays from the recording. Expandable reservations held at the start were made
  * before the trace, as seedState keeps them (its base: the lowest of the recorded base and the range).
  */
-export function recordingCalls(plan: TracePlan, start: StartState, deviceTotal: number): Float64Array {
+export function recordingCalls(plan: TracePlan, start: readonly SeedSegment[], deviceTotal: number): Float64Array {
   const held = new Map<number, number>();
-  for (const s of start.segments) {
+  for (const s of start) {
     if (!s.expandable) continue;
     const base = Math.min(s.reservationBase ?? s.address, s.address);
     held.set(base, (held.get(base) ?? 0) + s.size);
@@ -240,7 +241,7 @@ export function whatIfReplay(snapshot: Snapshot, opts: WhatIfOptions): WhatIfRes
     deviceTotal: sourceDeviceTotal,
     source: opts.source,
   });
-  const calls = opts.modelOnly ? new Float64Array(0) : recordingCalls(plan, start, sourceDeviceTotal);
+  const calls = opts.modelOnly ? new Float64Array(0) : recordingCalls(plan, start.segments, sourceDeviceTotal);
   const capacity = opts.capacity ?? defaultCapacity(deviceTotal);
   const run = (holeOrder: HoleOrder, timeline: boolean, recordTrace: boolean, main: boolean) => replayWithDriverModel(workload, calls, {
     config: opts.config, fraction: opts.fraction, deviceTotal, capacity, holeOrder, timeline, recordTrace,

@@ -17,8 +17,7 @@ import { MiB, type AllocatorConfig } from '../config/allocatorConfig.js';
 import type { Driver } from '../allocator/driver.js';
 import { defaultCapacity, type SimulateOptions } from '../replay/simulate.js';
 import { TraceDriver } from '../driver/traceDriver.js';
-import { recordedDriverCalls } from '../driver/replayingDriver.js';
-import { replayWithDriverModel } from '../replay/whatIf.js';
+import { recordingCalls, replayWithDriverModel } from '../replay/whatIf.js';
 import { resolveWorkload, type TracePlan } from '../replay/tracePlan.js';
 import { Op, WorkloadBuilder, type Workload } from '../replay/workload.js';
 import type { OomFacts } from './oomFacts.js';
@@ -235,9 +234,9 @@ function replayVariant(
   src: WhatIfSource, v: Variant, options: SimulateOptions, onOp?: SimulateOptions['onOp'],
 ): Set<number> {
   const out = new Set<number>();
-  const { config, fraction, deviceTotal = H100_TOTAL_GLOBAL_MEM, capacity } = options;
+  const { config, fraction, deviceTotal = H100_TOTAL_GLOBAL_MEM, capacity, start } = options;
   replayWithDriverModel(v.workload, src.calls ?? NO_CALLS, {
-    config, fraction, deviceTotal, capacity: capacity ?? defaultCapacity(deviceTotal), timeline: false, recordTrace: false, onOp,
+    config, fraction, deviceTotal, capacity: capacity ?? defaultCapacity(deviceTotal), timeline: false, recordTrace: false, onOp, start,
     onOom: (i) => { if (v.source[i] >= 0) out.add(v.source[i]); },
   });
   return out;
@@ -309,7 +308,9 @@ export function replayClaims(src: WhatIfSource, facts: readonly OomFacts[], opts
   const base = baseline(src, idx, failed);
   budget -= base.variant.workload.length;
   const addresses = addressNote(src);
-  const notReproduced = `the from-scratch replay under the run's own settings (${addresses}) did not fail here, ` +
+  // A trace that starts mid-run is replayed from the state rebuilt at its first entry, under every variant.
+  const from = (src.options.start?.length ?? 0) > 0 ? 'from the state recorded at the trace\'s first entry' : 'from scratch';
+  const notReproduced = `the replay ${from} under the run's own settings (${addresses}) did not fail here, ` +
     'so a replay cannot tell';
   const claim = (k: number, kind: WhatIfKind, change: string, run: () => boolean | null, how: string): WhatIfClaim => {
     if (!base.reproduced[k]) return { kind, change, verdict: 'inconclusive', check: 'replay', detail: notReproduced };
@@ -317,7 +318,7 @@ export function replayClaims(src: WhatIfSource, facts: readonly OomFacts[], opts
     if (fails === null) return { kind, change, verdict: 'skipped', check: null, detail: 'replay budget spent' };
     return {
       kind, change, verdict: fails ? 'still-ooms' : 'avoids', check: 'replay',
-      detail: `replayed ops 0-${facts[k].op} from scratch ${how} (${addresses}): it ` +
+      detail: `replayed ops 0-${facts[k].op} ${from} ${how} (${addresses}): it ` +
         `${fails ? 'failed there too' : 'succeeded where the baseline replay failed'}`,
     };
   };
@@ -391,7 +392,7 @@ export function replaySource(
     },
     workload: resolveWorkload(plan, inserted),
     options,
-    calls: recordedDriverCalls(plan.trace, options.deviceTotal ?? H100_TOTAL_GLOBAL_MEM),
+    calls: recordingCalls(plan, options.start ?? [], options.deviceTotal ?? H100_TOTAL_GLOBAL_MEM),
     indexOf: (op) => op + countUpTo(op),
     // The k-th inserted call sits at index inserted[k] + k; an index maps to the run op it follows or is.
     opOf: (index) => {

@@ -114,7 +114,7 @@ export function snapshotSweepInput(
     bytes: file.bytes,
     device: file.device,
     workload,
-    calls: recordingCalls(plan, start, deviceTotal),
+    calls: recordingCalls(plan, start.segments, deviceTotal),
     start: start.segments,
     ownConf: confOf(snapshot, sourceConfig),
     notes,

@@ -60,6 +60,18 @@ describe('a sweep row of a trace that starts mid-run, under the recorded setting
     expect(own.modelAnswers, name).toBe(0);
   });
 
+  it('other settings run from the recorded state, even one the settings could not have made', () => {
+    // oom-grow ran without max_split_size: its cached free remainders of split segments are 64 MiB and more, which
+    // release_available_cached_blocks under max_split_size_mb:64 must not release as whole segments.
+    const { snapshot, fraction } = cut('oom-grow', 'default');
+    const input = snapshotSweepInput(snapshot, 'oom-grow@half', { sourceFraction: fraction });
+    for (const conf of ['max_split_size_mb:20', 'max_split_size_mb:64', 'expandable_segments:True']) {
+      const row = evaluateConfig(input, conf, { fraction }, false);
+      expect(row.start_state).toBe('recorded');
+      expect(row.peak_reserved_bytes).toBeGreaterThanOrEqual(input.start.reduce((n, s) => n + s.size, 0));
+    }
+  });
+
   it('a trace from the first allocation starts empty', () => {
     const ref = captures.find((c) => c.workload === 'frag-seed' && c.config === 'default')!;
     const input = snapshotSweepInput(ref.load().snapshot, 'frag-seed/default', { sourceFraction: 0.25 });

@@ -152,7 +152,10 @@ export const replayCommand: CommandModule<object, ReplayArgs> = {
         workload: result.workload,
         result,
         observer,
-        whatIfSource: { workload: result.workload, options: { config, fraction, deviceTotal: settings.deviceTotal, capacity: settings.capacity } },
+        whatIfSource: {
+          workload: result.workload,
+          options: { config, fraction, deviceTotal: settings.deviceTotal, capacity: settings.capacity, start: result.start.segments },
+        },
         details: [['trace', argv.trace], ['settings', config.source || '(PyTorch defaults)'], ['mode', 'what-if replay'],
           ['inputs', `fraction ${fraction ?? 'none'} (recorded run: ${sourceFraction ?? 'none'}); capacity ${capacity} bytes of a ` +
             `${deviceTotal}-byte device`],
@@ -206,7 +209,7 @@ export const replayCommand: CommandModule<object, ReplayArgs> = {
       workload: result.plan.workload,
       result,
       observer,
-      whatIfSource: replaySource(result.plan, result.emptyCacheBefore, { ...settings, config, fraction }),
+      whatIfSource: replaySource(result.plan, result.emptyCacheBefore, { ...settings, config, fraction, start: result.start.segments }),
       details: [['trace', argv.trace], ['settings', config.source || '(PyTorch defaults)'], ['mode', 'exact replay'],
         ...notes.map((n): [string, string] => ['note', n])],
       json: {
