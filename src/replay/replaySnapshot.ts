@@ -6,6 +6,8 @@ import { simulate, type SimulateOptions, type SimulationResult } from './simulat
 import { applyPoolInference } from './poolInference.js';
 import { allocatorEntries, planTraceReplay, resolvePlan, type TracePlan } from './tracePlan.js';
 import { rebuildStartState, type StartState } from './startState.js';
+import { refineSlack } from './refineSlack.js';
+import { AllocsimInputError } from '../util/inputError.js';
 import { H100_TOTAL_GLOBAL_MEM } from '../allocator/constants.js';
 
 export interface ReplayOptions extends Omit<SimulateOptions, 'config' | 'plan'> {
@@ -50,17 +52,20 @@ export function sameBehaviour(a: AllocatorConfig, b: AllocatorConfig): boolean {
  * not record (poolInference.ts). Both the exact replay and the what-if's source replay start here.
  */
 export function planSnapshot(
-  snapshot: Snapshot, sourceConfig: AllocatorConfig, deviceTotal: number, source?: string,
+  snapshot: Snapshot, sourceConfig: AllocatorConfig, deviceTotal: number, source?: string, sourceFraction: number | null = null,
 ): { plan: TracePlan; start: StartState } {
   const entries = allocatorEntries(snapshot.device_traces[0] ?? []);
   const start = rebuildStartState(snapshot.segments, entries, sourceConfig, deviceTotal);
-  return { plan: applyPoolInference(planTraceReplay(entries, source, start.blocks), snapshot.segments), start };
+  const plan = applyPoolInference(planTraceReplay(entries, source, start.blocks), snapshot.segments);
+  // Blocks the final segments cannot size: the slack the recorded allocations imply (refineSlack.ts).
+  refineSlack(plan, start, { config: sourceConfig, fraction: sourceFraction, deviceTotal });
+  return { plan, start };
 }
 
 export function replaySnapshot(snapshot: Snapshot, opts: ReplayOptions = {}): ReplayResult {
   const sourceConfig = snapshotConfig(snapshot);
   const config = opts.config ?? sourceConfig;
-  const planned = planSnapshot(snapshot, sourceConfig, opts.deviceTotal ?? H100_TOTAL_GLOBAL_MEM, opts.source);
+  const planned = planSnapshot(snapshot, sourceConfig, opts.deviceTotal ?? H100_TOTAL_GLOBAL_MEM, opts.source, opts.fraction ?? null);
   const start = planned.start;
   let plan = planned.plan;
   if (opts.timeline) {
@@ -71,4 +76,16 @@ export function replaySnapshot(snapshot: Snapshot, opts: ReplayOptions = {}): Re
   }
   const result = simulate(plan.workload, { ...opts, config, plan, start: start.segments });
   return { ...result, plan, start, sourceConfig, config };
+}
+
+/**
+ * `--strict`: a trace the final segments contradict is refused (one line, exit 2) instead of replayed with notes
+ * on what was assumed. Names the first contradiction the rebuild met (walking back from the last entry).
+ */
+export function refuseInconsistent(start: StartState, source: string): void {
+  const first = start.inconsistencies[0];
+  if (first === undefined) return;
+  const n = start.inconsistencies.length;
+  throw new AllocsimInputError(`${source}: inconsistent trace (--strict): ${first.replace(/; [^;]*$/, '')}` +
+    (n > 1 ? ` (and ${n - 1} more; without --strict the replay goes on, with notes on what it assumed)` : ''));
 }

@@ -19,6 +19,8 @@ import type { SegmentInfo, TraceEntry } from '../snapshot/schema.js';
 export interface StartBlock extends SeedBlock {
   /** Trace index of the `free_completed` that ends a pending free (pending blocks only; Infinity: none). */
   completesAt: number;
+  /** Taken at its rounded size, though it may hold up to 1 MiB of unsplit slack the trace cannot show (refineSlack). */
+  unsized?: boolean;
 }
 
 export interface StartState {
@@ -207,11 +209,15 @@ export function rebuildStartState(
       const { address, b } = list[j];
       const room = (j + 1 < list.length ? list[j + 1].address : end) - address;
       let size = b.size;
+      let unsized = false;
       if (!b.known) {
         const end = ends.get(address);
         const rounded = roundSize(Math.max(b.requestedSize, 1), config.roundupPower2Divisions);
         size = end !== undefined && end - address >= rounded ? end - address : inferBlockSize(b.requestedSize, room, s, config);
-        if (end === undefined && !s.small && !s.expandable && size === rounded && room - rounded > kSmallSize) unresolvedSizes++;
+        if (end === undefined && !s.small && !s.expandable && size === rounded && room - rounded > kSmallSize) {
+          unresolvedSizes++;
+          unsized = true;
+        }
         inferredSizes++;
       }
       if (size > room) {
@@ -221,6 +227,7 @@ export function rebuildStartState(
       if (b.pending) pendingAtStart++;
       const sb: StartBlock = {
         address, size, requestedSize: b.requestedSize, pending: b.pending, completesAt: b.completesAt, rank: Number.isFinite(b.completesAt) ? b.completesAt : entries.length + address,
+        ...(unsized ? { unsized } : {}),
       };
       seeded.push(sb);
       outBlocks.push(sb);
@@ -409,8 +416,8 @@ export function startNotes(start: StartState, traceLength: number): string[] {
   const assumed: string[] = ['GC ages of blocks cached before the trace taken as equal'];
   if (start.pendingAtStart > 0) assumed.push('pending frees wait on one event each and complete where the trace completes them');
   if (start.unresolvedSizes > 0) {
-    assumed.push(`${start.unresolvedSizes} blocks freed in the trace taken at their rounded size (up to 1 MiB of ` +
-      'unsplit slack the trace cannot show)');
+    assumed.push(`${start.unresolvedSizes} blocks freed in the trace taken at the smallest size the recorded allocations ` +
+      'allow (their rounded size plus up to 1 MiB of unsplit slack the final segments cannot show)');
   }
   notes.push(`assumed for the state before the trace: ${assumed.join('; ')}`);
   for (const c of start.inconsistencies) notes.push(`inconsistent trace: ${c}`);

@@ -107,7 +107,7 @@ export function resolveSourceWorkload(
 ): { workload: Workload; plan: TracePlan; start: StartState; sourceReplay: SourceReplay } {
   const sourceConfig = opts.sourceConfig ?? defaultConfig();
   // The start state and the pool calls the final segments imply go with the requests into every what-if.
-  const { plan, start } = planSnapshot(snapshot, sourceConfig, opts.deviceTotal ?? H100_TOTAL_GLOBAL_MEM, opts.source);
+  const { plan, start } = planSnapshot(snapshot, sourceConfig, opts.deviceTotal ?? H100_TOTAL_GLOBAL_MEM, opts.source, opts.sourceFraction ?? null);
   const own = simulate(plan.workload, {
     config: sourceConfig,
     fraction: opts.sourceFraction ?? null,
