@@ -152,3 +152,7 @@ export function confFromEnvironment(env: NodeJS.ProcessEnv = process.env): Envir
   const text = (generic ?? cuda)!;
   return { config: parse(text, name), note: `settings from the environment: ${name}='${shown(text)}'; --conf overrides` };
 }
+
+/** --strict (replay, sweep, fit, compare): a trace the final segments contradict is refused, not replayed with notes. */
+export const STRICT_HELP = 'refuse a trace that its final segments contradict (exit 2, one line naming the entry) ' +
+  'instead of replaying it with notes on what was assumed';

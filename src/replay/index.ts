@@ -5,7 +5,7 @@
  */
 export { Op, WorkloadBuilder, type Workload } from './workload.js';
 export { simulate, defaultCapacity, type SimulateOptions, type SimulationResult, type OomRecord } from './simulate.js';
-export { replaySnapshot, planSnapshot, snapshotConfig, sameBehaviour, type ReplayOptions, type ReplayResult } from './replaySnapshot.js';
+export { replaySnapshot, planSnapshot, refuseInconsistent, snapshotConfig, sameBehaviour, type ReplayOptions, type ReplayResult } from './replaySnapshot.js';
 export { planTraceReplay, resolveWorkload, type TracePlan } from './tracePlan.js';
 export { guessTorchVersion, rulesLine, type TorchVersionGuess } from './torchVersion.js';
 export { applyPoolInference, inferPools, withPoolOps, type PoolInference, type PoolWindow } from './poolInference.js';

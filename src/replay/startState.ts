@@ -401,7 +401,7 @@ export function describeStart(start: StartState): string {
 
 /** What the replay of a trace that starts mid-run knows, and what it assumed: lines for the user. */
 export function startNotes(start: StartState, traceLength: number): string[] {
-  if (start.empty) return [];
+  if (start.empty) return start.inconsistencies.map((c) => `inconsistent trace: ${c}`);
   if (traceLength === 0) {
     return [`the snapshot has no trace: a state only, ${describeStart(start).replace(' before it', '')}; ` +
       'current values and the layout are exact, peaks and cumulative counters are not known'];

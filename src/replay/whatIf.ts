@@ -169,6 +169,13 @@ export function statDeltas(
   });
 }
 
+/** One line for entries the final state contradicts (`allocsim replay` lists them; --strict refuses them). */
+export function inconsistencyNote(start: StartState): string {
+  const n = start.inconsistencies.length;
+  return `inconsistent trace: ${n === 1 ? '1 entry' : `${n} entries`} the final segments contradict, the first met ` +
+    `${start.inconsistencies[0]} (--strict refuses such a trace)`;
+}
+
 /** Mallocs the capture recorded as OOMs. */
 export function recordedOoms(plan: TracePlan): number {
   let n = 0;
@@ -269,6 +276,7 @@ export function whatIfReplay(snapshot: Snapshot, opts: WhatIfOptions): WhatIfRes
     notes.push('the trace starts mid-run: the what-if starts from the state recorded at its first entry ' +
       `(${describeStart(start)}); the history before it cannot be replayed under other settings`);
   }
+  if (start.inconsistencies.length > 0) notes.push(inconsistencyNote(start));
   if (!sourceReplay.exact) {
     notes.push(`the capture does not replay exactly under the given source settings (${sourceReplay.driverFallbacks} driver ` +
       'requests the trace could not answer): pass the settings and memory fraction it ran under');

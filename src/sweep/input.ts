@@ -6,10 +6,10 @@ import { createHash } from 'node:crypto';
 import { readFileSync } from 'node:fs';
 import { H100_TOTAL_GLOBAL_MEM } from '../allocator/constants.js';
 import type { AllocatorConfig } from '../config/allocatorConfig.js';
-import { snapshotConfig } from '../replay/replaySnapshot.js';
+import { refuseInconsistent, snapshotConfig } from '../replay/replaySnapshot.js';
 import { buildWorkload, parseScenario, scenarioSeed } from '../synth/scenario.js';
 import type { SeedSegment } from '../allocator/seedState.js';
-import { oomNote, recordedOoms, recordingCalls, resolveSourceWorkload } from '../replay/whatIf.js';
+import { inconsistencyNote, oomNote, recordedOoms, recordingCalls, resolveSourceWorkload } from '../replay/whatIf.js';
 import { describeStart } from '../replay/startState.js';
 import type { Workload } from '../replay/workload.js';
 import { readSnapshotFile, selectDevice } from '../snapshot/index.js';
@@ -54,6 +54,8 @@ export interface SweepInputOptions {
   seed?: number;
   /** Device of a multi-device snapshot (default: the first with a trace). */
   device?: number;
+  /** Refuse a trace the final segments contradict (--strict) instead of noting what was assumed. */
+  strict?: boolean;
 }
 
 /** sha256 of a file's bytes, 16 hex digits (64 bits: enough to tell results of different inputs apart). */
@@ -91,12 +93,13 @@ export function snapshotSweepInput(
     deviceTotal,
     source: name,
   });
+  if (opts.strict) refuseInconsistent(start, name);
   const notes: string[] = [];
   if (!start.empty) {
     notes.push(`the trace starts mid-run: every config starts from the state recorded at its first entry (${describeStart(start)}); ` +
       'the history before it cannot be replayed under other settings, so peaks and counters cover the recorded window, from that state');
-    if (start.inconsistencies.length > 0) notes.push(`${start.inconsistencies.length} trace entries contradict the final state (allocsim replay lists them)`);
   }
+  if (start.inconsistencies.length > 0) notes.push(inconsistencyNote(start));
   if (!sourceReplay.exact) {
     notes.push(`${name} does not replay exactly under its recorded settings${opts.sourceFraction == null ? ' without a memory fraction' : ''} ` +
       `(${sourceReplay.driverFallbacks} driver requests the trace could not answer); pass --source-fraction as the job set it`);

@@ -5,7 +5,12 @@
  * with notes naming what it assumed, or refuses with an AllocsimInputError (one line, exit 2).
  */
 import fc from 'fast-check';
-import { describe, expect, it } from 'vitest';
+import { mkdtempSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { beforeAll, describe, expect, it } from 'vitest';
+import { pickleSnapshot } from '../../src/snapshot/index.js';
+import { allocsim, buildCli, oneLine } from '../cli/spawnCli.js';
 import { parseAllocConf } from '../../src/config/index.js';
 import { listCaptures } from '../../src/fidelity/captures.js';
 import { replaySnapshot } from '../../src/replay/replaySnapshot.js';
@@ -72,5 +77,43 @@ describe('damaged traces', () => {
     expect(r.start.inconsistencies.join('\n')).toMatch(/lies in no segment held at the start; dropped/);
     expect(r.plan.unknownFrees).toBe(1);
     expect(r.opsReplayed).toBeGreaterThan(0);
+  });
+});
+
+describe('--strict', () => {
+  beforeAll(buildCli, 120_000);
+  const c = captures.find((x) => x.name === 'frag-seed/expandable')!;
+  const dir = mkdtempSync(join(tmpdir(), 'allocsim-strict-'));
+  const write = (name: string, trace: TraceEntry[]) => {
+    const file = join(dir, name);
+    writeFileSync(file, pickleSnapshot({ ...c.snapshot, device_traces: [trace] }));
+    return file;
+  };
+  const trace = c.snapshot.device_traces[0];
+  // A duplicated alloc: the earlier copy has no live block at its address afterwards.
+  const i = trace.findIndex((e, k) => k > 10 && e.action === 'alloc');
+  const bad = write('bad.pickle', damage(trace, [{ kind: 'duplicate', at: i }]));
+  const good = write('late.pickle', trace.slice(20));
+  const fraction = String(c.stats.meta.fraction);
+
+  it.each([
+    ['replay', ['replay', bad, '--fraction', fraction]],
+    ['replay what-if', ['replay', bad, '--fraction', fraction, '--conf', 'max_split_size_mb:64']],
+    ['sweep', ['sweep', bad, '--fraction', fraction, '--grid', 'max_split_size_mb=64', '--no-fit', '--workers', '1']],
+    ['fit', ['fit', bad, '--fraction', fraction, '--workers', '1']],
+    ['compare', ['compare', bad, '--conf', 'max_split_size_mb:64', '--fraction', fraction]],
+  ])('%s: exit 2 with one line naming the entry; without it the run goes on with a note', (_name, args) => {
+    const r = allocsim([...args, '--strict']);
+    expect(r.code).toBe(2);
+    expect(r.stdout).toBe('');
+    expect(oneLine(r.stderr)).toMatch(new RegExp(`^allocsim: .*bad\\.pickle: inconsistent trace \\(--strict\\): trace entry ${i} \\(alloc addr=\\d+ size=\\d+\\): no live block there afterwards$`));
+    const lax = allocsim(args);
+    expect(lax.code).toBe(0);
+    expect(lax.stderr).toMatch(new RegExp(`note: .*inconsistent trace: (trace entry ${i} |1 entry the final segments contradict, the first met trace entry ${i} )`));
+  });
+
+  it('a consistent trace that starts mid-run passes', () => {
+    const r = allocsim(['replay', good, '--fraction', fraction, '--strict', '--check']);
+    expect(r.code, r.stderr).toBe(0);
   });
 });

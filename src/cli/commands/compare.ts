@@ -91,7 +91,7 @@ export const compareCommand: CommandModule<object, CompareArgs> = {
     const device = parseDevice(argv.device);
     const files = expandInputs(argv.inputs);
     const inputs = files.flatMap((f) => loadSweepInputs(f, {
-      sourceFraction: argv['source-fraction'] ?? settings.fraction, seed: argv.seed, device,
+      sourceFraction: argv['source-fraction'] ?? settings.fraction, seed: argv.seed, device, strict: argv.strict,
     }));
     const deviceTotal = settings.deviceTotal ?? H100_TOTAL_GLOBAL_MEM;
     const d = { fraction: settings.fraction ?? null, deviceTotal, capacity: settings.capacity ?? defaultCapacity(deviceTotal) };

@@ -11,10 +11,11 @@ import { expandInputs, parseDevice } from './inputFiles.js';
 import { describeInputs, inputsJson } from './inputs.js';
 import { checkOutputPaths, writeFileAtomic } from '../output.js';
 import { WrittenFiles } from '../style.js';
-import { DEVICE_TOTAL_HELP, numberValue, outputPath, parseDeviceTotal, singleValue } from '../options.js';
+import { DEVICE_TOTAL_HELP, numberValue, outputPath, parseDeviceTotal, singleValue, STRICT_HELP } from '../options.js';
 
 export interface SourceArgs {
   'source-fraction'?: number;
+  strict?: boolean;
   seed?: number;
   workers?: number;
 }
@@ -27,7 +28,8 @@ export function sourceOptions<T>(y: Argv<T>): Argv<T & SourceArgs> {
       describe: 'memory fraction the traced job ran with (snapshots do not record it; default --fraction)',
     })
     .option('seed', { type: 'number', requiresArg: true, describe: 'scenario inputs: seed for the random draws (default the file\'s)' })
-    .option('workers', { type: 'number', requiresArg: true, describe: 'worker threads (default: all cores; 1 runs in the main thread)' }) as Argv<T & SourceArgs>;
+    .option('workers', { type: 'number', requiresArg: true, describe: 'worker threads (default: all cores; 1 runs in the main thread)' })
+    .option('strict', { type: 'boolean', default: false, describe: STRICT_HELP }) as Argv<T & SourceArgs>;
 }
 
 export function workerCount(n: number | undefined): number | undefined {
@@ -75,7 +77,7 @@ export const fitCommand: CommandModule<object, FitArgs> = {
     const text: string[] = [];
     const worst: { name: string; bytes: number | null }[] = [];
     for (const f of files) {
-      for (const input of loadSweepInputs(f, { sourceFraction: argv['source-fraction'] ?? givenFraction, seed: argv.seed, device: parseDevice(argv.device) })) {
+      for (const input of loadSweepInputs(f, { sourceFraction: argv['source-fraction'] ?? givenFraction, seed: argv.seed, device: parseDevice(argv.device), strict: argv.strict })) {
         const given = argv.conf ?? [input.ownConf];
         const confs = given.map((c) => sweepConfigs(c, [], fraction).baseline);
         for (const note of input.notes) process.stderr.write(`allocsim: note: ${files.length > 1 ? `${input.name}: ` : ''}${note}\n`);

@@ -6,7 +6,7 @@ import type { Argv, CommandModule } from 'yargs';
 import { allocatorSettingsDict } from '../../snapshot/allocatorSettings.js';
 import { validateFraction } from '../../config/fraction.js';
 import { compareSegments, compareTrace } from '../../replay/check.js';
-import { replaySnapshot, sameBehaviour, snapshotConfig } from '../../replay/replaySnapshot.js';
+import { refuseInconsistent, replaySnapshot, sameBehaviour, snapshotConfig } from '../../replay/replaySnapshot.js';
 import type { PoolInference } from '../../replay/poolInference.js';
 import { rulesLine } from '../../replay/torchVersion.js';
 import { HEADLINE_KEYS, statBasis, statDeltas, whatIfReplay } from '../../replay/whatIf.js';
@@ -23,7 +23,7 @@ import {
   addDeviceOptions, addOutputOptions, deviceSettings, finishRun, runHooks, type DeviceArgs, type OutputArgs,
 } from '../output.js';
 import { lastLine, paint } from '../style.js';
-import { numberValue, parseDeviceTotal, singleValue } from '../options.js';
+import { numberValue, parseDeviceTotal, singleValue, STRICT_HELP } from '../options.js';
 
 interface ReplayArgs extends DeviceArgs, OutputArgs {
   trace: string;
@@ -32,6 +32,7 @@ interface ReplayArgs extends DeviceArgs, OutputArgs {
   'source-device-total'?: string;
   spread: boolean;
   device?: number;
+  strict: boolean;
 }
 
 /**
@@ -68,6 +69,7 @@ export const replayCommand: CommandModule<object, ReplayArgs> = {
         default: false,
         describe: 'what-if only: also replay under the other plausible driver address orders and report the range of the estimates',
       })
+      .option('strict', { type: 'boolean', default: false, describe: STRICT_HELP })
       .example('$0 replay run.pickle --fraction 0.25', 'exact replay under the recorded settings')
       .example('$0 replay run.pickle --check', 'does the model reproduce this run?')
       .example('$0 replay run.pickle --conf expandable_segments:True --fraction 0.25', 'what-if: the same requests with expandable segments')
@@ -143,6 +145,7 @@ export const replayCommand: CommandModule<object, ReplayArgs> = {
         capacity: settings.capacity, timeline, spread: argv.spread, source: argv.trace,
         onOp: observer.onOp, onOom: observer.onOom,
       });
+      if (argv.strict) refuseInconsistent(result.start, argv.trace);
       const deltas = statDeltas(result.sourceReplay.stats, result.stats);
       const baselineLabel = `the recorded run (its own settings${sourceFraction !== null ? `, fraction ${sourceFraction}` : ', no fraction'}` +
         `${result.sourceReplay.exact ? ', replayed exactly' : ', not replayed exactly'})`;
@@ -192,13 +195,18 @@ export const replayCommand: CommandModule<object, ReplayArgs> = {
       }
       for (const n of fractionNotes) process.stderr.write(`allocsim: note: ${n}\n`);
       if (argv.verbose) for (const note of result.notes) process.stderr.write(`allocsim: what-if: ${note}\n`);
-      else process.stderr.write(`allocsim: what-if: ${whatIfDigest(result)}\n`);
+      else {
+        process.stderr.write(`allocsim: what-if: ${whatIfDigest(result)}\n`);
+        // What the replay had to assume about a damaged trace is said without --verbose too.
+        for (const n of result.notes) if (n.startsWith('inconsistent trace')) process.stderr.write(`allocsim: note: ${n}\n`);
+      }
       return;
     }
 
     const result = replaySnapshot(snapshot, {
       ...settings, config, fraction, timeline, source: argv.trace, onOp: observer.onOp, onOom: observer.onOom,
     });
+    if (argv.strict) refuseInconsistent(result.start, argv.trace);
     const notes = startNotes(result.start, trace.length);
     const traceDivergence = argv.check ? compareTrace(trace, result.recorder, true) : null;
     const layoutDivergence = argv.check ? compareSegments(snapshot.segments, result.snapshot.segments, !result.start.empty) : null;

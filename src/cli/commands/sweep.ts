@@ -220,7 +220,7 @@ export const sweepCommand: CommandModule<object, SweepArgs> = {
     const files = expandInputs(argv.inputs);
     const seenNotes: string[] = [];
     const load = (f: string) => {
-      const got = loadSweepInputs(f, { sourceFraction: argv['source-fraction'] ?? settings.fraction, seed: argv.seed, device });
+      const got = loadSweepInputs(f, { sourceFraction: argv['source-fraction'] ?? settings.fraction, seed: argv.seed, device, strict: argv.strict });
       for (const i of got) {
         for (const n of i.notes) {
           const note = files.length > 1 || got.length > 1 ? `${i.name}: ${n}` : n;
