@@ -34,6 +34,8 @@ export interface SeedSegment {
   blocks: SeedBlock[];
   /** The snapshot's segment_pool_id; absent or (0, 0): the default pools. */
   poolId?: MempoolId;
+  /** A segment without blocks (one free block): its GC age at the start (default 0). */
+  gcAge?: number;
 }
 
 /**
@@ -158,6 +160,7 @@ export function seedState(allocator: DeviceCachingAllocator, segments: readonly 
     }
     for (const free of freeBlocks) {
       pool.insertIntoBlocks(free);
+      if (seg.gcAge !== undefined && seg.blocks.length === 0) free.gcCountBase -= seg.gcAge;
       // A free block in a split (non-expandable) segment is an inactive split.
       if (!seg.expandable && free.isSplit()) {
         stats.increase(S.inactive_split, bucket, 1);

@@ -7,6 +7,7 @@ import { applyPoolInference } from './poolInference.js';
 import { allocatorEntries, planTraceReplay, resolvePlan, type TracePlan } from './tracePlan.js';
 import { rebuildStartState, type StartState } from './startState.js';
 import { refineSlack } from './refineSlack.js';
+import { orderGcAges } from './gcAges.js';
 import { AllocsimInputError } from '../util/inputError.js';
 import { H100_TOTAL_GLOBAL_MEM } from '../allocator/constants.js';
 
@@ -58,6 +59,8 @@ export function planSnapshot(
   const start = rebuildStartState(snapshot.segments, entries, sourceConfig, deviceTotal);
   const plan = applyPoolInference(planTraceReplay(entries, source, start.blocks), snapshot.segments);
   // Blocks the final segments cannot size: the slack the recorded allocations imply (refineSlack.ts).
+  // GC ages of the segments cached before the trace, in the order the trace releases them (gcAges.ts).
+  if (sourceConfig.garbageCollectionThreshold > 0) orderGcAges(start.segments, plan.trace);
   refineSlack(plan, start, { config: sourceConfig, fraction: sourceFraction, deviceTotal });
   return { plan, start };
 }

@@ -413,7 +413,8 @@ export function startNotes(start: StartState, traceLength: number): string[] {
     `the trace starts mid-run: ${describeStart(start)}.${ring} Current values, segment events and the final ` +
     'layout are exact; peaks and cumulative counters (allocated, freed, num_*) cover the recorded window only.',
   ];
-  const assumed: string[] = ['GC ages of blocks cached before the trace taken as equal'];
+  const assumed: string[] = ['GC ages of segments cached before the trace: older the earlier a GC pass of the trace ' +
+    'releases them, one step apart; equal where the trace does not order them'];
   if (start.pendingAtStart > 0) assumed.push('pending frees wait on one event each and complete where the trace completes them');
   if (start.unresolvedSizes > 0) {
     assumed.push(`${start.unresolvedSizes} blocks freed in the trace taken at the smallest size the recorded allocations ` +

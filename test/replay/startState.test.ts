@@ -29,6 +29,14 @@ const SAMPLE = new Set([
 ]);
 const chosen = process.env.ALLOCSIM_CUT_ALL ? all : all.filter((c) => SAMPLE.has(`${c.workload}/${c.config}`));
 const CUTS = [0.1, 0.5, 0.9];
+/**
+ * GC-armed cuts (all-captures run) whose GC releases depend on how far apart the ages of blocks cached before the
+ * trace were, which no snapshot records (replay/gcAges.ts infers only their order; docs/fidelity.md).
+ */
+const GC_AGES_UNKNOWN = new Set([
+  'multistream/tight-gc@136', 'multistream/tight-gc@1217', 'random-stress2/gc06@7749', 'random-stress2/gc06@69735',
+]);
+
 function currentStats(stats: Record<string, number>): Record<string, number> {
   return Object.fromEntries(Object.entries(stats).filter(([k]) => k.endsWith('.current')));
 }
@@ -85,12 +93,13 @@ describe('a trace cut at entry k replays from the rebuilt state', () => {
       }
 
       // Replaying forward never fails, and is exact but where the trace cannot tell the start state: GC ages of
-      // blocks cached before the trace are not recorded (a GC-armed replay). Blocks the final segments cannot size
+      // blocks cached before the trace are not recorded; their order is inferred from the trace's releases, how far
+      // apart they were is not (GC_AGES_UNKNOWN). Blocks the final segments cannot size
       // get the slack the recorded allocations imply (refineSlack.ts): random-stress/nonsplit@22970 and
       // random-stress/rp2-0list@22969 (all-captures run) replay exactly only with it.
       const replay = replaySnapshot(cut, opts);
       const gcArmed = config.garbageCollectionThreshold > 0 && stats.meta.fraction !== null;
-      if (gcArmed) continue;
+      if (gcArmed && GC_AGES_UNKNOWN.has(`${name}@${k}`)) continue;
       expect(compareTrace(cut.device_traces[0], replay.recorder)?.message, `${name} from ${k}`).toBeUndefined();
       expect(compareSegments(snapshot.segments, replay.snapshot.segments, true)?.message, `${name} from ${k}`).toBeUndefined();
       expect(currentStats(replay.stats), `${name} from ${k}`).toEqual(currentStats(stats.final));
@@ -103,3 +112,32 @@ describe('a trace cut at entry k replays from the rebuilt state', () => {
 function held(segments: SegmentInfo[]): [number, string, number, number][] {
   return segments.flatMap((s) => s.blocks.filter((b) => b.state !== 'inactive').map((b) => [b.address, b.state, b.requested_size, b.size] as [number, string, number, number]));
 }
+
+describe('GC ages of segments cached before the trace', () => {
+  it('a release out of the free set\'s order is a later pass: the earlier one is older', async () => {
+    const { orderGcAges } = await import('../../src/replay/gcAges.js');
+    const { columnsFromEntries, FrameTable } = await import('../../src/snapshot/index.js');
+    const MiB = 1048576;
+    const seg = (address: number, size: number) => ({ address, size, stream: 0, small: false, expandable: false, blocks: [] });
+    const segs = [seg(1000 * MiB, 86 * MiB), seg(2000 * MiB, 182 * MiB), seg(3000 * MiB, 40 * MiB), seg(4000 * MiB, 50 * MiB)];
+    const free = (addr: number, size: number) => ({ action: 'segment_free' as const, addr, size, stream: 0 });
+    const alloc = (addr: number, size: number) => ({ action: 'alloc' as const, addr, size, stream: 0 });
+    // One GC call: 182 MiB (pass 1), then 40 and 86 MiB in ascending order (pass 2); the 50 MiB one is used first.
+    const trace = [alloc(4000 * MiB, 50 * MiB), alloc(5000 * MiB, 30 * MiB), free(2000 * MiB, 182 * MiB), free(3000 * MiB, 40 * MiB),
+      free(1000 * MiB, 86 * MiB), alloc(6000 * MiB, 300 * MiB)];
+    expect(orderGcAges(segs, columnsFromEntries(trace, 0, new FrameTable(false)))).toBe(3);
+    expect(segs.map((s) => (s as { gcAge?: number }).gcAge)).toEqual([1, 2, 1, undefined]);
+  });
+
+  it('random-stress/gc06 cut at 90% replays exactly: its first GC releases the older cached segment alone', () => {
+    const ref = all.find((c) => `${c.workload}/${c.config}` === 'random-stress/gc06')!;
+    const { snapshot, stats } = ref.load();
+    const opts = { config: parseAllocConf(stats.meta.conf ?? ''), fraction: stats.meta.fraction, deviceTotal: stats.meta.device_total };
+    // Entry 44238 (the 90% cut): two segments cached whole; the trace releases the 182 MiB one, then the 86 MiB
+    // one out of size order, so in a later pass.
+    const cut: Snapshot = { ...snapshot, device_traces: [snapshot.device_traces[0].slice(44238)] };
+    const replay = replaySnapshot(cut, opts);
+    expect(compareTrace(cut.device_traces[0], replay.recorder)?.message).toBeUndefined();
+    expect(compareSegments(snapshot.segments, replay.snapshot.segments, true)?.message).toBeUndefined();
+  });
+});
