@@ -6,7 +6,7 @@
 import yargs from 'yargs';
 import { hideBin } from 'yargs/helpers';
 import { commands } from './commands/index.js';
-import { armInterruptCleanup, EXIT_CODES_HELP, guardStdout, reportCliError, UsageError } from './reportError.js';
+import { armInterrupt, breakOnSigint, EXIT_CODES_HELP, guardStdout, reportCliError, UsageError } from './reportError.js';
 import { helpWidth, reflowConsoleHelp } from './helpText.js';
 import { closest } from '../util/text.js';
 import { addInput, beginOutputs, commitOutputs } from '../util/atomicWrite.js';
@@ -54,8 +54,10 @@ async function main(): Promise<void> {
     for (const key of ['trace', 'scenario', 'input']) if (typeof argv[key] === 'string') addInput(argv[key] as string);
   });
   // Every output of the run is staged and moved into place only once the command has succeeded.
-  beginOutputs({ onStage: armInterruptCleanup });
-  await cli.parseAsync();
+  beginOutputs();
+  armInterrupt();
+  // The commands' synchronous work (up to their first await: reading and replaying) stops at once on Ctrl-C.
+  await breakOnSigint(() => cli.parseAsync());
   await commitOutputs();
   reportWrittenFiles();
 }

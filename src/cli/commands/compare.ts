@@ -19,6 +19,7 @@ import { addDeviceOptions, checkOutputPaths, deviceSettings, writeFileAtomic, ty
 import { sourceOptions, type SourceArgs } from './fit.js';
 import { expandInputs, parseDevice } from './inputFiles.js';
 import { describeInputs, inputsJson } from './inputs.js';
+import { say } from '../reportError.js';
 
 interface CompareArgs extends Omit<DeviceArgs, 'conf'>, SourceArgs, ReportArgs {
   inputs: string[];
@@ -97,7 +98,7 @@ export const compareCommand: CommandModule<object, CompareArgs> = {
     const d = { fraction: settings.fraction ?? null, deviceTotal, capacity: settings.capacity ?? defaultCapacity(deviceTotal) };
     const runs: CompareRun[] = [];
     for (const input of inputs) {
-      for (const note of input.notes) process.stderr.write(`allocsim: note: ${input.name}: ${note}\n`);
+      for (const note of input.notes) say('note', `${input.name}: ${note}`);
       const confs = [...new Set([input.ownConf, ...(argv.conf ?? [])])];
       for (const c of confs) {
         const r = run(input, c, d, argv.report !== undefined);

@@ -12,6 +12,7 @@ import { describeInputs, inputsJson } from './inputs.js';
 import { checkOutputPaths, writeFileAtomic } from '../output.js';
 import { WrittenFiles } from '../style.js';
 import { DEVICE_TOTAL_HELP, numberValue, outputPath, parseDeviceTotal, singleValue } from '../options.js';
+import { say } from '../reportError.js';
 
 export interface SourceArgs {
   'source-fraction'?: number;
@@ -78,13 +79,13 @@ export const fitCommand: CommandModule<object, FitArgs> = {
       for (const input of loadSweepInputs(f, { sourceFraction: argv['source-fraction'] ?? givenFraction, seed: argv.seed, device: parseDevice(argv.device) })) {
         const given = argv.conf ?? [input.ownConf];
         const confs = given.map((c) => sweepConfigs(c, [], fraction).baseline);
-        for (const note of input.notes) process.stderr.write(`allocsim: note: ${files.length > 1 ? `${input.name}: ` : ''}${note}\n`);
+        for (const note of input.notes) say('note', `${files.length > 1 ? `${input.name}: ` : ''}${note}`);
         for (const c of new Set(given)) {
           for (const d of canonicalConf(c, fraction).dropped) {
             const gc = d.entry.startsWith('garbage_collection_threshold');
-            const line = `allocsim: warning: ${d.entry} cannot act: ${d.why}` +
-              (gc ? '; the capacity figure runs without it, the fraction figure (a fraction limit) with it' : '') + '\n';
-            if (!warned.has(line)) process.stderr.write(line);
+            const line = `${d.entry} cannot act: ${d.why}` +
+              (gc ? '; the capacity figure runs without it, the fraction figure (a fraction limit) with it' : '');
+            if (!warned.has(line)) say('warning', line);
             warned.add(line);
           }
         }

@@ -26,7 +26,7 @@ import {
 import { sourceOptions, workerCount, type SourceArgs } from './fit.js';
 import { expandInputs, parseDevice } from './inputFiles.js';
 import { describeInputs, inputsJson } from './inputs.js';
-import { interruptible } from '../reportError.js';
+import { interruptible, say } from '../reportError.js';
 
 interface SweepArgs extends DeviceArgs, SourceArgs, ReportArgs {
   inputs: string[];
@@ -225,7 +225,7 @@ export const sweepCommand: CommandModule<object, SweepArgs> = {
         for (const n of i.notes) {
           const note = files.length > 1 || got.length > 1 ? `${i.name}: ${n}` : n;
           seenNotes.push(note);
-          process.stderr.write(`allocsim: note: ${note}\n`);
+          say('note', note);
         }
       }
       return got;
@@ -237,7 +237,7 @@ export const sweepCommand: CommandModule<object, SweepArgs> = {
     const configs = sweepConfigs(base, argv.grid, fraction);
     const { confs } = configs;
     const warnings = settingWarnings(base, fraction, configs.warnings);
-    for (const w of warnings) process.stderr.write(`allocsim: warning: ${w}\n`);
+    for (const w of warnings) say('warning', w);
     const dev = { fraction: settings.fraction, deviceTotal: settings.deviceTotal, capacity: settings.capacity };
 
     const bar = process.stderr.isTTY && confs.length * files.length > 1
@@ -270,7 +270,7 @@ export const sweepCommand: CommandModule<object, SweepArgs> = {
       }
     })();
     for (const r of res.reran) {
-      process.stderr.write(`allocsim: --resume: ran ${r.configs} config${r.configs === 1 ? '' : 's'} again: ${r.reason}\n`);
+      say('--resume', `ran ${r.configs} config${r.configs === 1 ? '' : 's'} again: ${r.reason}`);
     }
     const out = argv.json === '-' ? process.stderr : process.stdout;
     if (shard !== undefined) {
