@@ -52,6 +52,13 @@ async function main(): Promise<void> {
   // An output naming the command's input (its positional) is refused.
   cli = cli.middleware((argv) => {
     for (const key of ['trace', 'scenario', 'input']) if (typeof argv[key] === 'string') addInput(argv[key] as string);
+    // yargs turns `--seed abc` into NaN and `--top 1 --top 2` into a list: both refused, not run with.
+    const numeric = (parser as unknown as { getOptions(): { number: string[] } }).getOptions().number;
+    for (const key of numeric) {
+      const v = argv[key];
+      if (Array.isArray(v)) throw new UsageError(`--${key} was given ${v.length} times; give it once`);
+      if (typeof v === 'number' && !Number.isFinite(v)) throw new UsageError(`--${key} needs a number`);
+    }
   });
   // Every output of the run is staged and moved into place only once the command has succeeded.
   beginOutputs();

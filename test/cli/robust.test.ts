@@ -52,6 +52,13 @@ describe('options given without a value, or twice', () => {
     expectError(['replay', example, '--fraction'], /^allocsim: --fraction needs a value/);
     expectError(['run', join(root, 'scenarios/fragmentation-demo.json'), '--max-ops'], /--max-ops needs a value/);
   });
+  it('a number option given no number or twice, and a --source-fraction or --top out of range, are refused', () => {
+    expectError(['sweep', example, '--no-fit', '--workers', '1', '--grid', 'expandable_segments=True', '--seed', 'abc'], /^allocsim: --seed needs a number/);
+    expectError(['compare', example, '--conf', '', '--source-fraction', 'abc'], /^allocsim: --source-fraction needs a number/);
+    expectError(['run', join(root, 'scenarios/fragmentation-demo.json'), '--seed', '1', '--seed', '2'], /--seed was given 2 times/);
+    expectError(['fit', example, '--workers', '1', '--source-fraction', '2'], /Invalid fraction value: 2\.0\. Allowed range: 0~1/);
+    expectError(['sweep', example, '--no-fit', '--workers', '1', '--grid', 'expandable_segments=True', '--top', '0'], /--top must be a whole number >= 1/);
+  });
   it('a misspelt option and a missing required one are one line each', () => {
     expectError([...replay, '--fractoin', '0.1'], /Unknown argument: fractoin \(did you mean --fraction\?\)/);
     expectError(['synth', join(root, 'scenarios/fragmentation-demo.json')], /^allocsim: missing required option --out/);

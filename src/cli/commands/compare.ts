@@ -16,7 +16,7 @@ import { loadSweepInputs, rowInputs, type SweepInput } from '../../sweep/index.j
 import { AllocsimInputError } from '../../util/inputError.js';
 import { addReportOption, writeReport, type ReportArgs } from '../reportOption.js';
 import { addDeviceOptions, checkOutputPaths, deviceSettings, writeFileAtomic, type DeviceArgs } from '../output.js';
-import { sourceOptions, type SourceArgs } from './fit.js';
+import { sourceFraction, sourceOptions, type SourceArgs } from './fit.js';
 import { expandInputs, parseDevice } from './inputFiles.js';
 import { describeInputs, inputsJson } from './inputs.js';
 import { say } from '../reportError.js';
@@ -88,11 +88,12 @@ export const compareCommand: CommandModule<object, CompareArgs> = {
   handler: async (argv) => {
     const settings = deviceSettings({ fraction: argv.fraction, 'device-total': argv['device-total'], capacity: argv.capacity });
     for (const c of argv.conf ?? []) parseAllocConf(c);
+    sourceFraction(argv);
     checkOutputPaths({ json: argv.json, report: argv.report });
     const device = parseDevice(argv.device);
     const files = expandInputs(argv.inputs);
     const inputs = files.flatMap((f) => loadSweepInputs(f, {
-      sourceFraction: argv['source-fraction'] ?? settings.fraction, seed: argv.seed, device,
+      sourceFraction: sourceFraction(argv) ?? settings.fraction, seed: argv.seed, device,
     }));
     const deviceTotal = settings.deviceTotal ?? H100_TOTAL_GLOBAL_MEM;
     const d = { fraction: settings.fraction ?? null, deviceTotal, capacity: settings.capacity ?? defaultCapacity(deviceTotal) };

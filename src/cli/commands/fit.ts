@@ -31,6 +31,18 @@ export function sourceOptions<T>(y: Argv<T>): Argv<T & SourceArgs> {
     .option('workers', { type: 'number', requiresArg: true, describe: 'worker threads (default: all cores; 1 runs in the main thread)' }) as Argv<T & SourceArgs>;
 }
 
+/** --source-fraction, checked as PyTorch checks set_per_process_memory_fraction. */
+export function sourceFraction(argv: SourceArgs): number | undefined {
+  const f = argv['source-fraction'];
+  return f === undefined ? undefined : validateFraction(f);
+}
+
+/** --top: rows of a ranking to print. */
+export function topCount(n: number | undefined): number | undefined {
+  if (n !== undefined && (!Number.isInteger(n) || n < 1)) throw new AllocsimInputError(`--top must be a whole number >= 1, got ${n}`);
+  return n;
+}
+
 export function workerCount(n: number | undefined): number | undefined {
   if (n === undefined) return undefined;
   if (!Number.isInteger(n) || n < 1) throw new AllocsimInputError(`--workers must be a whole number >= 1, got ${n}`);
@@ -66,6 +78,7 @@ export const fitCommand: CommandModule<object, FitArgs> = {
     const deviceTotal = givenTotal !== undefined ? parseDeviceTotal(givenTotal, 'device-total') : undefined;
     const json = outputPath(argv.json, 'json');
     const workers = workerCount(argv.workers);
+    sourceFraction(argv);
     for (const c of argv.conf ?? []) parseAllocConf(c);
     checkOutputPaths({ json });
     const fraction = givenFraction ?? null;
@@ -76,7 +89,7 @@ export const fitCommand: CommandModule<object, FitArgs> = {
     const text: string[] = [];
     const worst: { name: string; bytes: number | null }[] = [];
     for (const f of files) {
-      for (const input of loadSweepInputs(f, { sourceFraction: argv['source-fraction'] ?? givenFraction, seed: argv.seed, device: parseDevice(argv.device) })) {
+      for (const input of loadSweepInputs(f, { sourceFraction: sourceFraction(argv) ?? givenFraction, seed: argv.seed, device: parseDevice(argv.device) })) {
         const given = argv.conf ?? [input.ownConf];
         const confs = given.map((c) => sweepConfigs(c, [], fraction).baseline);
         for (const note of input.notes) say('note', `${files.length > 1 ? `${input.name}: ` : ''}${note}`);

@@ -23,7 +23,7 @@ import {
   loadSweepInputs, runSweep, sweepConfigs, parseObjective, defaultObjective, groupRows, ranksOf, rowInputs, formatGain,
   objectiveValue, parseShard, shardPath, OBJECTIVES, type Objective, type Recommendation, type RowInputs, type SweepRow,
 } from '../../sweep/index.js';
-import { sourceOptions, workerCount, type SourceArgs } from './fit.js';
+import { sourceFraction, sourceOptions, topCount, workerCount, type SourceArgs } from './fit.js';
 import { expandInputs, parseDevice } from './inputFiles.js';
 import { describeInputs, inputsJson } from './inputs.js';
 import { interruptible, say } from '../reportError.js';
@@ -213,6 +213,8 @@ export const sweepCommand: CommandModule<object, SweepArgs> = {
     checkOutputPaths({ json: argv.json, report: argv.report });
     if (outPath !== undefined) checkOutputPaths({ json: outPath });
     const workers = workerCount(argv.workers);
+    topCount(argv.top);
+    sourceFraction(argv);
     // Every grid value is checked before any work, with PyTorch's error text (again below with the input's base).
     const fraction = settings.fraction ?? null;
     sweepConfigs(settings.confText ?? '', argv.grid, fraction);
@@ -220,7 +222,7 @@ export const sweepCommand: CommandModule<object, SweepArgs> = {
     const files = expandInputs(argv.inputs);
     const seenNotes: string[] = [];
     const load = (f: string) => {
-      const got = loadSweepInputs(f, { sourceFraction: argv['source-fraction'] ?? settings.fraction, seed: argv.seed, device });
+      const got = loadSweepInputs(f, { sourceFraction: sourceFraction(argv) ?? settings.fraction, seed: argv.seed, device });
       for (const i of got) {
         for (const n of i.notes) {
           const note = files.length > 1 || got.length > 1 ? `${i.name}: ${n}` : n;
