@@ -20,8 +20,6 @@ import { readSnapshotFile, writeSnapshotFile } from '../src/snapshot/index.js';
 
 export const CATEGORIES = ['mutation', 'deletion', 'pickle', 'bomb', 'scenario', 'options', 'outputs'] as const;
 export type Category = (typeof CATEGORIES)[number];
-/** What this branch makes hold; the others (deletion: issue 14.1, pickle/bomb: 14.2) join once merged. */
-export const HOLDING: readonly Category[] = ['scenario', 'options', 'outputs'];
 
 const TIMEOUT_MS = 20_000;
 const MAX_RSS_KB = 1024 * 1024;
@@ -312,8 +310,8 @@ async function main(): Promise<void> {
   const seconds = Number(value('--seconds', '60'));
   const seed = value('--seed', '1');
   const names = value('--categories', 'all');
-  const categories = names === 'all' ? [...CATEGORIES] : names === 'holding' ? [...HOLDING] : names.split(',') as Category[];
-  for (const c of categories) if (!CATEGORIES.includes(c)) throw new Error(`unknown category ${c}; one of ${CATEGORIES.join(', ')}, all, holding`);
+  const categories = names === 'all' ? [...CATEGORIES] : names.split(',') as Category[];
+  for (const c of categories) if (!CATEGORIES.includes(c)) throw new Error(`unknown category ${c}; one of ${CATEGORIES.join(', ')}, all`);
   const started = Date.now();
   const counts = await runFuzz({ seconds, seed, categories });
   if (argv.includes('--json')) process.stdout.write(`${JSON.stringify(counts, null, 2)}\n`);
