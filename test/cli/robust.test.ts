@@ -228,7 +228,7 @@ describe('one error path', () => {
     const sent = Date.now();
     child.kill('SIGINT');
     expect(await closed).toEqual([130, null]);
-    expect(Date.now() - sent).toBeLessThan(1500);
+    expect(Date.now() - sent).toBeLessThan(2500); // the simulation alone takes longer (3 s or more)
     const lines = stderr.split('\n').filter((l) => l !== '' && !l.startsWith('allocsim: note:'));
     expect(lines).toEqual(['allocsim: interrupted (Ctrl-C); no output was written']);
     expect(existsSync(json)).toBe(false);
