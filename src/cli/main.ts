@@ -6,7 +6,7 @@
 import yargs from 'yargs';
 import { hideBin } from 'yargs/helpers';
 import { commands } from './commands/index.js';
-import { armInterruptCleanup, EXIT_CODES_HELP, guardStdout, reportCliError, UsageError } from './reportError.js';
+import { armInterrupt, breakOnSigint, EXIT_CODES_HELP, guardStdout, reportCliError, UsageError } from './reportError.js';
 import { helpWidth, reflowConsoleHelp } from './helpText.js';
 import { closest } from '../util/text.js';
 import { addInput, beginOutputs, commitOutputs } from '../util/atomicWrite.js';
@@ -52,10 +52,19 @@ async function main(): Promise<void> {
   // An output naming the command's input (its positional) is refused.
   cli = cli.middleware((argv) => {
     for (const key of ['trace', 'scenario', 'input']) if (typeof argv[key] === 'string') addInput(argv[key] as string);
+    // yargs turns `--seed abc` into NaN and `--top 1 --top 2` into a list: both refused, not run with.
+    const numeric = (parser as unknown as { getOptions(): { number: string[] } }).getOptions().number;
+    for (const key of numeric) {
+      const v = argv[key];
+      if (Array.isArray(v)) throw new UsageError(`--${key} was given ${v.length} times; give it once`);
+      if (typeof v === 'number' && !Number.isFinite(v)) throw new UsageError(`--${key} needs a number`);
+    }
   });
   // Every output of the run is staged and moved into place only once the command has succeeded.
-  beginOutputs({ onStage: armInterruptCleanup });
-  await cli.parseAsync();
+  beginOutputs();
+  armInterrupt();
+  // The commands' synchronous work (up to their first await: reading and replaying) stops at once on Ctrl-C.
+  await breakOnSigint(() => cli.parseAsync());
   await commitOutputs();
   reportWrittenFiles();
 }

@@ -26,6 +26,7 @@ import {
 } from './options.js';
 import type { WhatIfSource } from '../report/oomRemedies.js';
 import { writeSnapshotFile } from '../snapshot/index.js';
+import { say } from './reportError.js';
 
 export interface DeviceArgs {
   conf?: string | string[];
@@ -87,13 +88,13 @@ export function deviceSettings(argv: DeviceArgs): DeviceSettings {
     const env = confFromEnvironment();
     if (env !== undefined) {
       out.config = env.config;
-      process.stderr.write(`allocsim: note: ${env.note}\n`);
+      say('note', env.note);
     }
   }
   if (out.config !== undefined) {
     out.confText = out.config.source;
     if (out.config.ignoredKeys.length > 0) {
-      process.stderr.write(`allocsim: note: ${out.config.ignoredKeys.join(', ')} accepted but ignored: no effect on device memory\n`);
+      say('note', `${out.config.ignoredKeys.join(', ')} accepted but ignored: no effect on device memory`);
     }
   }
   const fraction = numberValue(argv.fraction, 'fraction');

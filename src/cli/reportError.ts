@@ -3,6 +3,7 @@
  * MAX_LINE characters) and one of the documented exit codes (docs/errors.md, `allocsim --help`). A stack
  * trace is printed only for a real bug, and only with ALLOCSIM_DEBUG=1.
  */
+import { Script } from 'node:vm';
 import { ALLOC_CONF_KEYS } from '../config/parse.js';
 import { abortOutputs } from '../util/atomicWrite.js';
 import { AllocsimInputError } from '../util/inputError.js';
@@ -78,9 +79,24 @@ export function printErrorLine(line: string): void {
   process.stderr.write(`allocsim: ${escapeControl(clip(line, MAX_LINE))}\n`);
 }
 
+/** Longest note or warning printed (they name inputs and settings, which the input controls). */
+export const MAX_MESSAGE = 2000;
+
+/**
+ * Every message of a run on stderr goes through here: `allocsim: KIND: text`, one line (control bytes and
+ * newlines from the input escaped), at most MAX_MESSAGE characters.
+ */
+export function say(kind: string, text: string): void {
+  process.stderr.write(`allocsim: ${kind === '' ? '' : `${kind}: `}${escapeControl(clip(text, MAX_MESSAGE))}\n`);
+}
+
 /** Prints one line for a failure and returns the exit code; the stack trace only for bugs, with ALLOCSIM_DEBUG=1. */
 export function reportCliError(err: unknown, isUsage: boolean): number {
   abortOutputs();
+  if (err instanceof Interrupted) {
+    printErrorLine(interruptedLine());
+    return EXIT.interrupted;
+  }
   const { line, code } = describeError(err, isUsage);
   printErrorLine(line);
   if (code === EXIT.internal && process.env.ALLOCSIM_DEBUG && err instanceof Error) process.stderr.write(`${err.stack}\n`);
@@ -89,29 +105,58 @@ export function reportCliError(err: unknown, isUsage: boolean): number {
 
 let interruptNote = 'no output was written';
 
+/** Ctrl-C stopped a synchronous phase (see breakOnSigint). */
+export class Interrupted extends Error {}
+
+function interruptedLine(): string {
+  return `interrupted (Ctrl-C); ${interruptNote}`;
+}
+
 function onSigint(): void {
   abortOutputs();
-  printErrorLine(`interrupted (Ctrl-C); ${interruptNote}`);
+  printErrorLine(interruptedLine());
   process.exit(EXIT.interrupted);
 }
 
 /**
- * Ctrl-C while `work` runs (async work: the event loop turns) removes staged outputs and prints one line. Outside
- * such phases Node's default applies: a synchronous simulation stops at once, and has staged nothing yet.
+ * Ctrl-C at any point of a run: staged outputs removed, one line, exit 130. Node runs this handler when the event
+ * loop turns; the synchronous phases (reading, replaying, simulating) run under breakOnSigint, which stops them
+ * at once instead.
  */
-export async function interruptible<T>(work: () => Promise<T>, note = 'no output was written'): Promise<T> {
-  interruptNote = note;
+export function armInterrupt(): void {
+  if (process.listeners('SIGINT').includes(onSigint)) return;
+  process.removeAllListeners('SIGINT'); // bin/allocsim.js's, for the time the modules load
   process.on('SIGINT', onSigint);
-  try {
-    return await work();
-  } finally {
-    process.off('SIGINT', onSigint);
-  }
 }
 
-/** Arms the Ctrl-C cleanup for the rest of the run (once outputs are being staged). */
-export function armInterruptCleanup(): void {
-  if (!process.listeners('SIGINT').includes(onSigint)) process.on('SIGINT', onSigint);
+/** Async work during which Ctrl-C says `note` (what is kept), e.g. a sweep's finished rows in --out. */
+export async function interruptible<T>(work: () => Promise<T>, note = 'no output was written'): Promise<T> {
+  interruptNote = note;
+  armInterrupt();
+  return work();
+}
+
+const WORK = Symbol.for('allocsim.breakOnSigint');
+const SCRIPT = new Script('globalThis[Symbol.for("allocsim.breakOnSigint")]()', { filename: 'allocsim' });
+
+/**
+ * Runs `work` so that Ctrl-C interrupts it even while it computes: a synchronous replay never lets the event loop
+ * turn, so a SIGINT handler would wait for its end. vm's breakOnSigint (the REPL's) terminates the script instead;
+ * `Interrupted` is thrown here, and reportCliError makes it the one line and exit 130. Only the synchronous part
+ * of `work` is covered (a promise's later steps run after it returns, under armInterrupt's handler).
+ */
+export function breakOnSigint<T>(work: () => T): T {
+  const g = globalThis as unknown as Record<symbol, unknown>;
+  const outer = g[WORK];
+  g[WORK] = work;
+  try {
+    return SCRIPT.runInThisContext({ breakOnSigint: true }) as T;
+  } catch (e) {
+    if ((e as NodeJS.ErrnoException)?.code === 'ERR_SCRIPT_EXECUTION_INTERRUPTED') throw new Interrupted('interrupted');
+    throw e;
+  } finally {
+    g[WORK] = outer;
+  }
 }
 
 /**

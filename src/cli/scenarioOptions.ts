@@ -5,6 +5,7 @@ import { buildWorkload, DEFAULT_MAX_OPS, estimateOps, runCostText, type Scenario
 import type { Workload } from '../replay/workload.js';
 import { AllocsimInputError } from '../util/inputError.js';
 import { numberValue } from './options.js';
+import { say } from './reportError.js';
 
 export interface ScenarioArgs {
   'max-ops'?: string;
@@ -42,7 +43,7 @@ export function buildScenarioWorkload(scenario: Scenario, seed: number, argv: Sc
   const limit = maxOps(argv);
   const estimate = estimateOps(scenario);
   const long = estimate > LONG_RUN_OPS && estimate <= limit;
-  if (long) process.stderr.write(`allocsim: note: ${scenario.file}: about ${estimate.toPrecision(3)} operations: ${runCostText(estimate)}\n`);
+  if (long) say('note', `${scenario.file}: about ${estimate.toPrecision(3)} operations: ${runCostText(estimate)}`);
   const bar = long && process.stderr.isTTY
     ? new cliProgress.SingleBar({
       stream: process.stderr, hideCursor: true, clearOnComplete: true,

@@ -2,6 +2,8 @@
  * Terminal presentation: colour only on a terminal (never when NO_COLOR is set, https://no-color.org, or
  * TERM=dumb), and the line that names each file written.
  */
+import { shown } from '../util/text.js';
+
 const CODES = { bold: [1, 22], green: [32, 39], red: [31, 39], yellow: [33, 39] } as const;
 export type Style = keyof typeof CODES;
 
@@ -30,14 +32,15 @@ export class WrittenFiles {
    * outputs are in place (util/atomicWrite.ts commits them at the end: before that nothing is written).
    */
   report(): void {
-    for (const [path, what] of this.files) wroteLines.push(`allocsim: wrote ${path} (${what})\n`);
+    for (const [path, what] of this.files) wroteLines.push(`allocsim: wrote ${shown(path, 1000)} (${what})\n`);
   }
 }
 
 const wroteLines: string[] = [];
 const lastLines: string[] = [];
 
-/** A line for stderr after the "wrote" lines, where the eye lands (the verdict of --check). */
+/** A line for stderr after the "wrote" lines, where the eye lands (the verdict of --check); the caller escapes what
+ * came from the input (it may hold colour of its own). */
 export function lastLine(line: string): void {
   lastLines.push(line);
 }

@@ -5,7 +5,7 @@
  */
 import { spawn, spawnSync } from 'node:child_process';
 import {
-  closeSync, copyFileSync, existsSync, lstatSync, mkdtempSync, openSync, readdirSync, readFileSync, readlinkSync,
+  closeSync, copyFileSync, existsSync, lstatSync, mkdirSync, mkdtempSync, openSync, readdirSync, readFileSync, readlinkSync,
   statSync, symlinkSync, writeFileSync,
 } from 'node:fs';
 import { tmpdir } from 'node:os';
@@ -51,6 +51,13 @@ describe('options given without a value, or twice', () => {
   it('--fraction and --conf with no value are refused', () => {
     expectError(['replay', example, '--fraction'], /^allocsim: --fraction needs a value/);
     expectError(['run', join(root, 'scenarios/fragmentation-demo.json'), '--max-ops'], /--max-ops needs a value/);
+  });
+  it('a number option given no number or twice, and a --source-fraction or --top out of range, are refused', () => {
+    expectError(['sweep', example, '--no-fit', '--workers', '1', '--grid', 'expandable_segments=True', '--seed', 'abc'], /^allocsim: --seed needs a number/);
+    expectError(['compare', example, '--conf', '', '--source-fraction', 'abc'], /^allocsim: --source-fraction needs a number/);
+    expectError(['run', join(root, 'scenarios/fragmentation-demo.json'), '--seed', '1', '--seed', '2'], /--seed was given 2 times/);
+    expectError(['fit', example, '--workers', '1', '--source-fraction', '2'], /Invalid fraction value: 2\.0\. Allowed range: 0~1/);
+    expectError(['sweep', example, '--no-fit', '--workers', '1', '--grid', 'expandable_segments=True', '--top', '0'], /--top must be a whole number >= 1/);
   });
   it('a misspelt option and a missing required one are one line each', () => {
     expectError([...replay, '--fractoin', '0.1'], /Unknown argument: fractoin \(did you mean --fraction\?\)/);
@@ -204,6 +211,40 @@ describe('one error path', () => {
       .filter((l) => l.startsWith('allocsim: ') && !l.startsWith('allocsim: note:') && !l.startsWith('allocsim: warning:'));
     expect(lines).toEqual([`allocsim: interrupted (Ctrl-C); the configs finished so far are in ${out}; --resume continues`]);
   }, 60_000);
+  it('Ctrl-C during a long synchronous simulation stops it at once: one line, exit 130, no output or temporary', async () => {
+    // ~3.2e6 operations: several seconds of replay that never lets the event loop turn (a SIGINT handler alone would
+    // wait for its end, and without one Node dies silently).
+    const long = scenario('long-sync.json', { ...stress, ops: 3e6 });
+    const json = join(dir, 'long-sync-out.json');
+    const child = spawn(process.execPath, [...cliArgv(['run', long, '--max-ops', '1e7', '--json', json, '--timeline', join(dir, 'long.csv')])], { cwd: root });
+    let stderr = '';
+    const closed = new Promise<[number | null, string | null]>((res) => child.on('close', (code, signal) => res([code, signal])));
+    const started = new Promise<void>((res) => child.stderr.on('data', (d: Buffer) => {
+      stderr += d.toString();
+      if (/about .* operations/.test(stderr)) res();
+    }));
+    await started; // the estimate is said just before the simulation starts
+    await new Promise((res) => setTimeout(res, 300));
+    const sent = Date.now();
+    child.kill('SIGINT');
+    expect(await closed).toEqual([130, null]);
+    expect(Date.now() - sent).toBeLessThan(2500); // the simulation alone takes longer (3 s or more)
+    const lines = stderr.split('\n').filter((l) => l !== '' && !l.startsWith('allocsim: note:'));
+    expect(lines).toEqual(['allocsim: interrupted (Ctrl-C); no output was written']);
+    expect(existsSync(json)).toBe(false);
+    expect(readdirSync(dir).filter((f) => f.endsWith('.tmp'))).toEqual([]);
+  }, 60_000);
+  it('notes naming an input escape its control bytes', () => {
+    // Two ranks in a directory, one named with an ESC sequence: its notes name it, escaped.
+    const ranks = join(dir, 'esc-ranks');
+    mkdirSync(ranks);
+    copyFileSync(example, join(ranks, 'rank0\u001b[31m.pickle'));
+    copyFileSync(example, join(ranks, 'rank1.pickle'));
+    const r = allocsim(['replay', ranks]);
+    expect(r.code, r.stderr).toBe(0);
+    expect(r.stderr).toContain('rank0\\x1b[31m.pickle: memory fraction');
+    expect(r.stderr).not.toMatch(/\u001b/);
+  });
   it('control bytes from the input are escaped and a huge token is clipped', () => {
     const r = allocsim([...replay, '--conf', '\u001b\u0007evil:1']);
     expect(r.code).toBe(2);

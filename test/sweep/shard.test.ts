@@ -62,6 +62,38 @@ describe('per-rank runs', () => {
   });
 });
 
+describe('replay over many snapshots', () => {
+  it('a directory, a quoted glob, the shell\'s expansion and --device all: one row per rank, the worst named', () => {
+    const fromDir = allocsim(['replay', ranks, '--json', '-']);
+    expect(fromDir.code, fromDir.stderr).toBe(0);
+    const d = JSON.parse(fromDir.stdout);
+    expect(d.runs.map((r: { input: string }) => r.input)).toEqual([0, 1].map((i) => join(ranks, `rank${i}_memory_snapshot.pickle`)));
+    // oom-grow (rank 0) OOMs 12 times under its inferred fraction, as `replay --check` of the capture says; frag-seed never.
+    expect(d.runs.map((r: { ooms: number }) => r.ooms)).toEqual([12, 0]);
+    expect(d.runs.every((r: { basis: string; mode: string }) => r.basis === 'exact' && r.mode === 'exact')).toBe(true);
+    expect(d.worst).toBe(join(ranks, 'rank0_memory_snapshot.pickle'));
+    // The figures are those of replaying each rank alone.
+    const alone = JSON.parse(allocsim(['replay', join(ranks, 'rank1_memory_snapshot.pickle'), '--json', '-']).stdout);
+    expect(d.runs[1].peak_reserved_bytes).toBe(alone.stats['reserved_bytes.all.peak']);
+    const glob = allocsim(['replay', join(ranks, 'rank*.pickle'), '--check']);
+    expect(glob.code, glob.stderr).toBe(0);
+    expect(glob.stdout).toContain(`worst: ${join(ranks, 'rank0_memory_snapshot.pickle')}: 12 OOMs`);
+    expect(glob.stderr).toContain('allocsim: check: MATCHES: all 2 runs');
+    const expanded = allocsim(['replay', join(ranks, 'rank1_memory_snapshot.pickle'), join(ranks, 'rank0_memory_snapshot.pickle'), '--json', '-']);
+    expect(JSON.parse(expanded.stdout).worst).toBe(d.worst);
+    const all = JSON.parse(allocsim(['replay', multiPath, '--device', 'all', '--json', '-']).stdout);
+    expect(all.runs.map((r: { input: string }) => r.input)).toEqual([`${multiPath}#0`, `${multiPath}#1`]);
+    expect(all.runs.map((r: { peak_reserved_bytes: number }) => r.peak_reserved_bytes))
+      .toEqual(d.runs.map((r: { peak_reserved_bytes: number }) => r.peak_reserved_bytes));
+    expect(all.worst).toBe(`${multiPath}#0`);
+    // One run's outputs with many inputs: refused before any work.
+    const t = allocsim(['replay', ranks, '--timeline', join(dir, 't.csv')]);
+    expect(t.code).toBe(2);
+    expect(t.stderr).toMatch(/--timeline writes one run; with 2 inputs/);
+    expect(allocsim(['replay', join(dir, 'nothing-*.pickle')]).stderr).toMatch(/no snapshot file matches/);
+  }, 120_000);
+});
+
 describe('sharded sweep', () => {
   const grid = ['--grid', 'expandable_segments=False,True', '--grid', 'max_split_size_mb=none,20', '--no-fit', '--workers', '1'];
   // Every column but the timing and the shard that ran the row.

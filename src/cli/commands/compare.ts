@@ -16,9 +16,10 @@ import { loadSweepInputs, rowInputs, type SweepInput } from '../../sweep/index.j
 import { AllocsimInputError } from '../../util/inputError.js';
 import { addReportOption, writeReport, type ReportArgs } from '../reportOption.js';
 import { addDeviceOptions, checkOutputPaths, deviceSettings, writeFileAtomic, type DeviceArgs } from '../output.js';
-import { sourceOptions, type SourceArgs } from './fit.js';
+import { sourceFraction, sourceOptions, type SourceArgs } from './fit.js';
 import { expandInputs, parseDevice } from './inputFiles.js';
 import { describeInputs, inputsJson } from './inputs.js';
+import { say } from '../reportError.js';
 
 interface CompareArgs extends Omit<DeviceArgs, 'conf'>, SourceArgs, ReportArgs {
   inputs: string[];
@@ -87,17 +88,18 @@ export const compareCommand: CommandModule<object, CompareArgs> = {
   handler: async (argv) => {
     const settings = deviceSettings({ fraction: argv.fraction, 'device-total': argv['device-total'], capacity: argv.capacity });
     for (const c of argv.conf ?? []) parseAllocConf(c);
+    sourceFraction(argv);
     checkOutputPaths({ json: argv.json, report: argv.report });
     const device = parseDevice(argv.device);
     const files = expandInputs(argv.inputs);
     const inputs = files.flatMap((f) => loadSweepInputs(f, {
-      sourceFraction: argv['source-fraction'] ?? settings.fraction, seed: argv.seed, device, strict: argv.strict,
+      sourceFraction: sourceFraction(argv) ?? settings.fraction, seed: argv.seed, device, strict: argv.strict,
     }));
     const deviceTotal = settings.deviceTotal ?? H100_TOTAL_GLOBAL_MEM;
     const d = { fraction: settings.fraction ?? null, deviceTotal, capacity: settings.capacity ?? defaultCapacity(deviceTotal) };
     const runs: CompareRun[] = [];
     for (const input of inputs) {
-      for (const note of input.notes) process.stderr.write(`allocsim: note: ${input.name}: ${note}\n`);
+      for (const note of input.notes) say('note', `${input.name}: ${note}`);
       const confs = [...new Set([input.ownConf, ...(argv.conf ?? [])])];
       for (const c of confs) {
         const r = run(input, c, d, argv.report !== undefined);

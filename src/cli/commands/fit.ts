@@ -12,6 +12,7 @@ import { describeInputs, inputsJson } from './inputs.js';
 import { checkOutputPaths, writeFileAtomic } from '../output.js';
 import { WrittenFiles } from '../style.js';
 import { DEVICE_TOTAL_HELP, numberValue, outputPath, parseDeviceTotal, singleValue, STRICT_HELP } from '../options.js';
+import { say } from '../reportError.js';
 
 export interface SourceArgs {
   'source-fraction'?: number;
@@ -30,6 +31,18 @@ export function sourceOptions<T>(y: Argv<T>): Argv<T & SourceArgs> {
     .option('seed', { type: 'number', requiresArg: true, describe: 'scenario inputs: seed for the random draws (default the file\'s)' })
     .option('workers', { type: 'number', requiresArg: true, describe: 'worker threads (default: all cores; 1 runs in the main thread)' })
     .option('strict', { type: 'boolean', default: false, describe: STRICT_HELP }) as Argv<T & SourceArgs>;
+}
+
+/** --source-fraction, checked as PyTorch checks set_per_process_memory_fraction. */
+export function sourceFraction(argv: SourceArgs): number | undefined {
+  const f = argv['source-fraction'];
+  return f === undefined ? undefined : validateFraction(f);
+}
+
+/** --top: rows of a ranking to print. */
+export function topCount(n: number | undefined): number | undefined {
+  if (n !== undefined && (!Number.isInteger(n) || n < 1)) throw new AllocsimInputError(`--top must be a whole number >= 1, got ${n}`);
+  return n;
 }
 
 export function workerCount(n: number | undefined): number | undefined {
@@ -67,6 +80,7 @@ export const fitCommand: CommandModule<object, FitArgs> = {
     const deviceTotal = givenTotal !== undefined ? parseDeviceTotal(givenTotal, 'device-total') : undefined;
     const json = outputPath(argv.json, 'json');
     const workers = workerCount(argv.workers);
+    sourceFraction(argv);
     for (const c of argv.conf ?? []) parseAllocConf(c);
     checkOutputPaths({ json });
     const fraction = givenFraction ?? null;
@@ -77,16 +91,16 @@ export const fitCommand: CommandModule<object, FitArgs> = {
     const text: string[] = [];
     const worst: { name: string; bytes: number | null }[] = [];
     for (const f of files) {
-      for (const input of loadSweepInputs(f, { sourceFraction: argv['source-fraction'] ?? givenFraction, seed: argv.seed, device: parseDevice(argv.device), strict: argv.strict })) {
+      for (const input of loadSweepInputs(f, { sourceFraction: sourceFraction(argv) ?? givenFraction, seed: argv.seed, device: parseDevice(argv.device), strict: argv.strict })) {
         const given = argv.conf ?? [input.ownConf];
         const confs = given.map((c) => sweepConfigs(c, [], fraction).baseline);
-        for (const note of input.notes) process.stderr.write(`allocsim: note: ${files.length > 1 ? `${input.name}: ` : ''}${note}\n`);
+        for (const note of input.notes) say('note', `${files.length > 1 ? `${input.name}: ` : ''}${note}`);
         for (const c of new Set(given)) {
           for (const d of canonicalConf(c, fraction).dropped) {
             const gc = d.entry.startsWith('garbage_collection_threshold');
-            const line = `allocsim: warning: ${d.entry} cannot act: ${d.why}` +
-              (gc ? '; the capacity figure runs without it, the fraction figure (a fraction limit) with it' : '') + '\n';
-            if (!warned.has(line)) process.stderr.write(line);
+            const line = `${d.entry} cannot act: ${d.why}` +
+              (gc ? '; the capacity figure runs without it, the fraction figure (a fraction limit) with it' : '');
+            if (!warned.has(line)) say('warning', line);
             warned.add(line);
           }
         }

@@ -7,6 +7,7 @@ import {
 import { checkOutputPaths } from '../output.js';
 import { writeSweepView } from './sweep.js';
 import { anyRecordedStart } from './inputs.js';
+import { topCount } from './fit.js';
 
 interface MergeArgs {
   files: string[];
@@ -31,6 +32,7 @@ export const mergeCommand: CommandModule<object, MergeArgs> = {
       .example("$0 merge results-*.csv --out results.csv", 'the answer of the whole sweep') as Argv<MergeArgs>,
   handler: (argv) => {
     if (argv.out === '-') throw new AllocsimInputError('--out names the combined CSV file; use --json - for stdout');
+    topCount(argv.top);
     checkOutputPaths({ json: argv.json });
     if (argv.out !== undefined) checkOutputPaths({ json: argv.out });
     const merged = mergeFiles(argv.files);

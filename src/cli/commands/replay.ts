@@ -12,18 +12,22 @@ import { rulesLine } from '../../replay/torchVersion.js';
 import { HEADLINE_KEYS, statBasis, statDeltas, whatIfReplay } from '../../replay/whatIf.js';
 import { defaultCapacity } from '../../replay/simulate.js';
 import { deltasJson, formatDelta, formatDeltas } from './deltas.js';
-import { fractionBounds, fractionFits, inferredFraction } from '../../replay/inferFraction.js';
-import { allocatorEntries } from '../../replay/tracePlan.js';
+import { fractionFits } from '../../replay/inferFraction.js';
 import { H100_TOTAL_GLOBAL_MEM } from '../../allocator/constants.js';
 import { looksLikeRingBuffer, startNotes, type StartState } from '../../replay/startState.js';
 import { AllocsimInputError } from '../../util/inputError.js';
 import { replaySource } from '../../report/oomRemedies.js';
 import { readSnapshotFile, selectDevice } from '../../snapshot/index.js';
 import {
-  addDeviceOptions, addOutputOptions, deviceSettings, finishRun, runHooks, type DeviceArgs, type OutputArgs,
+  addDeviceOptions, addOutputOptions, checkOutputPaths, deviceSettings, finishRun, runHooks, type DeviceArgs, type OutputArgs,
 } from '../output.js';
 import { lastLine, paint } from '../style.js';
 import { numberValue, parseDeviceTotal, singleValue, STRICT_HELP } from '../options.js';
+import { MAX_MESSAGE, say } from '../reportError.js';
+import { addInput } from '../../util/atomicWrite.js';
+import { expandInputs, parseDevice } from './inputFiles.js';
+import { recordedFractionBounds, replayMany } from './replayMany.js';
+import { shown } from '../../util/text.js';
 
 interface ReplayArgs extends DeviceArgs, OutputArgs {
   trace: string;
@@ -31,7 +35,8 @@ interface ReplayArgs extends DeviceArgs, OutputArgs {
   'source-fraction'?: string;
   'source-device-total'?: string;
   spread: boolean;
-  device?: number;
+  device?: string;
+  more?: string[];
   strict: boolean;
 }
 
@@ -48,11 +53,12 @@ function whatIfDigest(r: { recordedAnswers: number; modelAnswers: number; diverg
 }
 
 export const replayCommand: CommandModule<object, ReplayArgs> = {
-  command: 'replay <trace>',
-  describe: 'Replay a memory snapshot (_dump_snapshot pickle or JSON): exactly, or as a what-if',
+  command: 'replay <trace> [more..]',
+  describe: 'Replay a memory snapshot (_dump_snapshot pickle or JSON): exactly, or as a what-if; several (a directory or glob of per-rank snapshots, --device all) side by side',
   builder: (y: Argv) =>
     addOutputOptions(addDeviceOptions(y))
-      .positional('trace', { type: 'string', demandOption: true, describe: 'snapshot pickle or JSON' })
+      .positional('trace', { type: 'string', demandOption: true, describe: 'snapshot pickle or JSON, a directory of them, or a quoted glob' })
+      .positional('more', { type: 'string', array: true, describe: 'more snapshots, directories or globs: one summary row each, the worst named' })
       .option('check', {
         type: 'boolean',
         default: false,
@@ -63,7 +69,10 @@ export const replayCommand: CommandModule<object, ReplayArgs> = {
         describe: 'memory fraction the capture ran under (snapshots do not record it; default: --fraction)',
       })
       .option('source-device-total', { type: 'string', describe: 'totalGlobalMem of the GPU the capture ran on, a size or a GPU preset (default: --device-total)' })
-      .option('device', { type: 'number', requiresArg: true, describe: 'which GPU of a multi-device snapshot to replay (default: the first with a trace)' })
+      .option('device', {
+        type: 'string', requiresArg: true,
+        describe: "which GPU of a multi-device snapshot to replay (default: the first with a trace), or 'all' for one row per device",
+      })
       .option('spread', {
         type: 'boolean',
         default: false,
@@ -74,12 +83,22 @@ export const replayCommand: CommandModule<object, ReplayArgs> = {
       .example('$0 replay run.pickle --check', 'does the model reproduce this run?')
       .example('$0 replay run.pickle --conf expandable_segments:True --fraction 0.25', 'what-if: the same requests with expandable segments')
       .example('$0 replay run.pickle --source-fraction 0.25 --fraction 0.15', 'what-if: a smaller share of the GPU')
-      .example('$0 replay run.pickle --timeline curves.csv --json -', 'curves and memory_stats() as data') as Argv<ReplayArgs>,
+      .example('$0 replay run.pickle --timeline curves.csv --json -', 'curves and memory_stats() as data')
+      .example("$0 replay 'memory_snapshot/iteration_10/rank*.pickle'", 'every rank of a job, the worst named') as Argv<ReplayArgs>,
   handler: async (argv) => {
-    const chosen = selectDevice(readSnapshotFile(argv.trace), argv.trace, argv.device);
+    const device = parseDevice(argv.device);
+    const files = expandInputs([argv.trace, ...(argv.more ?? [])]);
+    if (files.length > 1 || device === 'all') {
+      for (const f of files) addInput(f);
+      checkOutputPaths(argv as unknown as Record<string, unknown>);
+      replayMany(files, device, argv);
+      return;
+    }
+    const path = files[0]!;
+    const chosen = selectDevice(readSnapshotFile(path), path, device);
     const snapshot = chosen.snapshot;
     if (chosen.others.length > 0) {
-      process.stderr.write(`allocsim: note: replaying device ${chosen.device}; devices ${chosen.others.join(', ')} have traces too (--device)\n`);
+      say('note', `replaying device ${chosen.device}; devices ${chosen.others.join(', ')} have traces too (--device)`);
     }
     const settings = deviceSettings(argv);
     const sourceConfig = snapshotConfig(snapshot);
@@ -87,10 +106,7 @@ export const replayCommand: CommandModule<object, ReplayArgs> = {
     const givenSourceTotal = singleValue(argv['source-device-total'], 'source-device-total');
     const sourceDeviceTotal = givenSourceTotal !== undefined ? parseDeviceTotal(givenSourceTotal, 'source-device-total') : settings.deviceTotal;
     // The fraction the trace ran under, as far as its OOMs and segments tell (snapshots do not record it).
-    const bounds = fractionBounds(allocatorEntries(snapshot.device_traces[0] ?? []),
-      snapshot.segments.reduce((n, s) => n + s.total_size, 0), sourceConfig);
-    const boundsTotal = sourceDeviceTotal ?? H100_TOTAL_GLOBAL_MEM;
-    const inferred = inferredFraction(bounds, boundsTotal);
+    const { bounds, inferred, total: boundsTotal } = recordedFractionBounds(snapshot, sourceConfig, sourceDeviceTotal);
     const given = settings.fraction ?? config.perProcessMemoryFraction ?? null;
     const fraction = given ?? inferred;
     const givenSourceFraction = numberValue(argv['source-fraction'], 'source-fraction');
@@ -120,20 +136,18 @@ export const replayCommand: CommandModule<object, ReplayArgs> = {
       throw new AllocsimInputError('--check compares with the recorded run: use it without other settings (--conf, --capacity, another fraction)');
     }
     if (config.garbageCollectionThreshold > 0 && fraction === null && config !== sourceConfig) {
-      process.stderr.write('allocsim: warning: garbage_collection_threshold cannot act: it acts only under a memory fraction ' +
-        '(--fraction or per_process_memory_fraction); this what-if runs as without it\n');
+      say('warning', 'garbage_collection_threshold cannot act: it acts only under a memory fraction ' +
+        '(--fraction or per_process_memory_fraction); this what-if runs as without it');
     }
     if (sourceConfig.garbageCollectionThreshold > 0 && sourceFraction === null) {
-      process.stderr.write(
-        'allocsim: note: snapshots do not record the memory fraction, and garbage_collection_threshold acts only with one; ' +
-        'pass --fraction (or --source-fraction) as the job set it\n',
-      );
+      say('note', 'snapshots do not record the memory fraction, and garbage_collection_threshold acts only with one; ' +
+        'pass --fraction (or --source-fraction) as the job set it');
     }
     const { observer, timeline } = runHooks(argv);
     const trace = snapshot.device_traces[0] ?? [];
     const traceEntries = trace.length;
     const common = {
-      trace: argv.trace,
+      trace: path,
       allocator_settings: allocatorSettingsDict(config),
     };
 
@@ -142,15 +156,15 @@ export const replayCommand: CommandModule<object, ReplayArgs> = {
       const capacity = settings.capacity ?? defaultCapacity(deviceTotal);
       const result = whatIfReplay(snapshot, {
         sourceConfig, sourceFraction, sourceDeviceTotal, config, fraction, deviceTotal: settings.deviceTotal,
-        capacity: settings.capacity, timeline, spread: argv.spread, source: argv.trace,
+        capacity: settings.capacity, timeline, spread: argv.spread, source: path,
         onOp: observer.onOp, onOom: observer.onOom,
       });
-      if (argv.strict) refuseInconsistent(result.start, argv.trace);
+      if (argv.strict) refuseInconsistent(result.start, path);
       const deltas = statDeltas(result.sourceReplay.stats, result.stats);
       const baselineLabel = `the recorded run (its own settings${sourceFraction !== null ? `, fraction ${sourceFraction}` : ', no fraction'}` +
         `${result.sourceReplay.exact ? ', replayed exactly' : ', not replayed exactly'})`;
       await finishRun(argv, {
-        title: `${argv.trace}: what-if under ${config.source || 'PyTorch defaults'}${fraction !== null ? `, fraction ${fraction}` : ''}: ` +
+        title: `${path}: what-if under ${config.source || 'PyTorch defaults'}${fraction !== null ? `, fraction ${fraction}` : ''}: ` +
           `${result.opsReplayed} operations`,
         workload: result.workload,
         result,
@@ -159,7 +173,7 @@ export const replayCommand: CommandModule<object, ReplayArgs> = {
           workload: result.workload,
           options: { config, fraction, deviceTotal: settings.deviceTotal, capacity: settings.capacity, start: result.start.segments },
         },
-        details: [['trace', argv.trace], ['settings', config.source || '(PyTorch defaults)'], ['mode', 'what-if replay'],
+        details: [['trace', path], ['settings', config.source || '(PyTorch defaults)'], ['mode', 'what-if replay'],
           ['inputs', `fraction ${fraction ?? 'none'} (recorded run: ${sourceFraction ?? 'none'}); capacity ${capacity} bytes of a ` +
             `${deviceTotal}-byte device`],
           ...deltas.filter((d) => d.value !== d.baseline).map((d): [string, string] => [`vs ${baselineLabel}`, formatDelta(d)]),
@@ -193,32 +207,32 @@ export const replayCommand: CommandModule<object, ReplayArgs> = {
           ? 'spread: the other driver address orders give the same headline figures\n'
           : `spread over the driver address orders: ${ranges.map(([k, [lo, hi]]) => formatDelta({ key: k, baseline: lo, value: hi, change: null }).replace(' -> ', ' .. ')).join('; ')}\n`);
       }
-      for (const n of fractionNotes) process.stderr.write(`allocsim: note: ${n}\n`);
-      if (argv.verbose) for (const note of result.notes) process.stderr.write(`allocsim: what-if: ${note}\n`);
+      for (const n of fractionNotes) say('note', n);
+      if (argv.verbose) for (const note of result.notes) say('what-if', note);
       else {
-        process.stderr.write(`allocsim: what-if: ${whatIfDigest(result)}\n`);
+        say('what-if', whatIfDigest(result));
         // What the replay had to assume about a damaged trace is said without --verbose too.
-        for (const n of result.notes) if (n.startsWith('inconsistent trace')) process.stderr.write(`allocsim: note: ${n}\n`);
+        for (const n of result.notes) if (n.startsWith('inconsistent trace')) say('note', n);
       }
       return;
     }
 
     const result = replaySnapshot(snapshot, {
-      ...settings, config, fraction, timeline, source: argv.trace, onOp: observer.onOp, onOom: observer.onOom,
+      ...settings, config, fraction, timeline, source: path, onOp: observer.onOp, onOom: observer.onOom,
     });
-    if (argv.strict) refuseInconsistent(result.start, argv.trace);
+    if (argv.strict) refuseInconsistent(result.start, path);
     const notes = startNotes(result.start, trace.length);
     const traceDivergence = argv.check ? compareTrace(trace, result.recorder, true) : null;
     const layoutDivergence = argv.check ? compareSegments(snapshot.segments, result.snapshot.segments, !result.start.empty) : null;
     const pools = (result.plan as { pools?: PoolInference }).pools;
     await finishRun(argv, {
-      title: `${argv.trace}: ${trace.length} trace entries, ${result.opsReplayed} operations replayed` +
+      title: `${path}: ${trace.length} trace entries, ${result.opsReplayed} operations replayed` +
         (result.start.empty ? '' : ' (the trace starts mid-run: peaks cover the recorded window only)'),
       workload: result.plan.workload,
       result,
       observer,
       whatIfSource: replaySource(result.plan, result.emptyCacheBefore, { ...settings, config, fraction, start: result.start.segments }),
-      details: [['trace', argv.trace], ['settings', config.source || '(PyTorch defaults)'], ['mode', 'exact replay'],
+      details: [['trace', path], ['settings', config.source || '(PyTorch defaults)'], ['mode', 'exact replay'],
         ...notes.map((n): [string, string] => ['note', n])],
       json: {
         ...common,
@@ -243,19 +257,19 @@ export const replayCommand: CommandModule<object, ReplayArgs> = {
         ...(argv.check ? { check: { trace: traceDivergence, layout: layoutDivergence } } : {}),
       },
     });
-    if (argv.verbose) process.stderr.write(`allocsim: ${rulesLine(snapshot)}\n`);
-    for (const note of pools?.notes ?? []) process.stderr.write(`allocsim: private pools: ${note}\n`);
-    for (const n of [...fractionNotes, ...notes]) process.stderr.write(`allocsim: note: ${n}\n`);
+    if (argv.verbose) say('', rulesLine(snapshot));
+    for (const note of pools?.notes ?? []) say('private pools', note);
+    for (const n of [...fractionNotes, ...notes]) say('note', n);
     if (result.plan.unknownFrees > 0) {
-      process.stderr.write(`allocsim: note: ${result.plan.unknownFrees} frees of blocks the rebuilt start state does not hold were skipped\n`);
+      say('note', `${result.plan.unknownFrees} frees of blocks the rebuilt start state does not hold were skipped`);
     }
     if (argv.check) {
       const err = process.stderr;
       if (noFractionFits) {
-        lastLine(`allocsim: check: ${paint(err, 'red', 'DIFFERS')}: ${fractionNotes[fractionNotes.length - 1]}\n`);
+        lastLine(`allocsim: check: ${paint(err, 'red', 'DIFFERS')}: ${shown(fractionNotes[fractionNotes.length - 1], MAX_MESSAGE)}\n`);
         process.exitCode = 1;
       } else if (traceDivergence || layoutDivergence) {
-        lastLine(`allocsim: check: ${paint(err, 'red', 'DIFFERS')}: ${(traceDivergence ?? layoutDivergence)?.message}\n`);
+        lastLine(`allocsim: check: ${paint(err, 'red', 'DIFFERS')}: ${shown((traceDivergence ?? layoutDivergence)?.message, MAX_MESSAGE)}\n`);
         process.exitCode = 1;
       } else {
         lastLine(`allocsim: check: ${paint(err, 'green', 'MATCHES')}: every segment event, OOM and the final layout match the recording\n`);

@@ -23,10 +23,10 @@ import {
   loadSweepInputs, runSweep, sweepConfigs, parseObjective, defaultObjective, groupRows, ranksOf, rowInputs, formatGain,
   objectiveValue, parseShard, shardPath, OBJECTIVES, type Objective, type Recommendation, type RowInputs, type SweepRow,
 } from '../../sweep/index.js';
-import { sourceOptions, workerCount, type SourceArgs } from './fit.js';
+import { sourceFraction, sourceOptions, topCount, workerCount, type SourceArgs } from './fit.js';
 import { expandInputs, parseDevice } from './inputFiles.js';
 import { anyRecordedStart, describeInputs, inputsJson } from './inputs.js';
-import { interruptible } from '../reportError.js';
+import { interruptible, say } from '../reportError.js';
 
 interface SweepArgs extends DeviceArgs, SourceArgs, ReportArgs {
   inputs: string[];
@@ -213,6 +213,8 @@ export const sweepCommand: CommandModule<object, SweepArgs> = {
     checkOutputPaths({ json: argv.json, report: argv.report });
     if (outPath !== undefined) checkOutputPaths({ json: outPath });
     const workers = workerCount(argv.workers);
+    topCount(argv.top);
+    sourceFraction(argv);
     // Every grid value is checked before any work, with PyTorch's error text (again below with the input's base).
     const fraction = settings.fraction ?? null;
     sweepConfigs(settings.confText ?? '', argv.grid, fraction);
@@ -220,12 +222,12 @@ export const sweepCommand: CommandModule<object, SweepArgs> = {
     const files = expandInputs(argv.inputs);
     const seenNotes: string[] = [];
     const load = (f: string) => {
-      const got = loadSweepInputs(f, { sourceFraction: argv['source-fraction'] ?? settings.fraction, seed: argv.seed, device, strict: argv.strict });
+      const got = loadSweepInputs(f, { sourceFraction: sourceFraction(argv) ?? settings.fraction, seed: argv.seed, device, strict: argv.strict });
       for (const i of got) {
         for (const n of i.notes) {
           const note = files.length > 1 || got.length > 1 ? `${i.name}: ${n}` : n;
           seenNotes.push(note);
-          process.stderr.write(`allocsim: note: ${note}\n`);
+          say('note', note);
         }
       }
       return got;
@@ -237,7 +239,7 @@ export const sweepCommand: CommandModule<object, SweepArgs> = {
     const configs = sweepConfigs(base, argv.grid, fraction);
     const { confs } = configs;
     const warnings = settingWarnings(base, fraction, configs.warnings);
-    for (const w of warnings) process.stderr.write(`allocsim: warning: ${w}\n`);
+    for (const w of warnings) say('warning', w);
     const dev = { fraction: settings.fraction, deviceTotal: settings.deviceTotal, capacity: settings.capacity };
 
     const bar = process.stderr.isTTY && confs.length * files.length > 1
@@ -270,7 +272,7 @@ export const sweepCommand: CommandModule<object, SweepArgs> = {
       }
     })();
     for (const r of res.reran) {
-      process.stderr.write(`allocsim: --resume: ran ${r.configs} config${r.configs === 1 ? '' : 's'} again: ${r.reason}\n`);
+      say('--resume', `ran ${r.configs} config${r.configs === 1 ? '' : 's'} again: ${r.reason}`);
     }
     const out = argv.json === '-' ? process.stderr : process.stdout;
     if (shard !== undefined) {
