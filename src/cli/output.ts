@@ -26,6 +26,7 @@ import {
 } from './options.js';
 import type { WhatIfSource } from '../report/oomRemedies.js';
 import { writeSnapshotFile } from '../snapshot/index.js';
+import { snapshotWithFrames, type RunFrames } from '../replay/runFrames.js';
 
 export interface DeviceArgs {
   conf?: string | string[];
@@ -193,10 +194,11 @@ export function resultJson(result: SimulationResult, extras: JsonExtras): Record
 
 export async function writeOutputs(
   argv: OutputArgs, workload: Workload, result: SimulationResult, json: () => Record<string, unknown>,
+  frames: RunFrames | null = null,
 ): Promise<void> {
   if (argv.json !== undefined) writeFileAtomic(argv.json, `${JSON.stringify(json(), null, 2)}\n`);
   if (argv.timeline !== undefined) await writeTimelineCsv(argv.timeline, workload, result);
-  if (argv['export-snapshot'] !== undefined) writeSnapshotFile(argv['export-snapshot'], result.snapshot);
+  if (argv['export-snapshot'] !== undefined) writeSnapshotFile(argv['export-snapshot'], snapshotWithFrames(result, frames));
 }
 
 /**
@@ -245,6 +247,8 @@ export interface FinishedRun {
   json: JsonExtras;
   /** Label/value lines shown in the report's header. */
   details: [string, string][];
+  /** Where the run's requests came from (recorded or synthetic stack frames), when known. */
+  frames?: RunFrames | null;
 }
 
 /** Everything after the run: OOM explanations, --json, --timeline, --export-snapshot, --report and the summary. */
@@ -255,7 +259,7 @@ export async function finishRun(argv: OutputArgs, run: FinishedRun): Promise<voi
     ...resultJson(result, run.json),
     oom_explanations: snakeKeys(observed.ooms.ooms),
     ...(observed.ooms.note ? { oom_note: observed.ooms.note } : {}),
-  }));
+  }), run.frames ?? null);
   if (argv.report !== undefined) {
     writeReport(argv.report, reportInputFromSimulation(result, { title: run.title, details: run.details }, observed));
   }

@@ -14,6 +14,7 @@ import { defaultCapacity } from '../../replay/simulate.js';
 import { deltasJson, formatDelta, formatDeltas } from './deltas.js';
 import { fractionBounds, fractionFits, inferredFraction } from '../../replay/inferFraction.js';
 import { allocatorEntries } from '../../replay/tracePlan.js';
+import { traceRunFrames } from '../../replay/runFrames.js';
 import { H100_TOTAL_GLOBAL_MEM } from '../../allocator/constants.js';
 import { looksLikeRingBuffer, startNotes, type StartState } from '../../replay/startState.js';
 import { AllocsimInputError } from '../../util/inputError.js';
@@ -153,6 +154,7 @@ export const replayCommand: CommandModule<object, ReplayArgs> = {
         result,
         observer,
         whatIfSource: { workload: result.workload, options: { config, fraction, deviceTotal: settings.deviceTotal, capacity: settings.capacity } },
+        frames: traceRunFrames(result.plan, result.workload, snapshot, result.start.blocks.map((b) => b.size)),
         details: [['trace', argv.trace], ['settings', config.source || '(PyTorch defaults)'], ['mode', 'what-if replay'],
           ['inputs', `fraction ${fraction ?? 'none'} (recorded run: ${sourceFraction ?? 'none'}); capacity ${capacity} bytes of a ` +
             `${deviceTotal}-byte device`],
@@ -207,6 +209,7 @@ export const replayCommand: CommandModule<object, ReplayArgs> = {
       result,
       observer,
       whatIfSource: replaySource(result.plan, result.emptyCacheBefore, { ...settings, config, fraction }),
+      frames: traceRunFrames(result.plan, result.plan.workload, snapshot, result.start.blocks.map((b) => b.size)),
       details: [['trace', argv.trace], ['settings', config.source || '(PyTorch defaults)'], ['mode', 'exact replay'],
         ...notes.map((n): [string, string] => ['note', n])],
       json: {

@@ -43,6 +43,7 @@ export const runCommand: CommandModule<object, RunArgs> = {
       result,
       observer,
       whatIfSource: { workload, options },
+      frames: workload.frames ?? null,
       details: [['scenario', argv.scenario], ['kind', scenario.kind], ['seed', String(seed)], ['settings', config.source || '(PyTorch defaults)']],
       json: {
         scenario: argv.scenario,
