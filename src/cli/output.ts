@@ -25,6 +25,8 @@ import {
   confFromEnvironment, confValue, DEVICE_TOTAL_HELP, numberValue, outputPath, parseDeviceTotal, parseSize, singleValue,
 } from './options.js';
 import type { WhatIfSource } from '../report/oomRemedies.js';
+import { sitesJson } from '../report/sites.js';
+import type { FigureBasis } from '../replay/whatIf.js';
 import { writeSnapshotFile } from '../snapshot/index.js';
 import { snapshotWithFrames, type RunFrames } from '../replay/runFrames.js';
 
@@ -249,14 +251,17 @@ export interface FinishedRun {
   details: [string, string][];
   /** Where the run's requests came from (recorded or synthetic stack frames), when known. */
   frames?: RunFrames | null;
+  /** Basis of each memory_stats() figure (replay/whatIf.ts statBasis); default exact. */
+  basis?: Record<string, FigureBasis>;
 }
 
 /** Everything after the run: OOM explanations, --json, --timeline, --export-snapshot, --report and the summary. */
 export async function finishRun(argv: OutputArgs, run: FinishedRun): Promise<void> {
   const { result, observer } = run;
-  const observed = observer.finish(result, run.whatIfSource);
+  const observed = observer.finish(result, run.whatIfSource, {}, { workload: run.workload, frames: run.frames, basis: run.basis });
   await writeOutputs(argv, run.workload, result, () => ({
     ...resultJson(result, run.json),
+    allocation_sites: observed.sites === null ? null : sitesJson(observed.sites),
     oom_explanations: snakeKeys(observed.ooms.ooms),
     ...(observed.ooms.note ? { oom_note: observed.ooms.note } : {}),
   }), run.frames ?? null);
@@ -270,6 +275,7 @@ export async function finishRun(argv: OutputArgs, run: FinishedRun): Promise<voi
   written.add(argv.report, 'HTML report');
   printRunSummary(humanStream(argv as Record<string, unknown>), {
     title: run.title, figures: summarize(result), ooms: observed.ooms, verbose: argv.verbose ?? false, report: argv.report,
+    sites: observed.sites,
   });
   written.report();
 }

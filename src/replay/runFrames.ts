@@ -4,6 +4,7 @@
  * consumers that ask (sites of the blocks that matter, --export-snapshot), never inside the replay loop.
  */
 import type { Block } from '../allocator/block.js';
+import type { SeedBlock } from '../allocator/seedState.js';
 import type { SegmentInfo, Snapshot, TraceEntry } from '../snapshot/schema.js';
 import { TraceKey, type FrameTable, type TraceColumns } from '../snapshot/index.js';
 import type { SimulationResult } from './simulate.js';
@@ -25,8 +26,10 @@ export interface RunFrames extends OpFrames {
   sourceSegments?: readonly SegmentInfo[];
   /** The snapshot's `external_annotations` (record_function ranges, optimizer steps), kept on export. */
   annotations?: unknown[];
-  /** Blocks held before the first op (a trace starting mid-run): their sizes, by allocation id 0..n-1. */
+  /** Blocks held before the first op (a trace starting mid-run): allocated bytes by allocation id 0..n-1 (0: pending free). */
   seedSizes?: readonly number[];
+  /** Their frames where the snapshot's final segments still show them (never freed in the trace), else null. */
+  seedFrames?: readonly (readonly unknown[] | null)[];
 }
 
 /**
@@ -34,7 +37,7 @@ export interface RunFrames extends OpFrames {
  * empty_cache() made explicit): ops are matched to the plan's by kind and order, inserted empty_cache() calls
  * having no row.
  */
-export function traceRunFrames(plan: TracePlan, workload: Workload, snapshot?: Snapshot, seedSizes?: readonly number[]): RunFrames {
+export function traceRunFrames(plan: TracePlan, workload: Workload, snapshot?: Snapshot, seeds: readonly SeedBlock[] = []): RunFrames {
   const n = workload.length;
   const row = new Int32Array(n).fill(-1);
   const pw = plan.workload;
@@ -56,9 +59,16 @@ export function traceRunFrames(plan: TracePlan, workload: Workload, snapshot?: S
   const traceback = new Int32Array(n);
   const t = plan.trace;
   for (let i = 0; i < n; i++) traceback[i] = row[i]! >= 0 ? t.traceback[row[i]!]! : -1;
+  // A block held at the start and never freed is still in the final segments, at its address, with its frames.
+  const freed = new Uint8Array(seeds.length);
+  for (let i = 0; i < n; i++) if (workload.op[i] === Op.FREE && workload.id[i]! < seeds.length) freed[workload.id[i]!] = 1;
+  const finalFrames = new Map<number, unknown[]>();
+  for (const s of snapshot?.segments ?? []) for (const b of s.blocks) if (b.frames.length > 0) finalFrames.set(b.address, b.frames);
   return {
     table: t.table, traceback, trace: t, row,
-    sourceSegments: snapshot?.segments, annotations: snapshot?.external_annotations, seedSizes,
+    sourceSegments: snapshot?.segments, annotations: snapshot?.external_annotations,
+    seedSizes: seeds.map((b) => (b.pending ? 0 : b.size)),
+    seedFrames: seeds.map((b, id) => (freed[id] ? null : finalFrames.get(b.address) ?? null)),
   };
 }
 

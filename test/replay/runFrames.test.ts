@@ -34,7 +34,7 @@ function tables(s: Snapshot) {
 
 function exported(source: Snapshot): Uint8Array {
   const result = replaySnapshot(source);
-  const frames = traceRunFrames(result.plan, result.plan.workload, source, result.start.blocks.map((b) => b.size));
+  const frames = traceRunFrames(result.plan, result.plan.workload, source, result.start.blocks);
   return pickleSnapshot(snapshotWithFrames(result, frames));
 }
 

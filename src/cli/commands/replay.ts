@@ -154,7 +154,8 @@ export const replayCommand: CommandModule<object, ReplayArgs> = {
         result,
         observer,
         whatIfSource: { workload: result.workload, options: { config, fraction, deviceTotal: settings.deviceTotal, capacity: settings.capacity } },
-        frames: traceRunFrames(result.plan, result.workload, snapshot, result.start.blocks.map((b) => b.size)),
+        frames: traceRunFrames(result.plan, result.workload, snapshot, result.start.blocks),
+        basis: result.basis,
         details: [['trace', argv.trace], ['settings', config.source || '(PyTorch defaults)'], ['mode', 'what-if replay'],
           ['inputs', `fraction ${fraction ?? 'none'} (recorded run: ${sourceFraction ?? 'none'}); capacity ${capacity} bytes of a ` +
             `${deviceTotal}-byte device`],
@@ -209,7 +210,8 @@ export const replayCommand: CommandModule<object, ReplayArgs> = {
       result,
       observer,
       whatIfSource: replaySource(result.plan, result.emptyCacheBefore, { ...settings, config, fraction }),
-      frames: traceRunFrames(result.plan, result.plan.workload, snapshot, result.start.blocks.map((b) => b.size)),
+      frames: traceRunFrames(result.plan, result.plan.workload, snapshot, result.start.blocks),
+      basis: Object.fromEntries(Object.keys(result.stats).map((k) => [k, statBasis(k, true, !result.start.empty)])),
       details: [['trace', argv.trace], ['settings', config.source || '(PyTorch defaults)'], ['mode', 'exact replay'],
         ...notes.map((n): [string, string] => ['note', n])],
       json: {
