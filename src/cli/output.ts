@@ -26,6 +26,7 @@ import {
 } from './options.js';
 import type { WhatIfSource } from '../report/oomRemedies.js';
 import { sitesJson } from '../report/sites.js';
+import type { AnnotationRange } from '../report/annotations.js';
 import type { FigureBasis } from '../replay/whatIf.js';
 import { writeSnapshotFile } from '../snapshot/index.js';
 import { snapshotWithFrames, type RunFrames } from '../replay/runFrames.js';
@@ -253,6 +254,8 @@ export interface FinishedRun {
   frames?: RunFrames | null;
   /** Basis of each memory_stats() figure (replay/whatIf.ts statBasis); default exact. */
   basis?: Record<string, FigureBasis>;
+  /** Annotation ranges (record_function, optimizer steps) the report marks on its timeline. */
+  annotations?: AnnotationRange[];
 }
 
 /** Everything after the run: OOM explanations, --json, --timeline, --export-snapshot, --report and the summary. */
@@ -266,7 +269,7 @@ export async function finishRun(argv: OutputArgs, run: FinishedRun): Promise<voi
     ...(observed.ooms.note ? { oom_note: observed.ooms.note } : {}),
   }), run.frames ?? null);
   if (argv.report !== undefined) {
-    writeReport(argv.report, reportInputFromSimulation(result, { title: run.title, details: run.details }, observed));
+    writeReport(argv.report, reportInputFromSimulation(result, { title: run.title, details: run.details, annotations: run.annotations }, observed));
   }
   const written = new WrittenFiles();
   written.add(argv.json, 'JSON results');

@@ -13,6 +13,7 @@ import { avoidingSettings, type OomExplanation, type OomReport } from './oom.js'
 import type { Observed } from './observer.js';
 import { summarize, summaryTable, type SummaryFigures } from './summary.js';
 import type { WhatIfClaim } from './oomRemedies.js';
+import type { AnnotationRange } from './annotations.js';
 import { atPoint, BEFORE_TRACE, NO_SITE, NO_USER_FRAME, type AllocationSites, type SitesAt } from './sites.js';
 
 export interface SweepTable {
@@ -39,12 +40,15 @@ export interface HtmlReportInput {
   limit?: { bytes: number; label: string } | null;
   /** Allocation sites of the blocks live at the peaks and OOMs (`Observed.sites`); null without stack frames. */
   sites?: AllocationSites | null;
+  /** Annotation ranges (record_function, optimizer steps) marked on the timeline. */
+  annotations?: AnnotationRange[];
 }
 
 export interface ReportMeta {
   title: string;
   details?: [string, string][];
   sweep?: SweepTable | null;
+  annotations?: AnnotationRange[];
 }
 
 /** The report input for a run; `observed` adds the OOM explanations and layouts a RunObserver kept. */
@@ -60,6 +64,7 @@ export function reportInputFromSimulation(result: SimulationResult, meta: Report
     sweep: meta.sweep ?? null,
     limit: memoryLimit(result),
     sites: observed?.sites ?? null,
+    annotations: meta.annotations ?? [],
   };
 }
 
@@ -266,6 +271,7 @@ export function renderHtmlReport(input: HtmlReportInput): string {
     layouts,
     limit: input.limit ?? null,
     sweep: input.sweep ? { ...input.sweep, bytes: input.sweep.columns.map((c) => BYTES_COLUMN.test(c)) } : null,
+    annotations: input.annotations ?? [],
   };
   const layoutLabels = new Set(layouts.map((l) => l.label));
   const { js, css } = uplotAssets();
@@ -295,7 +301,7 @@ export function renderHtmlReport(input: HtmlReportInput): string {
 <section id="curves"><h2>Memory over the run</h2>
 <div class="controls"><button id="reset-zoom">reset zoom</button><span class="hint">drag to zoom, double-click to reset;
 red markers are OOMs (click one for its explanation)</span><span class="hint" id="resolution"></span>
-<span class="hint" id="limit-note"></span></div>
+<span class="hint" id="limit-note"></span><span class="hint" id="annotation-note"></span></div>
 <div id="chart"></div></section>
 <div class="grid">
 ${input.summary ? `<section id="summary"><h2>Summary</h2>${summaryHtml(input.summary)}</section>` : '<div></div>'}

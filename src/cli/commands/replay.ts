@@ -15,6 +15,7 @@ import { deltasJson, formatDelta, formatDeltas } from './deltas.js';
 import { fractionBounds, fractionFits, inferredFraction } from '../../replay/inferFraction.js';
 import { allocatorEntries } from '../../replay/tracePlan.js';
 import { traceRunFrames } from '../../replay/runFrames.js';
+import { annotationRanges } from '../../report/annotations.js';
 import { H100_TOTAL_GLOBAL_MEM } from '../../allocator/constants.js';
 import { looksLikeRingBuffer, startNotes, type StartState } from '../../replay/startState.js';
 import { AllocsimInputError } from '../../util/inputError.js';
@@ -156,6 +157,7 @@ export const replayCommand: CommandModule<object, ReplayArgs> = {
         whatIfSource: { workload: result.workload, options: { config, fraction, deviceTotal: settings.deviceTotal, capacity: settings.capacity } },
         frames: traceRunFrames(result.plan, result.workload, snapshot, result.start.blocks),
         basis: result.basis,
+        annotations: annotationRanges(snapshot, result.workload, chosen.device),
         details: [['trace', argv.trace], ['settings', config.source || '(PyTorch defaults)'], ['mode', 'what-if replay'],
           ['inputs', `fraction ${fraction ?? 'none'} (recorded run: ${sourceFraction ?? 'none'}); capacity ${capacity} bytes of a ` +
             `${deviceTotal}-byte device`],
@@ -178,6 +180,7 @@ export const replayCommand: CommandModule<object, ReplayArgs> = {
           },
           notes: result.notes,
           basis: result.basis,
+        annotations: annotationRanges(snapshot, result.workload, chosen.device),
           ...(result.spread ? { spread: result.spread } : {}),
           driver: { recorded_answers: result.recordedAnswers, model_answers: result.modelAnswers, diverged_at_op: result.divergedAtOp },
         },
@@ -212,6 +215,7 @@ export const replayCommand: CommandModule<object, ReplayArgs> = {
       whatIfSource: replaySource(result.plan, result.emptyCacheBefore, { ...settings, config, fraction }),
       frames: traceRunFrames(result.plan, result.plan.workload, snapshot, result.start.blocks),
       basis: Object.fromEntries(Object.keys(result.stats).map((k) => [k, statBasis(k, true, !result.start.empty)])),
+      annotations: annotationRanges(snapshot, result.plan.workload, chosen.device),
       details: [['trace', argv.trace], ['settings', config.source || '(PyTorch defaults)'], ['mode', 'exact replay'],
         ...notes.map((n): [string, string] => ['note', n])],
       json: {
@@ -225,6 +229,7 @@ export const replayCommand: CommandModule<object, ReplayArgs> = {
           allowed_memory_maximum_bounds: bounds.limitOoms > 0 ? [bounds.lowerBytes, bounds.upperBytes] : null,
         },
         basis: Object.fromEntries(Object.keys(result.stats).map((k) => [k, statBasis(k, true, !result.start.empty)])),
+      annotations: annotationRanges(snapshot, result.plan.workload, chosen.device),
         replay: {
           trace_entries: traceEntries,
           operations: result.opsReplayed,
