@@ -5,7 +5,7 @@
  * number per op the observer kept (allocated bytes after it), for a handful of points only.
  */
 import { formatSize } from '../allocator/format.js';
-import type { RunFrames } from '../replay/runFrames.js';
+import type { OpFrames, RunFrames } from '../replay/runFrames.js';
 import type { FigureBasis } from '../replay/whatIf.js';
 import { Op, type Workload } from '../replay/workload.js';
 import { firstUserFrame, userSite, type FrameTable } from '../snapshot/index.js';
@@ -78,6 +78,14 @@ export interface SitesInput {
   /** Blocks listed per point, sites listed per point. */
   maxBlocks?: number;
   maxSites?: number;
+}
+
+/** The allocation site of each op's request, for OOM explanations (`WhatIfSource.siteOf`). */
+export function siteOfOp(frames: OpFrames): (op: number) => string | null {
+  return (op) => {
+    const tb = op >= 0 && op < frames.traceback.length ? frames.traceback[op]! : -1;
+    return tb >= 0 ? userSite(frames.table, tb) : null;
+  };
 }
 
 /** `file:line in function` of each frame, innermost first. */

@@ -11,6 +11,8 @@ import {
 import { replaySnapshot } from '../../src/replay/replaySnapshot.js';
 import { snapshotWithFrames, traceRunFrames } from '../../src/replay/runFrames.js';
 import { fixture } from '../snapshot/helpers.js';
+import { resolveWorkload } from '../../src/replay/tracePlan.js';
+import { Op } from '../../src/replay/workload.js';
 
 function read(bytes: Uint8Array, name = 'frames-p4.pickle'): Snapshot {
   return parseSnapshot(bytes, name);
@@ -65,5 +67,19 @@ describe('--export-snapshot with frames', () => {
     const again = read(exported(source), 'exported.pickle');
     expect(columnarOf(again)!.frameTable.tracebacks).toHaveLength(0);
     expect(again.device_traces[0]!.every((e) => e.frames === undefined)).toBe(true);
+  });
+
+  it("a what-if's workload (empty_cache() calls inserted) keeps each op's recorded frames", () => {
+    const source = read(fixture('frames-p4.pickle'));
+    const result = replaySnapshot(source);
+    const own = traceRunFrames(result.plan, result.plan.workload, source);
+    const resolved = resolveWorkload(result.plan, [1, 4]);
+    expect(Array.from(resolved.op)).toEqual([Op.MALLOC, Op.EMPTY_CACHE, Op.MALLOC, Op.MALLOC, Op.FREE, Op.EMPTY_CACHE, Op.MALLOC]);
+    const f = traceRunFrames(result.plan, resolved, source);
+    const t = Array.from(own.traceback);
+    expect(Array.from(f.traceback)).toEqual([t[0], -1, t[1], t[2], t[3], -1, t[4]]);
+    // Each op's own trace entry: the alloc rows 1, 2, 3, 7 and the free's free_completed row 5.
+    expect(Array.from(own.row!)).toEqual([1, 2, 3, 5, 7]);
+    expect(Array.from(f.row!)).toEqual([1, -1, 2, 3, 5, -1, 7]);
   });
 });

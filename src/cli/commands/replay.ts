@@ -16,6 +16,7 @@ import { fractionBounds, fractionFits, inferredFraction } from '../../replay/inf
 import { allocatorEntries } from '../../replay/tracePlan.js';
 import { traceRunFrames } from '../../replay/runFrames.js';
 import { annotationRanges } from '../../report/annotations.js';
+import { siteOfOp } from '../../report/sites.js';
 import { H100_TOTAL_GLOBAL_MEM } from '../../allocator/constants.js';
 import { looksLikeRingBuffer, startNotes, type StartState } from '../../replay/startState.js';
 import { AllocsimInputError } from '../../util/inputError.js';
@@ -146,6 +147,7 @@ export const replayCommand: CommandModule<object, ReplayArgs> = {
         onOp: observer.onOp, onOom: observer.onOom,
       });
       const deltas = statDeltas(result.sourceReplay.stats, result.stats);
+      const frames = traceRunFrames(result.plan, result.workload, snapshot, result.start.blocks);
       const baselineLabel = `the recorded run (its own settings${sourceFraction !== null ? `, fraction ${sourceFraction}` : ', no fraction'}` +
         `${result.sourceReplay.exact ? ', replayed exactly' : ', not replayed exactly'})`;
       await finishRun(argv, {
@@ -154,8 +156,11 @@ export const replayCommand: CommandModule<object, ReplayArgs> = {
         workload: result.workload,
         result,
         observer,
-        whatIfSource: { workload: result.workload, options: { config, fraction, deviceTotal: settings.deviceTotal, capacity: settings.capacity } },
-        frames: traceRunFrames(result.plan, result.workload, snapshot, result.start.blocks),
+        whatIfSource: {
+          workload: result.workload, options: { config, fraction, deviceTotal: settings.deviceTotal, capacity: settings.capacity },
+          siteOf: siteOfOp(frames),
+        },
+        frames,
         basis: result.basis,
         annotations: annotationRanges(snapshot, result.workload, chosen.device),
         details: [['trace', argv.trace], ['settings', config.source || '(PyTorch defaults)'], ['mode', 'what-if replay'],
