@@ -72,11 +72,14 @@ export function traceRunFrames(plan: TracePlan, workload: Workload, snapshot?: S
   };
 }
 
-/** Whether any op has frames (a trace recorded without `_record_memory_history(context=...)` has none). */
-export function hasFrames(f: OpFrames | null | undefined): f is OpFrames {
+/**
+ * Whether any op, or any block held since before the trace, has frames (a trace recorded without stacks has none;
+ * a state-only snapshot has them on its blocks only).
+ */
+export function hasFrames(f: RunFrames | null | undefined): f is RunFrames {
   if (f === null || f === undefined) return false;
   for (let i = 0; i < f.traceback.length; i++) if (f.traceback[i]! >= 0) return true;
-  return false;
+  return f.seedFrames?.some((x) => x !== null) ?? false;
 }
 
 /** Every mapped block of the allocator, by address. */

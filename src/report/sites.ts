@@ -235,10 +235,12 @@ export function formatSites(s: SitesAt, max = 5): string {
   return [head, `  ${'bytes'.padStart(wb)}  ${'count'.padStart(wc)}  site`, ...lines, ...more].join('\n');
 }
 
-/** One line naming the largest live blocks at a point and where they were allocated. */
+/** One line naming the largest live blocks at a point and where they were allocated (file names only, as the OOM lines). */
 export function formatLargest(s: SitesAt, max = 3): string {
+  const short = (site: string) => site.replace(/^.*[\\/]/, '');
   const parts = s.largest.slice(0, max).map((b) =>
-    `${formatSize(b.size)} ${b.op < 0 ? (b.site !== null ? `at ${b.site} (before the trace)` : BEFORE_TRACE) : `at ${b.site ?? (b.stack.length > 0 ? NO_USER_FRAME : NO_SITE)} (op ${b.op})`}`);
+    `${formatSize(b.size)} ${b.op < 0 ? (b.site !== null ? `at ${short(b.site)} (before the trace)` : BEFORE_TRACE)
+      : `at ${b.site !== null ? short(b.site) : b.stack.length > 0 ? NO_USER_FRAME : NO_SITE} (op ${b.op})`}`);
   return `largest live blocks ${atPoint(s.label)} (op ${s.op}; ${s.basis}): ${parts.join('; ')}`;
 }
 
