@@ -25,8 +25,12 @@ import {
   confFromEnvironment, confValue, DEVICE_TOTAL_HELP, numberValue, outputPath, parseDeviceTotal, parseSize, singleValue,
 } from './options.js';
 import type { WhatIfSource } from '../report/oomRemedies.js';
+import { sitesJson } from '../report/sites.js';
+import type { AnnotationRange } from '../report/annotations.js';
+import type { FigureBasis } from '../replay/whatIf.js';
 import { writeSnapshotFile } from '../snapshot/index.js';
 import { say } from './reportError.js';
+import { snapshotWithFrames, type RunFrames } from '../replay/runFrames.js';
 
 export interface DeviceArgs {
   conf?: string | string[];
@@ -194,10 +198,11 @@ export function resultJson(result: SimulationResult, extras: JsonExtras): Record
 
 export async function writeOutputs(
   argv: OutputArgs, workload: Workload, result: SimulationResult, json: () => Record<string, unknown>,
+  frames: RunFrames | null = null,
 ): Promise<void> {
   if (argv.json !== undefined) writeFileAtomic(argv.json, `${JSON.stringify(json(), null, 2)}\n`);
   if (argv.timeline !== undefined) await writeTimelineCsv(argv.timeline, workload, result);
-  if (argv['export-snapshot'] !== undefined) writeSnapshotFile(argv['export-snapshot'], result.snapshot);
+  if (argv['export-snapshot'] !== undefined) writeSnapshotFile(argv['export-snapshot'], snapshotWithFrames(result, frames));
 }
 
 /**
@@ -246,19 +251,26 @@ export interface FinishedRun {
   json: JsonExtras;
   /** Label/value lines shown in the report's header. */
   details: [string, string][];
+  /** Where the run's requests came from (recorded or synthetic stack frames), when known. */
+  frames?: RunFrames | null;
+  /** Basis of each memory_stats() figure (replay/whatIf.ts statBasis); default exact. */
+  basis?: Record<string, FigureBasis>;
+  /** Annotation ranges (record_function, optimizer steps) the report marks on its timeline. */
+  annotations?: AnnotationRange[];
 }
 
 /** Everything after the run: OOM explanations, --json, --timeline, --export-snapshot, --report and the summary. */
 export async function finishRun(argv: OutputArgs, run: FinishedRun): Promise<void> {
   const { result, observer } = run;
-  const observed = observer.finish(result, run.whatIfSource);
+  const observed = observer.finish(result, run.whatIfSource, {}, { workload: run.workload, frames: run.frames, basis: run.basis });
   await writeOutputs(argv, run.workload, result, () => ({
     ...resultJson(result, run.json),
+    allocation_sites: observed.sites === null ? null : sitesJson(observed.sites),
     oom_explanations: snakeKeys(observed.ooms.ooms),
     ...(observed.ooms.note ? { oom_note: observed.ooms.note } : {}),
-  }));
+  }), run.frames ?? null);
   if (argv.report !== undefined) {
-    writeReport(argv.report, reportInputFromSimulation(result, { title: run.title, details: run.details }, observed));
+    writeReport(argv.report, reportInputFromSimulation(result, { title: run.title, details: run.details, annotations: run.annotations }, observed));
   }
   const written = new WrittenFiles();
   written.add(argv.json, 'JSON results');
@@ -267,6 +279,7 @@ export async function finishRun(argv: OutputArgs, run: FinishedRun): Promise<voi
   written.add(argv.report, 'HTML report');
   printRunSummary(humanStream(argv as Record<string, unknown>), {
     title: run.title, figures: summarize(result), ooms: observed.ooms, verbose: argv.verbose ?? false, report: argv.report,
+    sites: observed.sites,
   });
   written.report();
 }

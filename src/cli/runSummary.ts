@@ -7,6 +7,7 @@ import {
   formatOomLines, formatOomReport, formatSummary, oomSuggestion, type SummaryFigures,
 } from '../report/summary.js';
 import { paint } from './style.js';
+import { formatLargest, formatSites, type AllocationSites } from '../report/sites.js';
 
 export interface RunSummaryInput {
   title: string;
@@ -15,6 +16,8 @@ export interface RunSummaryInput {
   verbose: boolean;
   /** The --report path, if any (the OOM lines point to it). */
   report?: string;
+  /** Allocation sites at the peaks and OOMs, when the run has stack frames. */
+  sites?: AllocationSites | null;
 }
 
 /** OOM lines shown without --verbose. */
@@ -22,6 +25,7 @@ export const OOM_LINES = 5;
 
 export function printRunSummary(out: NodeJS.WritableStream, r: RunSummaryInput): void {
   out.write(`${paint(out, 'bold', r.title)}\n${formatSummary(r.figures)}\n`);
+  printSites(out, r.sites ?? null, r.verbose);
   if (r.ooms.ooms.length === 0) return;
   if (r.verbose) {
     out.write(`\n${formatOomReport(r.ooms, { width: Math.min(120, (out as NodeJS.WriteStream).columns || 100) })}\n`);
@@ -31,4 +35,14 @@ export function printRunSummary(out: NodeJS.WritableStream, r: RunSummaryInput):
   }
   const suggestion = oomSuggestion(r.ooms);
   if (suggestion !== null) out.write(`${paint(out, 'green', suggestion)}\n`);
+}
+
+/** Where the memory at the peak came from: the top sites, then the largest blocks at the peaks (and OOMs, --verbose). */
+function printSites(out: NodeJS.WritableStream, sites: AllocationSites | null, verbose: boolean): void {
+  const peak = sites?.peakAllocated;
+  if (sites === null || peak === null || peak === undefined || peak.sites.length === 0) return;
+  out.write(`${formatSites(peak)}\n  ${formatLargest(peak)}\n`);
+  const reserved = sites.peakReserved;
+  if (reserved !== null && reserved.op !== peak.op && reserved.largest.length > 0) out.write(`  ${formatLargest(reserved)}\n`);
+  if (verbose) for (const o of sites.ooms) if (o.largest.length > 0) out.write(`  ${formatLargest(o)}\n`);
 }

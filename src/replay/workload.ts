@@ -5,6 +5,7 @@
  * Allocation ids are dense small integers assigned by the producer; a FREE names the id of an earlier MALLOC.
  */
 import { grown } from '../util/columns.js';
+import type { FrameTable } from '../snapshot/traceColumns.js';
 
 export const enum Op {
   /** `malloc(size, stream)`; id = new allocation id. */
@@ -49,6 +50,8 @@ export interface Workload {
   labels: Map<number, string>;
   /** Number of distinct allocation ids (ids are 0 .. idCount-1). */
   idCount: number;
+  /** Call sites of a synthetic workload's ops (replay/runFrames.ts); a trace's frames stay in its plan. */
+  frames?: { table: FrameTable; traceback: Int32Array };
 }
 
 /** Growable builder; `finish()` returns a right-sized Workload. */

@@ -23,6 +23,8 @@ export interface ClientData {
   limit: { bytes: number; label: string } | null;
   /** `bytes[j]`: column j holds byte counts. */
   sweep: { columns: string[]; rows: (string | number | null)[][]; bytes: boolean[] } | null;
+  /** Annotation ranges (record_function, optimizer steps) as op ranges, drawn as bands behind the curves. */
+  annotations?: { name: string; start: number; end: number }[];
 }
 
 /** Entry point; sets `window.allocsimReport` ({ready, errors, ...}) for tests and scripting. */
@@ -33,6 +35,8 @@ export function reportClient(data: ClientData): void {
     range: [0, 0] as [number, number], drawn: [0, 0] as [number, number],
     /** OOM explanations the filter leaves visible. */
     oomsShown: 0,
+    /** Annotation bands drawn in the current view. */
+    annotationsDrawn: 0,
     /** The uPlot instance, for scripting (tests drag-zoom at op positions with chart.valToPos). */
     chart: null as uPlotType | null,
   };
@@ -396,6 +400,34 @@ export function reportClient(data: ClientData): void {
       }
       state.markers = count;
     }
+    const ranges = data.annotations ?? [];
+    if (ranges.length > 0) {
+      const names = [...new Set(ranges.map((r) => r.name))];
+      $('annotation-note').textContent = `shaded: ${ranges.length} annotation range${ranges.length === 1 ? '' : 's'} ` +
+        `(${names.slice(0, 4).join(', ')}${names.length > 4 ? ', ...' : ''}); hover the chart for the ranges at a point`;
+    }
+    /** Annotation ranges as light bands behind the curves, one hue per name, the name along the top when it fits. */
+    function drawAnnotations(self: uPlotType): void {
+      const ctx = self.ctx;
+      const dpr = window.devicePixelRatio || 1;
+      const names = [...new Set(ranges.map((r) => r.name))];
+      let drawn = 0;
+      ctx.save();
+      ctx.font = `${10 * dpr}px system-ui, sans-serif`;
+      for (const r of ranges) {
+        if (r.end < shown[0] || r.start > shown[1]) continue;
+        const x0 = Math.max(self.bbox.left, self.valToPos(r.start - 0.5, 'x', true));
+        const x1 = Math.min(self.bbox.left + self.bbox.width, self.valToPos(r.end + 0.5, 'x', true));
+        const hue = (names.indexOf(r.name) * 67) % 360;
+        ctx.fillStyle = `hsla(${hue}, 60%, 55%, 0.10)`;
+        ctx.fillRect(x0, self.bbox.top, Math.max(1, x1 - x0), self.bbox.height);
+        ctx.fillStyle = `hsla(${hue}, 60%, 35%, 0.9)`;
+        if (ctx.measureText(r.name).width < x1 - x0 - 4) ctx.fillText(r.name, x0 + 2 * dpr, self.bbox.top + 11 * dpr);
+        drawn++;
+      }
+      ctx.restore();
+      state.annotationsDrawn = drawn;
+    }
     function drawLimit(self: uPlotType): void {
       if (limit === null || !limitInRange) return;
       const ctx = self.ctx;
@@ -470,7 +502,14 @@ export function reportClient(data: ClientData): void {
           zoomTo(mn, mx);
         }],
         setLegend: [legendAtRest],
-        setCursor: [legendAtRest],
+        setCursor: [legendAtRest, (self) => {
+          if (ranges.length === 0) return;
+          const left = self.cursor.left ?? -1;
+          const op = left >= 0 ? self.posToVal(left, 'x') : NaN;
+          const inside = ranges.filter((r) => op >= r.start && op <= r.end + 1).map((r) => `${r.name} (ops ${r.start}-${r.end})`);
+          self.over.title = inside.slice(0, 8).join('\n');
+        }],
+        drawClear: [(self) => { if (ranges.length > 0) drawAnnotations(self); }],
         draw: [(self) => { drawLimit(self); placeMarkers(); legendAtRest(self); }],
       },
     };

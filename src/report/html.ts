@@ -13,6 +13,8 @@ import { avoidingSettings, type OomExplanation, type OomReport } from './oom.js'
 import type { Observed } from './observer.js';
 import { summarize, summaryTable, type SummaryFigures } from './summary.js';
 import type { WhatIfClaim } from './oomRemedies.js';
+import type { AnnotationRange } from './annotations.js';
+import { atPoint, BEFORE_TRACE, NO_SITE, NO_USER_FRAME, type AllocationSites, type SitesAt } from './sites.js';
 
 export interface SweepTable {
   /** Column names; the first column labels the row (the config). */
@@ -36,12 +38,17 @@ export interface HtmlReportInput {
   sweep?: SweepTable | null;
   /** The memory limit the chart draws as a line. */
   limit?: { bytes: number; label: string } | null;
+  /** Allocation sites of the blocks live at the peaks and OOMs (`Observed.sites`); null without stack frames. */
+  sites?: AllocationSites | null;
+  /** Annotation ranges (record_function, optimizer steps) marked on the timeline. */
+  annotations?: AnnotationRange[];
 }
 
 export interface ReportMeta {
   title: string;
   details?: [string, string][];
   sweep?: SweepTable | null;
+  annotations?: AnnotationRange[];
 }
 
 /** The report input for a run; `observed` adds the OOM explanations and layouts a RunObserver kept. */
@@ -56,6 +63,8 @@ export function reportInputFromSimulation(result: SimulationResult, meta: Report
     layouts: observed?.layouts ?? [captureLayout(result.allocator, 'end', result.opsReplayed - 1)],
     sweep: meta.sweep ?? null,
     limit: memoryLimit(result),
+    sites: observed?.sites ?? null,
+    annotations: meta.annotations ?? [],
   };
 }
 
@@ -102,7 +111,50 @@ const CHECK: Record<NonNullable<WhatIfClaim['check']>, string> = {
 
 const AVOIDABLE = 'a change of settings (not just more memory) was checked by a replay and would have avoided this OOM';
 
-function oomHtml(e: OomExplanation, hasLayout: boolean): string {
+// ------------------------------------------------------------------------------------------ allocation sites
+
+/** A site with its full stack one click away. */
+function siteCell(site: string | null, stack: readonly string[]): string {
+  const name = site ?? (stack.length > 0 ? NO_USER_FRAME : NO_SITE);
+  if (stack.length === 0) return `<span class="site">${esc(name)}</span>`;
+  return `<details class="stack"><summary class="site">${esc(name)}</summary><pre>${esc(stack.join('\n'))}</pre></details>`;
+}
+
+function pointHead(s: SitesAt): string {
+  return `${esc(atPoint(s.label))} (op ${s.op}, ${esc(fmt(s.allocated))} allocated; <span class="basis">${s.basis}</span>)`;
+}
+
+/** The largest live blocks at a point: size, requested, the op that allocated it, its site. */
+function largestHtml(s: SitesAt): string {
+  const rows = s.largest.map((b) => `<tr><td>${esc(fmt(b.size))}</td><td>${esc(fmt(b.requested))}</td>` +
+    `<td>${b.op >= 0 ? b.op : ''}</td><td>${b.op < 0 && b.site === null ? esc(BEFORE_TRACE) : siteCell(b.site, b.stack)}</td></tr>`).join('');
+  return `<table class="sites"><thead><tr><th>size</th><th>requested</th><th>op</th><th>allocated at</th></tr></thead><tbody>${rows}</tbody></table>`;
+}
+
+/** "Where memory came from": top sites by bytes live at the peak, and the largest blocks at both peaks. */
+function sitesSectionHtml(a: AllocationSites): string {
+  const peak = a.peakAllocated;
+  const parts = ['<section id="sites"><h2>Where memory came from</h2>',
+    '<p class="hint">A block\'s allocation site is the first frame in user code of the stack recorded with it ' +
+    '(PyTorch, Triton and native frames skipped); click a site for the whole stack. exact: every live block was ' +
+    'allocated within the trace; window: some were held before it started.</p>'];
+  if (peak !== null) {
+    const rows = peak.sites.map((t) => `<tr><td>${siteCell(t.site, t.stack)}</td><td>${esc(fmt(t.bytes))}</td><td>${t.count}</td></tr>`).join('');
+    parts.push(`<h3>Top allocation sites by bytes live ${pointHead(peak)}</h3>` +
+      `<table class="sites" id="top-sites"><thead><tr><th>site</th><th>bytes</th><th>count</th></tr></thead><tbody>${rows}</tbody></table>`,
+    `<h3>Largest live blocks ${pointHead(peak)}</h3>${largestHtml(peak)}`);
+  }
+  const reserved = a.peakReserved;
+  if (reserved !== null && (peak === null || reserved.op !== peak.op)) parts.push(`<h3>Largest live blocks ${pointHead(reserved)}</h3>${largestHtml(reserved)}`);
+  return `${parts.join('')}</section>`;
+}
+
+/** The largest blocks live when an OOM happened, for its explanation. */
+function oomSitesHtml(s: SitesAt | undefined): string {
+  return s === undefined || s.largest.length === 0 ? '' : `<p class="hint">Largest live blocks ${pointHead(s)}:</p>${largestHtml(s)}`;
+}
+
+function oomHtml(e: OomExplanation, hasLayout: boolean, sites?: SitesAt): string {
   const claims = e.whatIf.map((c) =>
     `<tr class="${c.verdict}"><td>${esc(c.change)}</td><td class="verdict">${VERDICT[c.verdict]}</td>` +
     `<td>${c.check === null ? '' : CHECK[c.check]}</td><td class="note">${esc(c.detail)}</td></tr>`).join('');
@@ -115,7 +167,7 @@ function oomHtml(e: OomExplanation, hasLayout: boolean): string {
     `, ${esc(fmt(e.stranded))} stranded` +
     `${avoided ? ` <span class="tag" title="${AVOIDABLE}">avoidable</span>` : ''}` +
     `${hasLayout ? ` <button data-oom="${e.index}">layout</button>` : ' <span class="hint">(no layout kept)</span>'}</summary>` +
-    `<p>${esc(e.text)}</p>${table}</details>`;
+    `<p>${esc(e.text)}</p>${table}${oomSitesHtml(sites)}</details>`;
 }
 
 /** Sweep columns holding byte counts (shown as sizes; the client's bar chart uses the same rule). */
@@ -140,6 +192,7 @@ function sweepHtml(s: SweepTable): string {
 /** The OOM list with its navigation: filter by text, group by request size or avoidability, jump to a number. */
 function oomSectionHtml(
   count: number, explanations: OomExplanation[], layoutLabels: Set<string>, note: string | null, layoutNote: string,
+  sites: readonly SitesAt[] = [],
 ): string {
   const head = `<section id="ooms"><h2>${count} OOM${count === 1 ? '' : 's'}</h2>`;
   if (explanations.length === 0) return `${head}<p class="hint">No explanations were kept for this run.</p></section>`;
@@ -151,7 +204,8 @@ function oomSectionHtml(
     '<span class="hint" id="oom-count"></span></div>' +
     `<p class="hint"><span class="tag">avoidable</span>: ${AVOIDABLE}.${layoutNote ? ` ${esc(layoutNote)}` : ''}</p>`;
   return head + controls +
-    `<div id="oom-list">${explanations.map((e) => oomHtml(e, layoutLabels.has(`OOM #${e.index + 1}`))).join('')}</div>` +
+    `<div id="oom-list">${explanations.map((e) => oomHtml(e, layoutLabels.has(`OOM #${e.index + 1}`),
+      sites.find((s) => s.label === `OOM #${e.index + 1}`))).join('')}</div>` +
     (note ? `<p class="hint">${esc(note)}</p>` : '') + '</section>';
 }
 
@@ -199,6 +253,12 @@ tr.inconclusive td.verdict,tr.skipped td.verdict{color:#8a6d00}
 table.sweep th{font-weight:600}table.sweep tbody th{font-family:ui-monospace,Menlo,Consolas,monospace;font-weight:400;max-width:34ch}
 table.sweep thead th{vertical-align:bottom;border-bottom:1px solid #dde1e7}
 table.sweep tbody tr:nth-child(odd){background:#f8f9fb}
+h3{font-size:13.5px;margin:12px 0 4px}
+table.sites{font-size:12.5px}table.sites td{font-variant-numeric:tabular-nums}table.sites thead th{border-bottom:1px solid #dde1e7}
+table.sites tbody tr+tr{border-top:1px solid #eef0f3}
+.site{font-family:ui-monospace,Menlo,Consolas,monospace;font-size:12px;overflow-wrap:anywhere}
+details.stack summary{cursor:pointer}details.stack pre{margin:4px 0 6px;font-size:11.5px;white-space:pre-wrap;color:#4a5263}
+.basis{font-weight:600}
 `;
 
 export function renderHtmlReport(input: HtmlReportInput): string {
@@ -211,6 +271,7 @@ export function renderHtmlReport(input: HtmlReportInput): string {
     layouts,
     limit: input.limit ?? null,
     sweep: input.sweep ? { ...input.sweep, bytes: input.sweep.columns.map((c) => BYTES_COLUMN.test(c)) } : null,
+    annotations: input.annotations ?? [],
   };
   const layoutLabels = new Set(layouts.map((l) => l.label));
   const { js, css } = uplotAssets();
@@ -219,7 +280,8 @@ export function renderHtmlReport(input: HtmlReportInput): string {
   // Layouts are kept for the first OOMs only (each is a copy of every segment); say so where it shows.
   const layoutNote = ooms.length > oomLayouts && layouts.length > 0
     ? `Layouts were kept for the first ${oomLayouts} of the ${ooms.length} OOMs; later OOMs have their explanation only.` : '';
-  const oomSection = ooms.length === 0 ? '' : oomSectionHtml(ooms.length, explanations, layoutLabels, input.explanations?.note ?? null, layoutNote);
+  const oomSection = ooms.length === 0 ? '' : oomSectionHtml(ooms.length, explanations, layoutLabels, input.explanations?.note ?? null, layoutNote,
+    input.sites?.ooms);
   const layoutSection = layouts.length === 0 ? '' :
     '<section id="layout"><h2>Segments and blocks</h2>' +
     `<div class="controls">point <select id="layout-select"></select>` +
@@ -239,12 +301,13 @@ export function renderHtmlReport(input: HtmlReportInput): string {
 <section id="curves"><h2>Memory over the run</h2>
 <div class="controls"><button id="reset-zoom">reset zoom</button><span class="hint">drag to zoom, double-click to reset;
 red markers are OOMs (click one for its explanation)</span><span class="hint" id="resolution"></span>
-<span class="hint" id="limit-note"></span></div>
+<span class="hint" id="limit-note"></span><span class="hint" id="annotation-note"></span></div>
 <div id="chart"></div></section>
 <div class="grid">
 ${input.summary ? `<section id="summary"><h2>Summary</h2>${summaryHtml(input.summary)}</section>` : '<div></div>'}
 ${layoutSection || '<div></div>'}
 </div>
+${input.sites ? sitesSectionHtml(input.sites) : ''}
 ${oomSection}
 ${input.sweep ? sweepHtml(input.sweep) : ''}
 </main>

@@ -8,6 +8,10 @@ import type { SimulationResult } from '../replay/simulate.js';
 import { captureLayout, type LayoutPoint } from './layout.js';
 import { DEFAULT_MAX_DETAILED, OomExplainer, type OomReport } from './oom.js';
 import type { ReplayCheckOptions, WhatIfSource } from './oomRemedies.js';
+import { allocationSites, type AllocationSites, type PeakTrack } from './sites.js';
+import { hasFrames, type RunFrames } from '../replay/runFrames.js';
+import type { FigureBasis } from '../replay/whatIf.js';
+import type { Workload } from '../replay/workload.js';
 
 export interface ObserverOptions {
   /** OOMs explained with what-if checks (default 20); later ones get the facts only. */
@@ -22,6 +26,15 @@ export interface Observed {
   ooms: OomReport;
   /** In op order, the end last. */
   layouts: LayoutPoint[];
+  /** Allocation sites of the blocks live at the peaks and OOMs; null when the run has no stack frames. */
+  sites: AllocationSites | null;
+}
+
+/** Where the run's requests came from, for the allocation sites (`Observed.sites`). */
+export interface SitesSource {
+  workload: Workload;
+  frames: RunFrames | null | undefined;
+  basis?: Record<string, FigureBasis>;
 }
 
 export class RunObserver {
@@ -29,6 +42,13 @@ export class RunObserver {
   private readonly oomLayouts: LayoutPoint[] = [];
   private peakLayout: LayoutPoint | null = null;
   private peakReserved = 0;
+  /** Allocated bytes after each op and the ops of the peaks: one number per op, for the allocation sites. */
+  private allocatedAfter = new Float64Array(1024);
+  private ops = 0;
+  private peakAllocatedSeen = -1;
+  private peakAllocatedOp = -1;
+  private peakReservedSeen = -1;
+  private peakReservedOp = -1;
   private readonly keepLayouts: boolean;
   private readonly maxOomLayouts: number;
 
@@ -40,8 +60,24 @@ export class RunObserver {
 
   /** Pass as simulate()'s `onOp`. */
   readonly onOp = (op: number, allocator: DeviceCachingAllocator): void => {
-    if (!this.keepLayouts) return;
+    const allocated = allocator.stats.current(S.allocated_bytes);
+    if (op >= this.allocatedAfter.length) {
+      const grown = new Float64Array(Math.max(op + 1, this.allocatedAfter.length * 2));
+      grown.set(this.allocatedAfter);
+      this.allocatedAfter = grown;
+    }
+    this.allocatedAfter[op] = allocated;
+    this.ops = op + 1;
+    if (allocated > this.peakAllocatedSeen) {
+      this.peakAllocatedSeen = allocated;
+      this.peakAllocatedOp = op;
+    }
     const reserved = allocator.stats.current(S.reserved_bytes);
+    if (reserved > this.peakReservedSeen) {
+      this.peakReservedSeen = reserved;
+      this.peakReservedOp = op;
+    }
+    if (!this.keepLayouts) return;
     // Each new maximum replaces the kept layout; reserved grows in whole segments, so this is rare.
     if (reserved > this.peakReserved) {
       this.peakReserved = reserved;
@@ -56,15 +92,32 @@ export class RunObserver {
     if (this.keepLayouts && k < this.maxOomLayouts) this.oomLayouts.push(captureLayout(allocator, `OOM #${k + 1}`, op));
   };
 
-  /** After the run: replay checks for the OOMs (`src` null skips them) and the final layout. */
-  finish(result: SimulationResult, src: WhatIfSource | null, opts: ReplayCheckOptions = {}): Observed {
+  /** What the observer kept of the peaks (for `allocationSites`). */
+  peaks(): PeakTrack {
+    return {
+      allocatedAfter: this.allocatedAfter, length: this.ops,
+      peakAllocatedOp: this.peakAllocatedOp, peakReservedOp: this.peakReservedOp,
+    };
+  }
+
+  /**
+   * After the run: replay checks for the OOMs (`src` null skips them), the final layout and, given where the
+   * requests came from (`where`), the allocation sites at the peaks and at the OOMs explained in full.
+   */
+  finish(result: SimulationResult, src: WhatIfSource | null, opts: ReplayCheckOptions = {}, where?: SitesSource): Observed {
     const ooms = this.explainer.finish(result.ooms, src, opts);
+    const sites = where !== undefined && hasFrames(where.frames) && this.ops === where.workload.length
+      ? allocationSites({
+        workload: where.workload, frames: where.frames, track: this.peaks(), basis: where.basis,
+        ooms: ooms.ooms.filter((e) => e.detailed).map((e) => ({ op: e.op, label: `OOM #${e.index + 1}` })),
+      })
+      : null;
     const layouts = [...this.oomLayouts];
     if (this.keepLayouts) {
       if (this.peakLayout !== null) layouts.push(this.peakLayout);
       layouts.push(captureLayout(result.allocator, 'end', result.opsReplayed - 1));
     }
     layouts.sort((a, b) => a.op - b.op);
-    return { ooms, layouts };
+    return { ooms, layouts, sites };
   }
 }

@@ -44,6 +44,7 @@ export {
   TraceColumns,
   traceColumnsOf,
   traceLength,
+  firstUserFrame,
   userSite,
   type Frame,
 } from './traceColumns.js';

@@ -4,7 +4,10 @@
  *
  * Output follows CPython's pickler where it matters for readers: PROTO 4, 64 KiB FRAMEs, the smallest int opcode
  * for each value, BINFLOAT for floats, dicts/lists built with EMPTY_* plus SETITEMS/APPENDS batches of 1000.
- * Only strings are memoized (each distinct string is written once), which keeps the repeated trace keys small.
+ * Strings are memoized (each distinct string is written once), which keeps the repeated trace keys small; so are
+ * the values of `sharedKeys` (a snapshot's `frames` lists and the frame dicts in them) by identity, as Python
+ * memoizes every object: a frame dict or traceback list met again is a BINGET of the first copy, which keeps a
+ * frame-laden snapshot as compact as PyTorch's own dump and lets a reader share them again.
  */
 import { AllocsimInputError } from '../util/inputError.js';
 import type { Snapshot } from './schema.js';
@@ -14,6 +17,11 @@ export interface PickleOptions {
   floatKeys?: ReadonlySet<string>;
   /** Dict keys whose array values are Python tuples rather than lists. */
   tupleKeys?: ReadonlySet<string>;
+  /**
+   * Dict keys whose container values, and the containers inside them, are memoized by identity: written once,
+   * then referred to (BINGET). Others are written out each time, as plain data needs no memo.
+   */
+  sharedKeys?: ReadonlySet<string>;
   /** Name used in error messages. */
   name?: string;
 }
@@ -109,6 +117,8 @@ interface StringInfo {
   /** As a dict key: its number value is a float / its array value is a tuple. */
   float: boolean;
   tuple: boolean;
+  /** As a dict key: its value is memoized by identity (`sharedKeys`). */
+  shared: boolean;
 }
 
 /** Thrown inside the pickler; collects the path to the bad value on the way out. */
@@ -125,6 +135,10 @@ class Pickler {
   private readonly sink = new Sink();
   /** Every string written so far: its memo index, and whether it is one of the float/tuple keys. */
   private readonly strings = new Map<string, StringInfo>();
+  /** Memo index of each shared container written so far (see `sharedKeys`). */
+  private readonly objects = new Map<object, number>();
+  /** Python's len(memo): the index the next MEMOIZE stores at. */
+  private memoCount = 0;
   /**
    * Containers being written, outermost first, to refuse cycles (pickle would memoize them; plain data has
    * none). A linear scan: snapshots nest only a few levels, and MAX_DEPTH bounds the rest.
@@ -132,6 +146,7 @@ class Pickler {
   private readonly ancestors: object[] = [];
   private readonly floatKeys: ReadonlySet<string>;
   private readonly tupleKeys: ReadonlySet<string>;
+  private readonly sharedKeys: ReadonlySet<string>;
   private readonly name: string;
   /** Whether for-in over a plain object yields only its own keys (nobody added enumerables to Object.prototype). */
   private readonly forInIsOwn: boolean;
@@ -139,6 +154,7 @@ class Pickler {
   constructor(options: PickleOptions) {
     this.floatKeys = options.floatKeys ?? new Set();
     this.tupleKeys = options.tupleKeys ?? new Set();
+    this.sharedKeys = options.sharedKeys ?? new Set();
     this.name = options.name ?? 'pickle';
     this.forInIsOwn = true;
     for (const _ in Object.prototype) this.forInIsOwn = false;
@@ -150,7 +166,7 @@ class Pickler {
     s.byte(4);
     s.openFrame();
     try {
-      this.save(value, 0, false, false);
+      this.save(value, 0, false, false, false);
     } catch (e) {
       if (e instanceof Unpicklable) {
         const where = e.path.map((k) => (typeof k === 'number' ? `[${k}]` : `.${k}`)).join('');
@@ -163,7 +179,7 @@ class Pickler {
     return s.buf.slice(0, s.pos);
   }
 
-  private save(v: unknown, depth: number, asFloat: boolean, asTuple: boolean): void {
+  private save(v: unknown, depth: number, asFloat: boolean, asTuple: boolean, share: boolean): void {
     const s = this.sink;
     s.maybeNextFrame();
     switch (typeof v) {
@@ -201,20 +217,45 @@ class Pickler {
       this.saveBytes(v);
       return;
     }
+    if (share) {
+      const memo = this.objects.get(v);
+      if (memo !== undefined) {
+        this.get(memo);
+        return;
+      }
+    }
     if (this.ancestors.includes(v)) throw new Unpicklable('it contains itself (a cycle)');
     if (depth >= MAX_DEPTH) throw new Unpicklable(`nested more than ${MAX_DEPTH} levels deep`);
     this.ancestors.push(v);
     if (Array.isArray(v)) {
       if (asTuple) this.saveTuple(v, depth);
-      else this.saveList(v, depth);
+      else this.saveList(v, depth, share);
     } else {
       const proto = Object.getPrototypeOf(v);
       if (proto !== Object.prototype && proto !== null) {
         throw new Unpicklable(`a ${(v as object).constructor?.name ?? 'non-plain'} object is not plain data`);
       }
-      this.saveDict(v as Record<string, unknown>, depth);
+      this.saveDict(v as Record<string, unknown>, depth, share);
     }
     this.ancestors.pop();
+  }
+
+  /** BINGET / LONG_BINGET of memo index `memo`. */
+  private get(memo: number): void {
+    const s = this.sink;
+    if (memo < 256) {
+      s.byte(0x68); // BINGET
+      s.byte(memo);
+    } else {
+      s.byte(0x6a); // LONG_BINGET
+      s.uint32(memo);
+    }
+  }
+
+  /** MEMOIZE right after the container's EMPTY_* opcode, as CPython does, so a later BINGET finds it. */
+  private memoize(v: object): void {
+    this.sink.byte(0x94); // MEMOIZE
+    this.objects.set(v, this.memoCount++);
   }
 
   private saveInt(v: number): void {
@@ -278,14 +319,7 @@ class Pickler {
     const s = this.sink;
     const known = this.strings.get(v);
     if (known !== undefined) {
-      const memo = known.memo;
-      if (memo < 256) {
-        s.byte(0x68); // BINGET
-        s.byte(memo);
-      } else {
-        s.byte(0x6a); // LONG_BINGET
-        s.uint32(memo);
-      }
+      this.get(known.memo);
       return known;
     }
     const utf8 = enc.encode(v);
@@ -301,7 +335,9 @@ class Pickler {
     }
     s.bytes(utf8);
     s.byte(0x94); // MEMOIZE
-    const info = { memo: this.strings.size, float: this.floatKeys.has(v), tuple: this.tupleKeys.has(v) };
+    const info = {
+      memo: this.memoCount++, float: this.floatKeys.has(v), tuple: this.tupleKeys.has(v), shared: this.sharedKeys.has(v),
+    };
     this.strings.set(v, info);
     return info;
   }
@@ -332,29 +368,32 @@ class Pickler {
     s.byte(v.length > 3 ? 0x74 : 0x84 + v.length); // TUPLE or TUPLE1..3
   }
 
-  private saveItems(v: unknown[], start: number, end: number, depth: number): void {
+  private saveItems(v: unknown[], start: number, end: number, depth: number, share = false): void {
     let i = start;
     try {
-      for (; i < end; i++) this.save(v[i], depth + 1, false, false);
+      for (; i < end; i++) this.save(v[i], depth + 1, false, false, share);
     } catch (e) {
       throw inside(e, i);
     }
   }
 
-  private saveList(v: unknown[], depth: number): void {
+  /** `share`: the list is memoized, and so are the containers in it (a traceback's frame dicts). */
+  private saveList(v: unknown[], depth: number, share: boolean): void {
     const s = this.sink;
     s.byte(0x5d); // EMPTY_LIST
+    if (share) this.memoize(v);
     for (let start = 0; start < v.length; start += BATCH) {
       const end = Math.min(v.length, start + BATCH);
       if (end - start > 1) s.byte(0x28); // MARK
-      this.saveItems(v, start, end, depth);
+      this.saveItems(v, start, end, depth, share);
       s.byte(end - start > 1 ? 0x65 : 0x61); // APPENDS / APPEND
     }
   }
 
-  private saveDict(v: Record<string, unknown>, depth: number): void {
+  private saveDict(v: Record<string, unknown>, depth: number, share: boolean): void {
     const s = this.sink;
     s.byte(0x7d); // EMPTY_DICT
+    if (share) this.memoize(v);
     // Keys with undefined values are left out, as JSON.stringify does. Dicts of up to BATCH keys (all of a
     // snapshot's) are walked with for-in, which allocates no key array per dict; it sees only own keys because
     // the prototype is Object.prototype or null and Object.prototype has no enumerable keys (else: Object.keys).
@@ -382,7 +421,7 @@ class Pickler {
   private saveItem(v: Record<string, unknown>, k: string, depth: number): void {
     const key = this.saveString(k);
     try {
-      this.save(v[k], depth + 1, key.float, key.tuple);
+      this.save(v[k], depth + 1, key.float, key.tuple, key.shared);
     } catch (e) {
       throw inside(e, k);
     }
@@ -404,7 +443,15 @@ const SNAPSHOT_FLOAT_KEYS: ReadonlySet<string> = new Set(['garbage_collection_th
 /** Python tuple fields of a snapshot. */
 const SNAPSHOT_TUPLE_KEYS: ReadonlySet<string> = new Set(['segment_pool_id']);
 
-/** The bytes `pickle.dump(snapshot, f, protocol=4)` would write for the same dicts (up to memoization). */
+/** Snapshot fields PyTorch shares between entries and blocks: traceback lists and their frame dicts. */
+const SNAPSHOT_SHARED_KEYS: ReadonlySet<string> = new Set(['frames']);
+
+/**
+ * The bytes `pickle.dump(snapshot, f, protocol=4)` would write for the same dicts, up to memoization: frame dicts
+ * and traceback lists are memoized by identity (shared as the dump shares them), other containers are not.
+ */
 export function pickleSnapshot(snapshot: Snapshot, name = 'snapshot'): Uint8Array {
-  return pickleValue(snapshot, { floatKeys: SNAPSHOT_FLOAT_KEYS, tupleKeys: SNAPSHOT_TUPLE_KEYS, name });
+  return pickleValue(snapshot, {
+    floatKeys: SNAPSHOT_FLOAT_KEYS, tupleKeys: SNAPSHOT_TUPLE_KEYS, sharedKeys: SNAPSHOT_SHARED_KEYS, name,
+  });
 }

@@ -388,22 +388,27 @@ export function columnsFromEntries(entries: readonly unknown[], device: number, 
 function isInternalFrame(f: Frame): boolean {
   const file = typeof f.filename === 'string' ? f.filename : '';
   const name = typeof f.name === 'string' ? f.name : '';
-  if (file === '' || file === '??' || /\.(cpp|cc|cxx|c|h|hpp|cu|so(\.\d+)*)$/.test(file) || file.includes('.so')) return true;
+  if (file === '' || file === '??' || /\.(cpp|cc|cxx|c|h|hpp|cu|o|a|so(\.\d+)*)$/.test(file) || file.includes('.so')) return true;
   if (/(^|[\\/])(torch|functorch|triton)[\\/]/.test(file) || file.startsWith('<frozen')) return true;
   return name.includes('::') || name === '_start' || name.startsWith('__libc_');
 }
 
 /**
- * The allocation site of traceback `id`: its first frame in user code, innermost first (frames of PyTorch,
- * Triton, native code and the interpreter skipped), as `file:line in function`; null when it has none.
+ * The allocation site of a stack: its first frame in user code, innermost first (frames of PyTorch, Triton,
+ * native code and the interpreter skipped), as `file:line in function`; null when it has none.
  */
-export function userSite(table: FrameTable, id: number): string | null {
-  const tb = table.tracebacks[id];
-  if (tb === undefined) return null;
-  for (let i = 0; i < tb.length; i++) {
-    const f = table.frames[tb[i]!]!;
+export function firstUserFrame(frames: ArrayLike<unknown>): string | null {
+  for (let i = 0; i < frames.length; i++) {
+    const f = frames[i] as Frame;
     if (typeof f !== 'object' || f === null || isInternalFrame(f)) continue;
     return `${String(f.filename)}:${String(f.line)} in ${String(f.name)}`;
   }
   return null;
+}
+
+/** The allocation site of traceback `id` of `table` (see firstUserFrame); null when it has none. */
+export function userSite(table: FrameTable, id: number): string | null {
+  const tb = table.tracebacks[id];
+  if (tb === undefined) return null;
+  return firstUserFrame(Array.from(tb, (f) => table.frames[f]));
 }

@@ -11,6 +11,7 @@
  * after that simulated time, and before EMPTY_CACHE for every block still pending.
  */
 import { Op, WorkloadBuilder, type Workload } from '../replay/workload.js';
+import { FrameTable } from '../snapshot/traceColumns.js';
 import { Rng } from './rng.js';
 import { AllocsimInputError } from '../util/inputError.js';
 
@@ -66,6 +67,11 @@ export class Des {
   private capturing = 0;
   private readonly maxOps: number;
   private readonly onProgress: ((ops: number) => void) | undefined;
+  /** Synthetic call sites: the frame table, the traceback of the next mallocs, each allocation id's traceback. */
+  private readonly frames = new FrameTable(false);
+  private traceback = -1;
+  private readonly tracebackById: number[] = [];
+  private readonly siteIds = new Map<string, number>();
 
   constructor(opts: DesOptions) {
     this.rng = new Rng(opts.seed);
@@ -88,6 +94,7 @@ export class Des {
     }
     if (this.capturing === 0) this.processEvents();
     const id = this.out.malloc(size, stream, this.now);
+    this.tracebackById[id] = this.traceback;
     if (this.onProgress !== undefined && (id & 0xffff) === 0) this.onProgress(this.out.length);
     this.allocStream[id] = stream;
     this.uses[id] = null;
@@ -244,8 +251,34 @@ export class Des {
     return this.pendingCount;
   }
 
+  /**
+   * Names where the next mallocs come from, as a Python stack would (innermost first): `file:line in name`, then
+   * its callers. Reports name a synthetic run's allocation sites by it, and --export-snapshot writes it as frames.
+   */
+  site(file: string, line: number, name: string, ...callers: [string, number, string][]): void {
+    const key = [file, line, name, ...callers.flat()].join('\u0000');
+    let tb = this.siteIds.get(key);
+    if (tb === undefined) {
+      const frames = [[file, line, name] as const, ...callers].map(([filename, l, n]) => ({ name: n, filename, line: l }));
+      tb = this.frames.traceback(frames);
+      this.siteIds.set(key, tb);
+    }
+    this.traceback = tb;
+  }
+
   finish(): Workload {
-    return this.out.finish();
+    const w = this.out.finish();
+    if (this.siteIds.size === 0) return w;
+    // A free names its allocation's stack, as PyTorch does when the free's own stack is not recorded.
+    const traceback = new Int32Array(w.length).fill(-1);
+    for (let i = 0; i < w.length; i++) {
+      const op = w.op[i];
+      if (op === Op.MALLOC || op === Op.FREE || op === Op.RECORD_STREAM || op === Op.FREE_COMPLETED) {
+        traceback[i] = this.tracebackById[w.id[i]!] ?? -1;
+      }
+    }
+    w.frames = { table: this.frames, traceback };
+    return w;
   }
 
   /**

@@ -120,6 +120,8 @@ export function buildWorkload(s: Scenario, seed: number = s.seed, options: Build
     seed, ...s.host, maxOps: Math.max(maxOps, 2 * estimate),
     ...(onProgress ? { onProgress: (ops: number) => onProgress(ops, estimate) } : {}),
   });
+  // Every allocation has a site; generators that model a program name finer ones (transformer.py:120 in attention).
+  des.site(`${s.kind}.py`, 1, 'generate');
   s.generator.generate(s.params, des);
   return des.finish();
 }

@@ -5,7 +5,7 @@
  * and open fast for a million-operation run. Screenshots go to test-output/ (gitignored) for a person to look at:
  * report-top.png, report-ooms.png, report-sweep.png and others.
  */
-import { existsSync, mkdirSync, mkdtempSync, rmSync, statSync } from 'node:fs';
+import { existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync, statSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { chromium, type BrowserContext, type Page } from 'playwright-core';
@@ -21,6 +21,10 @@ import { writeReport } from '../../src/cli/reportOption.js';
 import { summarize } from '../../src/report/summary.js';
 import { formatSize } from '../../src/allocator/format.js';
 import { observeCapture } from './helpers.js';
+import { parseSnapshot } from '../../src/snapshot/index.js';
+import { replaySnapshot } from '../../src/replay/replaySnapshot.js';
+import { traceRunFrames } from '../../src/replay/runFrames.js';
+import { annotationRanges } from '../../src/report/annotations.js';
 
 const CHROMIUM = '/usr/bin/chromium';
 const OUT = new URL('../../test-output/', import.meta.url).pathname;
@@ -319,6 +323,28 @@ describe.skipIf(!haveChromium)(title, () => {
     expect(await page.evaluate(() => document.documentElement.scrollHeight)).toBeLessThan(4000);
     // More OOMs than kept layouts: the report says so.
     expect(await page.textContent('#layout-note')).toMatch(/^Layouts were kept for the first 20 of the \d+ OOMs/);
+    expect(errors).toEqual([]);
+    await page.close();
+  });
+  it('shows where memory came from: sites with their stacks one click away, annotation ranges on the timeline', async () => {
+    const snapshot = parseSnapshot(readFileSync(new URL('../fixtures/snapshot/frames-p4.pickle', import.meta.url)), 'frames-p4.pickle');
+    const observer = new RunObserver({ layouts: true });
+    const result = replaySnapshot(snapshot, { onOp: observer.onOp, onOom: observer.onOom, timeline: true });
+    const workload = result.plan.workload;
+    const observed = observer.finish(result, null, {}, { workload, frames: traceRunFrames(result.plan, workload, snapshot, result.start.blocks) });
+    const file = join(OUT, 'report-sites.html');
+    writeReport(file, reportInputFromSimulation(result, { title: 'frames-p4', annotations: annotationRanges(snapshot, workload) }, observed));
+    const { page, errors } = await open(file);
+    expect(errors).toEqual([]);
+    expect((await state(page) as PageState & { annotationsDrawn: number }).annotationsDrawn).toBe(1);
+    expect(await page.textContent('#annotation-note')).toContain('Optimizer.step#AdamW.step');
+    const first = page.locator('#top-sites details.stack').first();
+    expect(await first.locator('summary').textContent()).toBe('/home/u/model.py:42 in attention');
+    expect(await first.locator('pre').isVisible()).toBe(false);
+    await first.locator('summary').click();
+    expect(await first.locator('pre').isVisible()).toBe(true);
+    expect(await first.locator('pre').textContent()).toContain('/home/u/train.py:88 in train_step');
+    await page.screenshot({ path: join(OUT, 'report-sites.png'), fullPage: true });
     expect(errors).toEqual([]);
     await page.close();
   });

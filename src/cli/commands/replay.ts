@@ -13,6 +13,9 @@ import { HEADLINE_KEYS, statBasis, statDeltas, whatIfReplay } from '../../replay
 import { defaultCapacity } from '../../replay/simulate.js';
 import { deltasJson, formatDelta, formatDeltas } from './deltas.js';
 import { fractionFits } from '../../replay/inferFraction.js';
+import { traceRunFrames } from '../../replay/runFrames.js';
+import { annotationRanges } from '../../report/annotations.js';
+import { siteOfOp } from '../../report/sites.js';
 import { H100_TOTAL_GLOBAL_MEM } from '../../allocator/constants.js';
 import { looksLikeRingBuffer, startNotes, type StartState } from '../../replay/startState.js';
 import { AllocsimInputError } from '../../util/inputError.js';
@@ -161,6 +164,7 @@ export const replayCommand: CommandModule<object, ReplayArgs> = {
       });
       if (argv.strict) refuseInconsistent(result.start, path);
       const deltas = statDeltas(result.sourceReplay.stats, result.stats);
+      const frames = traceRunFrames(result.plan, result.workload, snapshot, result.start.blocks);
       const baselineLabel = `the recorded run (its own settings${sourceFraction !== null ? `, fraction ${sourceFraction}` : ', no fraction'}` +
         `${result.sourceReplay.exact ? ', replayed exactly' : ', not replayed exactly'})`;
       await finishRun(argv, {
@@ -170,9 +174,12 @@ export const replayCommand: CommandModule<object, ReplayArgs> = {
         result,
         observer,
         whatIfSource: {
-          workload: result.workload,
-          options: { config, fraction, deviceTotal: settings.deviceTotal, capacity: settings.capacity, start: result.start.segments },
+          workload: result.workload, options: { config, fraction, deviceTotal: settings.deviceTotal, capacity: settings.capacity, start: result.start.segments },
+          siteOf: siteOfOp(frames),
         },
+        frames,
+        basis: result.basis,
+        annotations: annotationRanges(snapshot, result.workload, chosen.device),
         details: [['trace', path], ['settings', config.source || '(PyTorch defaults)'], ['mode', 'what-if replay'],
           ['inputs', `fraction ${fraction ?? 'none'} (recorded run: ${sourceFraction ?? 'none'}); capacity ${capacity} bytes of a ` +
             `${deviceTotal}-byte device`],
@@ -195,6 +202,7 @@ export const replayCommand: CommandModule<object, ReplayArgs> = {
           },
           notes: result.notes,
           basis: result.basis,
+        annotations: annotationRanges(snapshot, result.workload, chosen.device),
           ...(result.spread ? { spread: result.spread } : {}),
           driver: { recorded_answers: result.recordedAnswers, model_answers: result.modelAnswers, diverged_at_op: result.divergedAtOp },
         },
@@ -232,6 +240,9 @@ export const replayCommand: CommandModule<object, ReplayArgs> = {
       result,
       observer,
       whatIfSource: replaySource(result.plan, result.emptyCacheBefore, { ...settings, config, fraction, start: result.start.segments }),
+      frames: traceRunFrames(result.plan, result.plan.workload, snapshot, result.start.blocks),
+      basis: Object.fromEntries(Object.keys(result.stats).map((k) => [k, statBasis(k, true, !result.start.empty)])),
+      annotations: annotationRanges(snapshot, result.plan.workload, chosen.device),
       details: [['trace', path], ['settings', config.source || '(PyTorch defaults)'], ['mode', 'exact replay'],
         ...notes.map((n): [string, string] => ['note', n])],
       json: {
@@ -245,6 +256,7 @@ export const replayCommand: CommandModule<object, ReplayArgs> = {
           allowed_memory_maximum_bounds: bounds.limitOoms > 0 ? [bounds.lowerBytes, bounds.upperBytes] : null,
         },
         basis: Object.fromEntries(Object.keys(result.stats).map((k) => [k, statBasis(k, true, !result.start.empty)])),
+      annotations: annotationRanges(snapshot, result.plan.workload, chosen.device),
         replay: {
           trace_entries: traceEntries,
           operations: result.opsReplayed,

@@ -3,6 +3,7 @@ import type { Argv, CommandModule } from 'yargs';
 import { allocatorSettingsDict } from '../../snapshot/allocatorSettings.js';
 import { defaultConfig } from '../../config/allocatorConfig.js';
 import { simulate } from '../../replay/simulate.js';
+import { siteOfOp } from '../../report/sites.js';
 import { loadScenario, scenarioSeed, workloadFacts } from '../../synth/index.js';
 import { addScenarioOptions, buildScenarioWorkload, type ScenarioArgs } from '../scenarioOptions.js';
 import {
@@ -42,7 +43,8 @@ export const runCommand: CommandModule<object, RunArgs> = {
       workload,
       result,
       observer,
-      whatIfSource: { workload, options },
+      whatIfSource: { workload, options, ...(workload.frames ? { siteOf: siteOfOp(workload.frames) } : {}) },
+      frames: workload.frames ?? null,
       details: [['scenario', argv.scenario], ['kind', scenario.kind], ['seed', String(seed)], ['settings', config.source || '(PyTorch defaults)']],
       json: {
         scenario: argv.scenario,

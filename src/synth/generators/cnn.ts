@@ -66,6 +66,7 @@ export const cnn: Generator<CnnParams> = {
     });
     const fcW = param(p.classes * cin), fcB = param(p.classes);
     // model.to(device): parameters, then BatchNorm's running_mean, running_var, num_batches_tracked
+    des.site('train.py', 18, 'main');
     const weights = params.map((q) => t.alloc(q.n * 4));
     for (const c of [stem, ...blocks.flatMap((b) => [b.c1, b.c2, b.c3, ...(b.down ? [b.down] : [])])]) {
       bnBuffers.push(t.alloc(c.cout * 4), t.alloc(c.cout * 4), t.alloc(8));
@@ -76,6 +77,7 @@ export const cnn: Generator<CnnParams> = {
     for (let step = 0; step < p.steps; step++) {
       const B = p.batchSchedule ? p.batchSchedule[step % p.batchSchedule.length]! : des.rng.choice(p.batchSizes);
       let H = p.imageSize;
+      des.site('resnet.py', 96, 'forward', ['train.py', 31, 'train_step']);
       const x = t.alloc(B * 3 * H * H * 4);
       const y = t.alloc(B * 8);
 
@@ -119,6 +121,7 @@ export const cnn: Generator<CnnParams> = {
       const loss = t.alloc(4);
 
       // backward
+      des.site('train.py', 35, 'train_step');
       const gLoss = t.alloc(4);
       const gLogp = t.alloc(B * p.classes * 4);
       const gLogits = t.alloc(B * p.classes * 4);
@@ -168,6 +171,7 @@ export const cnn: Generator<CnnParams> = {
       t.free(gLoss);
 
       // optimizer: SGD with momentum (foreach; the buffers are clones of the first gradients)
+      des.site('optim.py', 55, 'step', ['train.py', 36, 'train_step']);
       if (p.momentum) for (const q of params) if (q.buf === null) q.buf = t.alloc(q.n * 4);
       for (const q of params) t.inPlace(q.n * 12);
       for (const q of params) { t.free(q.grad); q.grad = null; }

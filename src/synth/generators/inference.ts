@@ -53,6 +53,7 @@ export const inference: Generator<InferenceParams> = {
     const t = new Tensors(des, H100);
     const e = p.dtypeBytes, d = p.dModel, ff = Math.round(p.mlpRatio * d);
     const weights: number[] = [];
+    des.site('serve.py', 22, 'load_model');
     for (let l = 0; l < p.layers; l++) {
       weights.push(t.alloc(3 * d * d * e));
       if (ff > 0) weights.push(t.alloc(d * d * e), t.alloc(ff * d * e), t.alloc(d * ff * e));
@@ -110,6 +111,7 @@ export const inference: Generator<InferenceParams> = {
       return x;
     };
     const prefill = (q: Request) => {
+      des.site('serve.py', 71, 'prefill', ['serve.py', 140, 'serve']);
       let x = t.alloc(q.B * q.P * d * e);
       for (let l = 0; l < p.layers; l++) {
         const qkv = t.compute(q.B * q.P * 3 * d * e, 6 * q.B * q.P * d * d);
@@ -121,6 +123,7 @@ export const inference: Generator<InferenceParams> = {
       q.y = nextToken(x, q.B);
     };
     const decode = (q: Request) => {
+      des.site('serve.py', 88, 'decode_step', ['serve.py', 143, 'serve']);
       let x = t.alloc(q.B * d * e);
       t.free(q.y);
       for (let l = 0; l < p.layers; l++) {

@@ -16,6 +16,19 @@ import { H100 } from '../generator.js';
 import type { Fields } from '../fields.js';
 import { Tensors } from './tensors.js';
 
+/** Where a GPT training loop's tensors come from, as synthetic Python frames (reports and exports name them). */
+type Site = [string, number, string, [string, number, string]];
+const STEP: [string, number, string] = ['train.py', 40, 'train_step'];
+const SITES: Record<'embed' | 'attention' | 'mlp' | 'head' | 'lossBackward' | 'backward' | 'optimizer', Site> = {
+  embed: ['transformer.py', 58, 'embed', STEP],
+  attention: ['transformer.py', 120, 'attention', STEP],
+  mlp: ['transformer.py', 151, 'mlp', STEP],
+  head: ['transformer.py', 190, 'lm_head', STEP],
+  lossBackward: ['train.py', 44, 'train_step', ['train.py', 60, 'main']],
+  backward: ['transformer.py', 120, 'attention_backward', ['train.py', 44, 'train_step']],
+  optimizer: ['optim.py', 82, 'step', ['train.py', 47, 'train_step']],
+};
+
 export type Precision = 'bf16-autocast' | 'bf16-master' | 'fp32';
 export type Optimizer = 'adamw' | 'sgd-momentum' | 'sgd';
 
@@ -159,8 +172,10 @@ class TransformerRun {
     // out_proj comes before its in_proj_weight / in_proj_bias.
     const toOrder = [this.emb, this.pos, ...this.layers.flatMap((l) => [l.ln1w, l.ln1b, l.outW, l.outB, l.inW, l.inB,
       l.ln2w, l.ln2b, l.fc1W, l.fc1B, l.fc2W, l.fc2B]), this.lnfW, this.lnfB, this.head];
+    des.site('train.py', 21, 'main');
     for (const q of toOrder) q.weight = t.alloc(q.n * this.wb);
     // bf16 parameters keep fp32 master copies in the optimizer, made when it is constructed.
+    des.site('train.py', 24, 'main');
     const masters = p.precision === 'bf16-master' ? this.all.map((q) => t.alloc(q.n * 4)) : [];
     des.mark('model');
     for (let step = 0; step < p.steps; step++) {
@@ -172,6 +187,7 @@ class TransformerRun {
         this.accumulate = true;
       }
       des.mark(`step${step}:backward`);
+      des.site(...SITES.optimizer);
       this.optimizerStep(step);
       for (const q of this.all) { t.free(q.grad); q.grad = null; } // zero_grad(set_to_none=True)
       this.accumulate = false;
@@ -188,6 +204,7 @@ class TransformerRun {
   private forwardBackward(B: number, T: number): number[] {
     const { t, d, act, res } = this;
     const N = B * T;
+    this.t.des.site(...SITES.embed);
     const idx = t.alloc(N * 8);
     const tok = t.alloc(N * d * res);
     const arange = t.alloc(T * 8);
@@ -207,6 +224,7 @@ class TransformerRun {
     }
 
     // final LayerNorm, LM head, cross-entropy on logits.float()
+    this.t.des.site(...SITES.head);
     const V = this.p.vocab;
     const hf = t.alloc(N * d * res), mf = t.alloc(N * 4), rf = t.alloc(N * 4);
     const wh = this.autocast ? this.castWeight(V * d) : null;
@@ -222,6 +240,7 @@ class TransformerRun {
     this.castCache = [];
 
     // backward
+    this.t.des.site(...SITES.lossBackward);
     const gLoss = t.alloc(4);
     const gNll = t.alloc(N * V * 4);
     t.free(totalWeight);
@@ -291,6 +310,7 @@ class TransformerRun {
   private blockForward(xIn: number, B: number, T: number): Saved {
     const { t, d, ff, act, res, autocast } = this;
     const N = B * T;
+    t.des.site(...SITES.attention);
     const h = t.alloc(N * d * res), m1 = t.alloc(N * 4), r1 = t.alloc(N * 4);
     if (autocast) this.castBias(3 * d);
     const wq = autocast ? this.castWeight(3 * d * d) : null;
@@ -312,6 +332,7 @@ class TransformerRun {
     if (!this.ltWorkspace && this.p.cublasLtWorkspace > 0) { this.ltWorkspace = true; t.alloc(this.p.cublasLtWorkspace); }
     const x1 = t.alloc(N * d * res);
     t.free(o);
+    t.des.site(...SITES.mlp);
     const h2 = t.alloc(N * d * res), m2 = t.alloc(N * 4), r2 = t.alloc(N * 4);
     if (autocast) this.castBias(ff);
     const w1 = autocast ? this.castWeight(ff * d) : null;
@@ -337,6 +358,7 @@ class TransformerRun {
   private blockBackward(s: Saved, lp: LayerParams, gx: number, B: number, T: number): number {
     const { t, d, ff, act, res, autocast } = this;
     const N = B * T;
+    t.des.site(...SITES.backward);
     // fc2
     const go2 = autocast ? t.alloc(N * d * act) : gx;
     const gg = t.compute(N * ff * act, 2 * N * d * ff);
