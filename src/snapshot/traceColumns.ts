@@ -15,6 +15,11 @@ export const TRACE_ACTION_NAMES: readonly TraceAction[] = [
   'snapshot', 'oom', 'user_defined',
 ];
 const ACTION_CODE = new Map<string, number>(TRACE_ACTION_NAMES.map((a, i) => [a, i]));
+
+/** The code of a trace action's name (its index in `TRACE_ACTION_NAMES`), or -1 for any other value. */
+export function actionCode(v: unknown): number {
+  return typeof v === 'string' ? (ACTION_CODE.get(v) ?? -1) : -1;
+}
 export const ACTION_OOM = 8;
 export const ACTION_USER_DEFINED = 9;
 
@@ -37,6 +42,15 @@ export type Frame = Record<string, unknown>;
 
 function isDict(v: unknown): v is Record<string, unknown> {
   return typeof v === 'object' && v !== null && !Array.isArray(v) && !(v instanceof Uint8Array);
+}
+
+/** A frame's content as a string; a value that cannot be written out (a corrupted pickle's cycle) matches none. */
+function contentKey(f: unknown, id: number): string {
+  try {
+    return JSON.stringify(f) ?? 'undefined';
+  } catch {
+    return `\u0000unique ${id}`;
+  }
 }
 
 /**
@@ -86,7 +100,7 @@ export class FrameTable {
     const key = isDict(f) && typeof f.name === 'string' && typeof f.filename === 'string' && typeof f.line === 'number' &&
       Object.keys(f).length === 3
       ? `${f.line}\u0000${f.filename}\u0000${f.name}`
-      : JSON.stringify(f) ?? 'undefined';
+      : contentKey(f, this.frames.length);
     let id = this.frameByKey.get(key);
     if (id === undefined) {
       id = this.frames.push(f as Frame) - 1;
@@ -112,37 +126,35 @@ export class FrameTable {
     const n = list.length;
     if (this.scratch.length < n) this.scratch = new Int32Array(n * 2);
     const ids = this.scratch;
-    let h = n;
-    for (let i = 0; i < n; i++) {
-      const f = this.frame(list[i]);
-      ids[i] = f;
-      h = Math.imul(h ^ f, 0x9e3779b1) + i;
+    for (let i = 0; i < n; i++) ids[i] = this.frame(list[i]);
+    const id = this.tracebackOf(ids, n);
+    if (this.byIdentity) {
+      this.lastList = list;
+      this.lastId = id;
     }
+    return id;
+  }
+
+  /** The id of the traceback whose frame ids are `ids[0..n)` (added when new; `ids` is copied, not kept). */
+  tracebackOf(ids: Int32Array, n: number): number {
+    let h = n;
+    for (let i = 0; i < n; i++) h = Math.imul(h ^ ids[i]!, 0x9e3779b1) + i;
     let bucket = this.tracebackByHash.get(h);
-    let id = -1;
     if (bucket !== undefined) {
-      for (const c of bucket) {
+      for (let j = 0; j < bucket.length; j++) {
+        const c = bucket[j]!;
         const t = this.tracebacks[c]!;
         if (t.length !== n) continue;
         let k = 0;
         while (k < n && t[k] === ids[k]) k++;
-        if (k === n) {
-          id = c;
-          break;
-        }
+        if (k === n) return c;
       }
     } else {
       bucket = [];
       this.tracebackByHash.set(h, bucket);
     }
-    if (id < 0) {
-      id = this.tracebacks.push(ids.slice(0, n)) - 1;
-      bucket.push(id);
-    }
-    if (this.byIdentity) {
-      this.lastList = list;
-      this.lastId = id;
-    }
+    const id = this.tracebacks.push(ids.slice(0, n)) - 1;
+    bucket.push(id);
     return id;
   }
 
@@ -209,6 +221,12 @@ export class TraceColumns {
   start(): number {
     const r = this.started++;
     if (r >= this.action.length) this.grow();
+    this.clear(r);
+    return r;
+  }
+
+  /** Makes every field of row `r` absent again. */
+  clear(r: number): void {
     this.addr[r] = NaN;
     this.time[r] = NaN;
     this.deviceFree[r] = NaN;
@@ -216,7 +234,6 @@ export class TraceColumns {
     this.compileContext[r] = -1;
     this.userMetadata[r] = -1;
     this.keys[r] = 0;
-    return r;
   }
 
   /** Sets key `k` of row `r` to `v`; false when the value is not what the schema allows (the caller explains). */
