@@ -114,7 +114,7 @@ export class EntryDecoder {
     const memoStart = memo.length;
     const end = this.entry(b, view, p, len, eof, absBase, memo, cols);
     if (end < 0) {
-      if (memo.length !== memoStart) this.epoch++;
+      if (memo.length !== memoStart) this.memoDropped(memoStart);
       memo.length = memoStart;
       cols.clear(cols.started - 1);
     }
@@ -338,17 +338,44 @@ export class EntryDecoder {
   /**
    * Tracebacks by the memo indices of their frames: PyTorch's pickles write each use of a traceback as the same
    * gets of the same memoized frame dicts, so the indices find it without reading the frames. Valid while the memo
-   * slots keep their values (`epoch`: bumped on any store over a filled slot and on any undo).
+   * slots keep their values (`epoch`: bumped when a slot some sequence gets is stored over or dropped).
    */
   private readonly seqByHash = new Map<number, number[]>();
   private readonly seqs: Int32Array[] = [];
   private readonly seqTracebacks: number[] = [];
   private readonly seqEpochs: number[] = [];
   private epoch = 0;
+  /** Memo slots a known sequence gets (1), up to the highest such slot. */
+  private referenced = new Uint8Array(0);
 
-  /** The memo slot values may have changed (a store over a filled slot, an undo). */
-  memoChanged(): void {
-    this.epoch++;
+  /** Memo slot `idx`, filled, was stored over: known sequences that get it must be read again. */
+  memoChanged(idx: number): void {
+    if (idx < this.referenced.length && this.referenced[idx] === 1) this.epoch++;
+  }
+
+  /** The memo slots from `from` on were dropped (an undo). */
+  private memoDropped(from: number): void {
+    const r = this.referenced;
+    for (let i = from; i < r.length; i++) {
+      if (r[i] === 1) {
+        this.epoch++;
+        break;
+      }
+    }
+    if (from < r.length) r.fill(0, from);
+  }
+
+  private reference(idx: Int32Array, n: number): void {
+    let r = this.referenced;
+    for (let i = 0; i < n; i++) {
+      const k = idx[i]! >>> 0;
+      if (k >= r.length) {
+        const next = new Uint8Array(Math.max(k + 1, r.length * 2));
+        next.set(r);
+        this.referenced = r = next;
+      }
+      r[k] = 1;
+    }
   }
 
   /**
@@ -449,6 +476,7 @@ export class EntryDecoder {
       frameIds[i] = table.frame(v);
     }
     const tb = table.tracebackOf(frameIds, n);
+    this.reference(idx, n);
     if (stale >= 0) {
       this.seqTracebacks[stale] = tb;
       this.seqEpochs[stale] = this.epoch;

@@ -457,7 +457,7 @@ export function unpickleFrom(src: ByteSource, name = 'pickle', sink?: TraceSink)
         if (stack[sp - 1] === framesList) framesMemo = memoCount;
         if (memoCount === memo.length) memo.push(stack[sp - 1]);
         else if (!memoPutAt(memo, memoCount, stack[sp - 1])) {
-          entries?.memoChanged();
+          entries?.memoChanged(memoCount);
           break;
         }
         memoCount++;
@@ -547,7 +547,7 @@ export function unpickleFrom(src: ByteSource, name = 'pickle', sink?: TraceSink)
             const r = t.started - 1;
             if (framesMemo >= 0 && memo[framesMemo] === framesList && t.traceback[r]! >= 0) {
               memo[framesMemo] = sink!.table.list(t.traceback[r]!);
-              entries!.memoChanged();
+              entries!.memoChanged(framesMemo);
             }
             framesList = null;
           }
@@ -821,7 +821,7 @@ export function unpickleFrom(src: ByteSource, name = 'pickle', sink?: TraceSink)
         if (memoCount > MEMO_FLOOR && memoCount > opPos >>> 2) tooBig(name, `${memoCount} memo entries`, opPos);
         if (stack[sp - 1] === framesList) framesMemo = idx;
         if (memoPutAt(memo, idx, stack[sp - 1])) memoCount++;
-        else entries?.memoChanged();
+        else entries?.memoChanged(idx);
         break;
       }
       case 0x67: {
