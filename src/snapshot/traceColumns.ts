@@ -424,3 +424,61 @@ export function userSite(table: FrameTable, id: number): string | null {
   }
   return null;
 }
+
+/** A device trace in either form: entry dicts, or the reader's columns. */
+export type TraceRows = readonly TraceEntry[] | TraceColumns;
+
+/**
+ * Reads rows by index: `at(i)` is entry `i`. For columns it is one reused object holding `action`, `addr`, `size`,
+ * `stream`, `device_free` and `time_us` of the last row asked for (valid until the next call), so a pass over a
+ * long trace makes no object per row and does not materialise `device_traces`.
+ */
+export function rowReader(rows: TraceRows): (i: number) => TraceEntry {
+  if (!(rows instanceof TraceColumns)) return (i) => rows[i]!;
+  const e: TraceEntry = { action: 'alloc', addr: undefined, size: 0, stream: 0, device_free: undefined, time_us: undefined };
+  return (i) => {
+    const k = rows.keys[i]!;
+    e.action = TRACE_ACTION_NAMES[rows.action[i]!]!;
+    e.addr = k & Key.addr ? rows.addr[i] : undefined;
+    e.size = rows.size[i]!;
+    e.stream = rows.stream[i]!;
+    e.device_free = k & Key.device_free ? rows.deviceFree[i] : undefined;
+    e.time_us = k & Key.time_us ? rows.time[i] : undefined;
+    return e;
+  };
+}
+
+/** The rows of `cols` whose action is not `code` (`cols` itself when there are none). */
+export function withoutAction(cols: TraceColumns, code: number): TraceColumns {
+  let n = 0;
+  for (let i = 0; i < cols.length; i++) if (cols.action[i] === code) n++;
+  if (n === 0) return cols;
+  const out = new TraceColumns(cols.device, cols.table, cols.length - n);
+  for (let i = 0; i < cols.length; i++) {
+    if (cols.action[i] === code) continue;
+    const r = out.start();
+    out.action[r] = cols.action[i]!;
+    out.addr[r] = cols.addr[i]!;
+    out.size[r] = cols.size[i]!;
+    out.stream[r] = cols.stream[i]!;
+    out.time[r] = cols.time[i]!;
+    out.deviceFree[r] = cols.deviceFree[i]!;
+    out.traceback[r] = cols.traceback[i]!;
+    out.compileContext[r] = cols.compileContext[i]!;
+    out.userMetadata[r] = cols.userMetadata[i]!;
+    out.keys[r] = cols.keys[i]!;
+    const extra = cols.extras.get(i);
+    if (extra !== undefined) out.extras.set(r, extra);
+    out.length++;
+  }
+  return out;
+}
+
+/** Whether any entry of any device trace has key `key` (without materialising `device_traces`). */
+export function anyEntryHas(snapshot: Snapshot, key: 'time_us' | 'compile_context' | 'user_metadata'): boolean {
+  const c = columnarOf(snapshot);
+  if (c === null) return snapshot.device_traces.some((t) => t.some((e) => e[key] !== undefined));
+  const bit = key === 'time_us' ? Key.time_us : key === 'compile_context' ? Key.compile_context : Key.user_metadata;
+  for (const t of c.traces) for (let i = 0; i < t.length; i++) if (t.keys[i]! & bit) return true;
+  return false;
+}
