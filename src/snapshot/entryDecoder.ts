@@ -9,7 +9,7 @@
  * error messages included. Only the ways it could differ need care: it accepts an opcode only where the
  * generic path would do the same with it.
  */
-import { actionCode, type FrameTable, Key, type TraceColumns } from './traceColumns.js';
+import { actionCode, findSequence, type FrameTable, Key, type TraceColumns } from './traceColumns.js';
 import { decodeLong, ENTRY, readString, type StringCache } from './pickleScalars.js';
 
 const MEMOIZE = 0x94;
@@ -453,16 +453,10 @@ export class EntryDecoder {
     let bucket = this.seqByHash.get(h);
     let stale = -1; // a known sequence whose memo slots may have changed since
     if (bucket !== undefined) {
-      for (let j = 0; j < bucket.length; j++) {
-        const c = bucket[j]!;
-        const s = this.seqs[c]!;
-        if (s.length !== n) continue;
-        let k = 0;
-        while (k < n && s[k] === idx[k]) k++;
-        if (k < n) continue;
+      const c = findSequence(bucket, this.seqs, idx, n);
+      if (c >= 0) {
         if (this.seqEpochs[c] === this.epoch) return this.seqTracebacks[c]!;
         stale = c;
-        break;
       }
     }
     // Read the frames: memo misses and entry tokens are the generic path's errors.

@@ -44,6 +44,19 @@ function isDict(v: unknown): v is Record<string, unknown> {
   return typeof v === 'object' && v !== null && !Array.isArray(v) && !(v instanceof Uint8Array);
 }
 
+/** The id in `bucket` of the sequence of `seqs` equal to `ids[0..n)`, or -1. */
+export function findSequence(bucket: readonly number[], seqs: readonly Int32Array[], ids: Int32Array, n: number): number {
+  for (let j = 0; j < bucket.length; j++) {
+    const c = bucket[j]!;
+    const t = seqs[c]!;
+    if (t.length !== n) continue;
+    let k = 0;
+    while (k < n && t[k] === ids[k]) k++;
+    if (k === n) return c;
+  }
+  return -1;
+}
+
 /** A frame's content as a string; a value that cannot be written out (a corrupted pickle's cycle) matches none. */
 function contentKey(f: unknown, id: number): string {
   try {
@@ -141,14 +154,8 @@ export class FrameTable {
     for (let i = 0; i < n; i++) h = Math.imul(h ^ ids[i]!, 0x9e3779b1) + i;
     let bucket = this.tracebackByHash.get(h);
     if (bucket !== undefined) {
-      for (let j = 0; j < bucket.length; j++) {
-        const c = bucket[j]!;
-        const t = this.tracebacks[c]!;
-        if (t.length !== n) continue;
-        let k = 0;
-        while (k < n && t[k] === ids[k]) k++;
-        if (k === n) return c;
-      }
+      const c = findSequence(bucket, this.tracebacks, ids, n);
+      if (c >= 0) return c;
     } else {
       bucket = [];
       this.tracebackByHash.set(h, bucket);
