@@ -9,7 +9,7 @@
  */
 import { getAllocationSize } from '../allocator/rounding.js';
 import type { AllocatorConfig } from '../config/allocatorConfig.js';
-import type { TraceEntry } from '../snapshot/schema.js';
+import { rowReader, type TraceRows } from '../snapshot/index.js';
 
 export interface FractionBounds {
   /** allowed_memory_maximum is at least this (bytes)... */
@@ -21,16 +21,19 @@ export interface FractionBounds {
 }
 
 /** `reservedAtEnd`: the final segments' total size (what was reserved at the start follows from the trace). */
-export function fractionBounds(entries: readonly TraceEntry[], reservedAtEnd: number, config: AllocatorConfig): FractionBounds {
+export function fractionBounds(entries: TraceRows, reservedAtEnd: number, config: AllocatorConfig): FractionBounds {
+  const at = rowReader(entries);
   let reserved = reservedAtEnd;
-  for (const e of entries) {
+  for (let i = 0; i < entries.length; i++) {
+    const e = at(i);
     if (e.action === 'segment_alloc' || e.action === 'segment_map') reserved -= e.size;
     else if (e.action === 'segment_free' || e.action === 'segment_unmap') reserved += e.size;
   }
   let lower = reserved;
   let upper = Infinity;
   let limitOoms = 0;
-  for (const e of entries) {
+  for (let i = 0; i < entries.length; i++) {
+    const e = at(i);
     switch (e.action) {
       case 'segment_alloc':
       case 'segment_map':

@@ -2,6 +2,7 @@
 import { configFromAllocatorSettings } from '../snapshot/allocatorSettings.js';
 import type { AllocatorConfig } from '../config/allocatorConfig.js';
 import type { Snapshot } from '../snapshot/schema.js';
+import { traceColumnsOf } from '../snapshot/index.js';
 import { simulate, type SimulateOptions, type SimulationResult } from './simulate.js';
 import { applyPoolInference } from './poolInference.js';
 import { allocatorEntries, planTraceReplay, resolvePlan, type TracePlan } from './tracePlan.js';
@@ -55,7 +56,7 @@ export function sameBehaviour(a: AllocatorConfig, b: AllocatorConfig): boolean {
 export function planSnapshot(
   snapshot: Snapshot, sourceConfig: AllocatorConfig, deviceTotal: number, source?: string, sourceFraction: number | null = null,
 ): { plan: TracePlan; start: StartState } {
-  const entries = allocatorEntries(snapshot.device_traces[0] ?? []);
+  const entries = allocatorEntries(traceColumnsOf(snapshot, 0));
   const start = rebuildStartState(snapshot.segments, entries, sourceConfig, deviceTotal);
   const plan = applyPoolInference(planTraceReplay(entries, source, start.blocks), snapshot.segments);
   // Blocks the final segments cannot size: the slack the recorded allocations imply (refineSlack.ts).

@@ -15,6 +15,7 @@ import { roundSize } from '../allocator/rounding.js';
 import { expandableReserveSize, type SeedBlock, type SeedSegment } from '../allocator/seedState.js';
 import type { AllocatorConfig } from '../config/allocatorConfig.js';
 import type { SegmentInfo, TraceEntry } from '../snapshot/schema.js';
+import { rowReader, type TraceRows } from '../snapshot/index.js';
 
 export interface StartBlock extends SeedBlock {
   /** Trace index of the `free_completed` that ends a pending free (pending blocks only; Infinity: none). */
@@ -94,8 +95,9 @@ function insertSorted(segs: Seg[], s: Seg): void {
 }
 
 export function rebuildStartState(
-  finalSegments: readonly SegmentInfo[], entries: readonly TraceEntry[], config: AllocatorConfig, deviceTotal: number,
+  finalSegments: readonly SegmentInfo[], entries: TraceRows, config: AllocatorConfig, deviceTotal: number,
 ): StartState {
+  const at = rowReader(entries);
   const inconsistencies: string[] = [];
   let unlisted = 0;
   const note = (msg: string) => {
@@ -119,7 +121,7 @@ export function rebuildStartState(
   segs.sort((a, b) => a.address - b.address);
 
   for (let i = entries.length - 1; i >= 0; i--) {
-    const e = entries[i];
+    const e = at(i);
     const addr = e.addr as number;
     switch (e.action) {
       case 'alloc': {
@@ -182,7 +184,10 @@ export function rebuildStartState(
 
   const expandableAddrs: number[] = [];
   for (const s of finalSegments) if (s.is_expandable) expandableAddrs.push(s.address);
-  for (const e of entries) if (e.action === 'segment_map' || e.action === 'segment_unmap') expandableAddrs.push(e.addr as number);
+  for (let i = 0; i < entries.length; i++) {
+    const e = at(i);
+    if (e.action === 'segment_map' || e.action === 'segment_unmap') expandableAddrs.push(e.addr as number);
+  }
   expandableAddrs.sort((a, b) => a - b);
 
   // Blocks into their segments, then sizes the snapshot does not give.
@@ -254,7 +259,7 @@ export function rebuildStartState(
  * takes its lowest addresses; so the first `alloc` in that space lands exactly at the block's end.
  */
 function observedEnds(
-  perSeg: { address: number; b: LiveBlock }[][], segs: Seg[], entries: readonly TraceEntry[],
+  perSeg: { address: number; b: LiveBlock }[][], segs: Seg[], entries: TraceRows,
 ): Map<number, number> {
   const unknown: { address: number; limit: number; liveUntil: number }[] = [];
   perSeg.forEach((list, k) => {
@@ -271,8 +276,9 @@ function observedEnds(
   const ends = new Map<number, number>();
   if (unknown.length === 0) return ends;
   unknown.sort((x, y) => x.address - y.address);
+  const at = rowReader(entries);
   for (let i = 0; i < entries.length; i++) {
-    const e = entries[i];
+    const e = at(i);
     if (e.action !== 'alloc') continue;
     const a = e.addr as number;
     let lo = 0;

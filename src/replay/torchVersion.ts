@@ -5,6 +5,7 @@
  * docs/torch-versions.md lists the rules known to differ in older sources and why none is switched by version.
  */
 import type { Snapshot } from '../snapshot/schema.js';
+import { anyEntryHas } from '../snapshot/index.js';
 
 export interface TorchVersionGuess {
   /** The oldest minor version the markers allow ("2.1" when none is present: any 2.x). */
@@ -14,11 +15,11 @@ export interface TorchVersionGuess {
 }
 
 const MARKERS: { since: number; name: string; test: (s: Snapshot) => boolean }[] = [
-  { since: 2, name: 'time_us in trace entries', test: (s) => s.device_traces.some((t) => t.some((e) => e.time_us !== undefined)) },
+  { since: 2, name: 'time_us in trace entries', test: (s) => anyEntryHas(s, 'time_us') },
   { since: 3, name: 'allocator_settings', test: (s) => s.allocator_settings !== undefined },
   { since: 5, name: 'external_annotations', test: (s) => s.external_annotations !== undefined },
-  { since: 8, name: 'compile_context in trace entries', test: (s) => s.device_traces.some((t) => t.some((e) => e.compile_context !== undefined)) },
-  { since: 10, name: 'user_metadata in trace entries', test: (s) => s.device_traces.some((t) => t.some((e) => e.user_metadata !== undefined)) },
+  { since: 8, name: 'compile_context in trace entries', test: (s) => anyEntryHas(s, 'compile_context') },
+  { since: 10, name: 'user_metadata in trace entries', test: (s) => anyEntryHas(s, 'user_metadata') },
 ];
 
 export function guessTorchVersion(snapshot: Snapshot): TorchVersionGuess {

@@ -6,7 +6,7 @@
  */
 import { AllocsimInputError } from '../util/inputError.js';
 import type { TraceEntry } from '../snapshot/schema.js';
-import { ACTION_USER_DEFINED, columnsFromEntries, FrameTable, TraceColumns } from '../snapshot/index.js';
+import { ACTION_USER_DEFINED, columnsFromEntries, FrameTable, TraceColumns, withoutAction } from '../snapshot/index.js';
 import { A } from '../allocator/traceRecorder.js';
 import { Op, WorkloadBuilder, type Workload } from './workload.js';
 
@@ -45,7 +45,11 @@ export function asTraceColumns(entries: readonly TraceEntry[] | TraceColumns): T
  * A device trace's allocator entries: torch 2.4's `user_defined` annotations are not allocator actions and would
  * sit inside the windows a malloc's own entries are matched in. Returns the same array when there are none.
  */
-export function allocatorEntries(trace: readonly TraceEntry[]): TraceEntry[] {
+export function allocatorEntries(trace: readonly TraceEntry[]): TraceEntry[];
+export function allocatorEntries(trace: TraceColumns): TraceColumns;
+export function allocatorEntries(trace: readonly TraceEntry[] | TraceColumns): TraceEntry[] | TraceColumns;
+export function allocatorEntries(trace: readonly TraceEntry[] | TraceColumns): TraceEntry[] | TraceColumns {
+  if (trace instanceof TraceColumns) return withoutAction(trace, ACTION_USER_DEFINED);
   for (const e of trace) if (e.action === 'user_defined') return trace.filter((x) => x.action !== 'user_defined');
   return trace as TraceEntry[];
 }

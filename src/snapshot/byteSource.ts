@@ -19,13 +19,15 @@ export interface ByteSource {
   readonly whole?: Uint8Array;
   /** Reads into `into` from `offset` on; returns the count, 0 at the end of the input. */
   read(into: Uint8Array, offset: number): number;
+  /** About how many bytes the whole input holds, when known (sizes the reader's columns; never trusted). */
+  readonly sizeHint?: number;
 }
 
 const CHUNK = 1 << 20;
 
 /** The whole input, already in memory. */
 export function bufferSource(bytes: Uint8Array): ByteSource {
-  return { chunkSize: CHUNK, fillsWhole: false, whole: bytes, read: () => 0 };
+  return { chunkSize: CHUNK, fillsWhole: false, whole: bytes, read: () => 0, sizeHint: bytes.length };
 }
 
 /** Bytes in memory, handed out in chunks (the compressed side of an in-memory gzip). */
@@ -34,6 +36,7 @@ export function chunkedSource(bytes: Uint8Array): ByteSource {
   return {
     chunkSize: CHUNK,
     fillsWhole: true,
+    sizeHint: bytes.length,
     read(into, offset) {
       const n = Math.min(into.length - offset, bytes.length - at);
       into.set(bytes.subarray(at, at + n), offset);
@@ -56,9 +59,12 @@ export class FileSource implements ByteSource {
   readonly fillsWhole = true;
   private total = 0;
   private readonly regular: boolean;
+  readonly sizeHint?: number;
 
   constructor(private readonly fd: number, private readonly name: string, private readonly limit: number) {
-    this.regular = fstatSync(fd).isFile();
+    const st = fstatSync(fd);
+    this.regular = st.isFile();
+    if (this.regular) this.sizeHint = st.size;
   }
 
   read(into: Uint8Array, offset: number): number {
@@ -85,6 +91,8 @@ const RATIO_FLOOR = 64 * 1024 * 1024;
  */
 const MAX_RATIO = 100;
 const COMPRESSED_CHUNK = 64 * 1024;
+/** A guess of how much a snapshot pickle inflates (real ones compress 5-20 to one). */
+const TYPICAL_RATIO = 8;
 
 /** gzip inflated as it is read, refused beyond `limit` inflated bytes or `MAX_RATIO` to one. */
 export class GunzipSource implements ByteSource {
@@ -100,8 +108,10 @@ export class GunzipSource implements ByteSource {
   private compressed = 0;
   private inflated = 0;
   private readonly buf = new Uint8Array(COMPRESSED_CHUNK);
+  readonly sizeHint?: number;
 
   constructor(private readonly inner: ByteSource, private readonly name: string, private readonly limit: number) {
+    if (inner.sizeHint !== undefined) this.sizeHint = Math.min(limit, inner.sizeHint * TYPICAL_RATIO);
     this.gunzip = new Gunzip((chunk) => {
       this.crc = crc32(chunk, this.crc);
       this.inflated += chunk.length;
@@ -160,10 +170,12 @@ export class PrefixedSource implements ByteSource {
   readonly chunkSize: number;
   readonly fillsWhole = true;
   readonly prefix: Uint8Array;
+  readonly sizeHint?: number;
   private at = 0;
 
   constructor(private readonly inner: ByteSource, n: number) {
     this.chunkSize = inner.chunkSize;
+    this.sizeHint = inner.sizeHint;
     const p = new Uint8Array(n);
     let k = 0;
     while (k < n) {

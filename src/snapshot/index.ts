@@ -35,18 +35,22 @@ export {
 export {
   ACTION_OOM,
   ACTION_USER_DEFINED,
+  anyEntryHas,
   attachTraces,
   columnarOf,
   columnsFromEntries,
   FrameTable,
   Key as TraceKey,
+  rowReader,
   TRACE_ACTION_NAMES,
   TraceColumns,
   traceColumnsOf,
   traceLength,
   firstUserFrame,
   userSite,
+  withoutAction,
   type Frame,
+  type TraceRows,
 } from './traceColumns.js';
 export { unpickleFrom, type TraceSink } from './unpickle.js';
 export { bufferSource, chunkedSource, FileSource, GunzipSource, type ByteSource } from './byteSource.js';

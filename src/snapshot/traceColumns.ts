@@ -15,6 +15,11 @@ export const TRACE_ACTION_NAMES: readonly TraceAction[] = [
   'snapshot', 'oom', 'user_defined',
 ];
 const ACTION_CODE = new Map<string, number>(TRACE_ACTION_NAMES.map((a, i) => [a, i]));
+
+/** The code of a trace action's name (its index in `TRACE_ACTION_NAMES`), or -1 for any other value. */
+export function actionCode(v: unknown): number {
+  return typeof v === 'string' ? (ACTION_CODE.get(v) ?? -1) : -1;
+}
 export const ACTION_OOM = 8;
 export const ACTION_USER_DEFINED = 9;
 
@@ -37,6 +42,28 @@ export type Frame = Record<string, unknown>;
 
 function isDict(v: unknown): v is Record<string, unknown> {
   return typeof v === 'object' && v !== null && !Array.isArray(v) && !(v instanceof Uint8Array);
+}
+
+/** The id in `bucket` of the sequence of `seqs` equal to `ids[0..n)`, or -1. */
+export function findSequence(bucket: readonly number[], seqs: readonly Int32Array[], ids: Int32Array, n: number): number {
+  for (let j = 0; j < bucket.length; j++) {
+    const c = bucket[j]!;
+    const t = seqs[c]!;
+    if (t.length !== n) continue;
+    let k = 0;
+    while (k < n && t[k] === ids[k]) k++;
+    if (k === n) return c;
+  }
+  return -1;
+}
+
+/** A frame's content as a string; a value that cannot be written out (a corrupted pickle's cycle) matches none. */
+function contentKey(f: unknown, id: number): string {
+  try {
+    return JSON.stringify(f) ?? 'undefined';
+  } catch {
+    return `\u0000unique ${id}`;
+  }
 }
 
 /**
@@ -86,7 +113,7 @@ export class FrameTable {
     const key = isDict(f) && typeof f.name === 'string' && typeof f.filename === 'string' && typeof f.line === 'number' &&
       Object.keys(f).length === 3
       ? `${f.line}\u0000${f.filename}\u0000${f.name}`
-      : JSON.stringify(f) ?? 'undefined';
+      : contentKey(f, this.frames.length);
     let id = this.frameByKey.get(key);
     if (id === undefined) {
       id = this.frames.push(f as Frame) - 1;
@@ -112,37 +139,29 @@ export class FrameTable {
     const n = list.length;
     if (this.scratch.length < n) this.scratch = new Int32Array(n * 2);
     const ids = this.scratch;
-    let h = n;
-    for (let i = 0; i < n; i++) {
-      const f = this.frame(list[i]);
-      ids[i] = f;
-      h = Math.imul(h ^ f, 0x9e3779b1) + i;
-    }
-    let bucket = this.tracebackByHash.get(h);
-    let id = -1;
-    if (bucket !== undefined) {
-      for (const c of bucket) {
-        const t = this.tracebacks[c]!;
-        if (t.length !== n) continue;
-        let k = 0;
-        while (k < n && t[k] === ids[k]) k++;
-        if (k === n) {
-          id = c;
-          break;
-        }
-      }
-    } else {
-      bucket = [];
-      this.tracebackByHash.set(h, bucket);
-    }
-    if (id < 0) {
-      id = this.tracebacks.push(ids.slice(0, n)) - 1;
-      bucket.push(id);
-    }
+    for (let i = 0; i < n; i++) ids[i] = this.frame(list[i]);
+    const id = this.tracebackOf(ids, n);
     if (this.byIdentity) {
       this.lastList = list;
       this.lastId = id;
     }
+    return id;
+  }
+
+  /** The id of the traceback whose frame ids are `ids[0..n)` (added when new; `ids` is copied, not kept). */
+  tracebackOf(ids: Int32Array, n: number): number {
+    let h = n;
+    for (let i = 0; i < n; i++) h = Math.imul(h ^ ids[i]!, 0x9e3779b1) + i;
+    let bucket = this.tracebackByHash.get(h);
+    if (bucket !== undefined) {
+      const c = findSequence(bucket, this.tracebacks, ids, n);
+      if (c >= 0) return c;
+    } else {
+      bucket = [];
+      this.tracebackByHash.set(h, bucket);
+    }
+    const id = this.tracebacks.push(ids.slice(0, n)) - 1;
+    bucket.push(id);
     return id;
   }
 
@@ -209,6 +228,12 @@ export class TraceColumns {
   start(): number {
     const r = this.started++;
     if (r >= this.action.length) this.grow();
+    this.clear(r);
+    return r;
+  }
+
+  /** Makes every field of row `r` absent again. */
+  clear(r: number): void {
     this.addr[r] = NaN;
     this.time[r] = NaN;
     this.deviceFree[r] = NaN;
@@ -216,7 +241,6 @@ export class TraceColumns {
     this.compileContext[r] = -1;
     this.userMetadata[r] = -1;
     this.keys[r] = 0;
-    return r;
   }
 
   /** Sets key `k` of row `r` to `v`; false when the value is not what the schema allows (the caller explains). */
@@ -411,4 +435,62 @@ export function userSite(table: FrameTable, id: number): string | null {
   const tb = table.tracebacks[id];
   if (tb === undefined) return null;
   return firstUserFrame(Array.from(tb, (f) => table.frames[f]));
+}
+
+/** A device trace in either form: entry dicts, or the reader's columns. */
+export type TraceRows = readonly TraceEntry[] | TraceColumns;
+
+/**
+ * Reads rows by index: `at(i)` is entry `i`. For columns it is one reused object holding `action`, `addr`, `size`,
+ * `stream`, `device_free` and `time_us` of the last row asked for (valid until the next call), so a pass over a
+ * long trace makes no object per row and does not materialise `device_traces`.
+ */
+export function rowReader(rows: TraceRows): (i: number) => TraceEntry {
+  if (!(rows instanceof TraceColumns)) return (i) => rows[i]!;
+  const e: TraceEntry = { action: 'alloc', addr: undefined, size: 0, stream: 0, device_free: undefined, time_us: undefined };
+  return (i) => {
+    const k = rows.keys[i]!;
+    e.action = TRACE_ACTION_NAMES[rows.action[i]!]!;
+    e.addr = k & Key.addr ? rows.addr[i] : undefined;
+    e.size = rows.size[i]!;
+    e.stream = rows.stream[i]!;
+    e.device_free = k & Key.device_free ? rows.deviceFree[i] : undefined;
+    e.time_us = k & Key.time_us ? rows.time[i] : undefined;
+    return e;
+  };
+}
+
+/** The rows of `cols` whose action is not `code` (`cols` itself when there are none). */
+export function withoutAction(cols: TraceColumns, code: number): TraceColumns {
+  let n = 0;
+  for (let i = 0; i < cols.length; i++) if (cols.action[i] === code) n++;
+  if (n === 0) return cols;
+  const out = new TraceColumns(cols.device, cols.table, cols.length - n);
+  for (let i = 0; i < cols.length; i++) {
+    if (cols.action[i] === code) continue;
+    const r = out.start();
+    out.action[r] = cols.action[i]!;
+    out.addr[r] = cols.addr[i]!;
+    out.size[r] = cols.size[i]!;
+    out.stream[r] = cols.stream[i]!;
+    out.time[r] = cols.time[i]!;
+    out.deviceFree[r] = cols.deviceFree[i]!;
+    out.traceback[r] = cols.traceback[i]!;
+    out.compileContext[r] = cols.compileContext[i]!;
+    out.userMetadata[r] = cols.userMetadata[i]!;
+    out.keys[r] = cols.keys[i]!;
+    const extra = cols.extras.get(i);
+    if (extra !== undefined) out.extras.set(r, extra);
+    out.length++;
+  }
+  return out;
+}
+
+/** Whether any entry of any device trace has key `key` (without materialising `device_traces`). */
+export function anyEntryHas(snapshot: Snapshot, key: 'time_us' | 'compile_context' | 'user_metadata'): boolean {
+  const c = columnarOf(snapshot);
+  if (c === null) return snapshot.device_traces.some((t) => t.some((e) => e[key] !== undefined));
+  const bit = key === 'time_us' ? Key.time_us : key === 'compile_context' ? Key.compile_context : Key.user_metadata;
+  for (const t of c.traces) for (let i = 0; i < t.length; i++) if (t.keys[i]! & bit) return true;
+  return false;
 }

@@ -27,6 +27,8 @@
 import { AllocsimInputError } from '../util/inputError.js';
 import { FrameTable, TraceColumns } from './traceColumns.js';
 import { bufferSource, type ByteSource } from './byteSource.js';
+import { decodeLong, ENTRY, fail, newStringCache, readString, uint64 } from './pickleScalars.js';
+import { EntryDecoder } from './entryDecoder.js';
 
 /** Opcode byte → name, for the ones we know but do not (or must not) interpret. */
 const REFUSED_EXECUTES: Record<number, string> = {
@@ -56,13 +58,6 @@ const HIGHEST_PROTOCOL = 5;
 /** Non-list arrays: tuples and frozensets are immutable, sets only take ADDITEMS. */
 type ArrayKind = 'tuple' | 'set' | 'frozenset';
 
-const utf8 = new TextDecoder('utf-8', { fatal: true });
-
-/** Strings up to this many bytes go through the ASCII fast path and the cache. */
-const SHORT_STRING = 32;
-/** Integers with more significant bytes than this are beyond the largest double (2^1024). */
-const MAX_DOUBLE_BYTES = 130;
-const CACHE_SIZE = 1024; // power of two
 /** Refill the buffer when fewer bytes than this remain (more than any fixed-size opcode argument). */
 const MIN_AHEAD = 16;
 /** Longest string or bytes value read (a snapshot's longest strings are file names and settings). */
@@ -84,13 +79,6 @@ export interface TraceSink {
   badEntry(cols: TraceColumns, r: number): never;
 }
 
-/** Stands on the stack for a trace entry dict being decoded into its columns. */
-const ENTRY: object = Object.freeze({ token: 'trace entry' });
-
-function fail(name: string, message: string): never {
-  throw new AllocsimInputError(`${name}: ${message}`);
-}
-
 function hex(byte: number): string {
   return '0x' + byte.toString(16).padStart(2, '0');
 }
@@ -103,34 +91,6 @@ function describe(v: unknown): string {
   if (v === ENTRY) return 'a trace entry';
   if (typeof v === 'object') return 'a dict';
   return `a ${typeof v}`;
-}
-
-/** Little-endian two's-complement integer of `n` bytes (LONG1/LONG4 payload), correctly rounded to a double. */
-function decodeLong(b: Uint8Array, p: number, n: number): number {
-  if (n <= 8) {
-    // Two exact 32-bit halves, so the only rounding is in the final sum (as Python's int-to-float).
-    let lo = 0;
-    let hi = 0;
-    for (let i = Math.min(n, 4) - 1; i >= 0; i--) lo = lo * 256 + b[p + i]!;
-    for (let i = n - 1; i >= 4; i--) hi = hi * 256 + b[p + i]!;
-    if (n > 0 && b[p + n - 1]! >= 0x80) {
-      if (n <= 4) lo -= 2 ** (8 * n);
-      else hi -= 2 ** (8 * (n - 4));
-    }
-    return hi * 4294967296 + lo;
-  }
-  // Longer: drop the sign-extension bytes on top (value = unsigned rest - 2^(8 * rest) when negative), then
-  // round exactly through BigInt. Beyond ~1024 bits the double is ±Infinity, and BigInt need not be asked.
-  const negative = b[p + n - 1]! >= 0x80;
-  const pad = negative ? 0xff : 0x00;
-  let top = n;
-  while (top > 0 && b[p + top - 1] === pad) top--;
-  if (top > MAX_DOUBLE_BYTES) return negative ? -Infinity : Infinity;
-  let digits = '0';
-  for (let i = top - 1; i >= 0; i--) digits += b[p + i]!.toString(16).padStart(2, '0');
-  let big = BigInt('0x' + digits);
-  if (negative) big -= 1n << BigInt(8 * top);
-  return Number(big);
 }
 
 /** Python's `raw-unicode-escape` (protocol 0 UNICODE): latin-1 bytes plus \uXXXX / \UXXXXXXXX escapes. */
@@ -254,47 +214,6 @@ function badMemo(name: string, opPos: number, idx: number): never {
   fail(name, `memo lookup at byte ${opPos} refers to entry ${idx}, which was never stored`);
 }
 
-/** Cache of recently decoded short ASCII strings, keyed by a hash of their bytes (verified on hit). */
-interface StringCache {
-  strings: (string | undefined)[];
-}
-
-function decodeUtf8(b: Uint8Array, p: number, n: number, name: string): string {
-  try {
-    return utf8.decode(b.subarray(p, p + n));
-  } catch (e) {
-    if (e instanceof TypeError) fail(name, `string at byte ${p} is not valid UTF-8`);
-    return fail(name, `string of ${n} bytes at byte ${p} cannot be read (${e instanceof Error ? e.message : String(e)})`);
-  }
-}
-
-/** UTF-8 string of `n` bytes at `p`; short ASCII strings are decoded by hand and shared through the cache. */
-function readString(b: Uint8Array, p: number, n: number, cache: StringCache, name: string): string {
-  if (n > SHORT_STRING) return decodeUtf8(b, p, n, name);
-  const end = p + n;
-  let h = n;
-  for (let i = p; i < end; i++) h = (h * 31 + b[i]!) | 0;
-  const slot = h & (CACHE_SIZE - 1);
-  const cached = cache.strings[slot];
-  if (cached !== undefined && cached.length === n) {
-    let i = 0;
-    while (i < n && b[p + i] === cached.charCodeAt(i)) i++;
-    if (i === n) return cached;
-  }
-  let s = '';
-  for (let i = p; i < end; i++) {
-    const c = b[i]!;
-    if (c >= 0x80) return decodeUtf8(b, p, n, name);
-    s += String.fromCharCode(c);
-  }
-  cache.strings[slot] = s;
-  return s;
-}
-
-function uint64(view: DataView, p: number): number {
-  return view.getUint32(p, true) + view.getUint32(p + 4, true) * 4294967296;
-}
-
 /** The list at `stack[at - 1]` (above `base`) that APPEND/APPENDS extend; tuples and sets are refused. */
 function listAt(stack: unknown[], at: number, base: number, kinds: Map<unknown, ArrayKind>, name: string, what: string, opPos: number): unknown[] {
   if (at - 1 < base) underflow(name, what, opPos);
@@ -397,19 +316,40 @@ function tooBig(name: string, what: string, at: number): never {
   fail(name, `${what} by byte ${at}: more than the input can hold; refusing it (a pickle bomb?)`);
 }
 
+/**
+ * Bytes per trace entry of the smallest real snapshots (gpt-train-long: 72); columns for the rest of the input
+ * at that density cost address space only, as pages never written stay untouched, while growing them copies.
+ */
+const ENTRY_BYTES_GUESS = 64;
+/** At most this many rows are reserved ahead (2 GiB of columns); beyond, the columns grow. */
+const MAX_RESERVED_ROWS = 1 << 25;
+
+/** Rows to reserve for a trace starting at byte `at` of an input of about `size` bytes. */
+function traceCapacity(size: number | undefined, at: number): number {
+  if (size === undefined || !(size > at)) return 1024;
+  return Math.max(1024, Math.min(MAX_RESERVED_ROWS, Math.ceil((size - at) / ENTRY_BYTES_GUESS)));
+}
+
 /** The read buffer: refilled from the source, keeping the unread tail. */
 class Input {
   eof = false;
+  /** The buffer the decoder's view lies in, reused while big enough: fresh memory is what costs most to touch. */
+  private store = new Uint8Array(0);
   constructor(private readonly src: ByteSource) {}
 
   /** A buffer holding b[pos..] and then at least `want` bytes in all (fewer only at the end of the input). */
   refill(b: Uint8Array, pos: number, want: number): Uint8Array {
     const tail = b.length - pos;
     const size = Math.max(this.src.chunkSize, want + MIN_AHEAD, tail * 2);
-    const next = new Uint8Array(size);
-    next.set(b.subarray(pos));
+    let next = this.store;
+    if (next.length < size) {
+      next = new Uint8Array(size);
+      next.set(b.subarray(pos));
+      this.store = next;
+    } else if (b.buffer === next.buffer && b.byteOffset === 0) next.copyWithin(0, pos, b.length);
+    else next.set(b.subarray(pos));
     let n = tail;
-    while (n < size) {
+    while (n < next.length) {
       const r = this.src.read(next, n);
       if (r === 0) {
         this.eof = true;
@@ -465,7 +405,8 @@ export function unpickleFrom(src: ByteSource, name = 'pickle', sink?: TraceSink)
   const memo: unknown[] = [];
   let memoCount = 0; // Python's len(memo), where MEMOIZE stores
   const kinds = new Map<unknown, ArrayKind>();
-  const cache: StringCache = { strings: new Array<string | undefined>(CACHE_SIZE).fill(undefined) };
+  const cache = newStringCache();
+  const entries = snapshotMode ? new EntryDecoder(sink.table, cache, name, { memoFloor: MEMO_FLOOR, objectFloor: OBJECT_FLOOR, itemFloor: ITEM_FLOOR }) : null;
   let pos = 0;
 
   for (;;) {
@@ -515,7 +456,10 @@ export function unpickleFrom(src: ByteSource, name = 'pickle', sink?: TraceSink)
         if (memoCount > MEMO_FLOOR && memoCount > opPos >>> 2) tooBig(name, `${memoCount} memo entries`, opPos);
         if (stack[sp - 1] === framesList) framesMemo = memoCount;
         if (memoCount === memo.length) memo.push(stack[sp - 1]);
-        else if (!memoPutAt(memo, memoCount, stack[sp - 1])) break;
+        else if (!memoPutAt(memo, memoCount, stack[sp - 1])) {
+          entries?.memoChanged(memoCount);
+          break;
+        }
         memoCount++;
         break;
       case 0x8a: {
@@ -575,6 +519,17 @@ export function unpickleFrom(src: ByteSource, name = 'pickle', sink?: TraceSink)
             if (top !== ENTRY) currentTrace = top as TraceColumns;
             currentTrace!.start();
             stack[sp++] = ENTRY;
+            if (memoCount === memo.length) {
+              entries!.objects = objects;
+              entries!.items = items;
+              const end = entries!.decode(b, view, pos, len, eof, absBase, memo, currentTrace!);
+              if (end >= 0) {
+                pos = end;
+                memoCount = memo.length;
+                objects = entries!.objects;
+                items = entries!.items;
+              }
+            }
             break;
           }
         }
@@ -590,7 +545,10 @@ export function unpickleFrom(src: ByteSource, name = 'pickle', sink?: TraceSink)
           if (framesList !== null) {
             const t = currentTrace!;
             const r = t.started - 1;
-            if (framesMemo >= 0 && memo[framesMemo] === framesList && t.traceback[r]! >= 0) memo[framesMemo] = sink!.table.list(t.traceback[r]!);
+            if (framesMemo >= 0 && memo[framesMemo] === framesList && t.traceback[r]! >= 0) {
+              memo[framesMemo] = sink!.table.list(t.traceback[r]!);
+              entries!.memoChanged(framesMemo);
+            }
             framesList = null;
           }
         } else setItems(dictAt(stack, at, base, name, 'SETITEMS', opPos), stack, at, sp, name, opPos);
@@ -619,7 +577,7 @@ export function unpickleFrom(src: ByteSource, name = 'pickle', sink?: TraceSink)
         if (snapshotMode && sp > 0) {
           const top = stack[sp - 1];
           if (container !== null && (top === container || (base > 0 && sp > base && stack[base - 1] === container && top instanceof TraceColumns))) {
-            const t = new TraceColumns(traces.length, sink!.table);
+            const t = new TraceColumns(traces.length, sink!.table, traceCapacity(src.sizeHint, opPos));
             traces.push(t);
             stack[sp++] = t;
             break;
@@ -863,6 +821,7 @@ export function unpickleFrom(src: ByteSource, name = 'pickle', sink?: TraceSink)
         if (memoCount > MEMO_FLOOR && memoCount > opPos >>> 2) tooBig(name, `${memoCount} memo entries`, opPos);
         if (stack[sp - 1] === framesList) framesMemo = idx;
         if (memoPutAt(memo, idx, stack[sp - 1])) memoCount++;
+        else entries?.memoChanged(idx);
         break;
       }
       case 0x67: {

@@ -20,7 +20,7 @@ import { H100_TOTAL_GLOBAL_MEM } from '../../allocator/constants.js';
 import { looksLikeRingBuffer, startNotes, type StartState } from '../../replay/startState.js';
 import { AllocsimInputError } from '../../util/inputError.js';
 import { replaySource } from '../../report/oomRemedies.js';
-import { readSnapshotFile, selectDevice } from '../../snapshot/index.js';
+import { readSnapshotFile, selectDevice, traceLength } from '../../snapshot/index.js';
 import {
   addDeviceOptions, addOutputOptions, checkOutputPaths, deviceSettings, finishRun, runHooks, type DeviceArgs, type OutputArgs,
 } from '../output.js';
@@ -147,8 +147,9 @@ export const replayCommand: CommandModule<object, ReplayArgs> = {
         'pass --fraction (or --source-fraction) as the job set it');
     }
     const { observer, timeline } = runHooks(argv);
-    const trace = snapshot.device_traces[0] ?? [];
-    const traceEntries = trace.length;
+    // The trace's entries as dicts only for --check's comparison: a long trace's entry objects would be most of the
+    // memory a replay takes.
+    const traceEntries = traceLength(snapshot, 0);
     const common = {
       trace: path,
       allocator_settings: allocatorSettingsDict(config),
@@ -229,12 +230,12 @@ export const replayCommand: CommandModule<object, ReplayArgs> = {
       ...settings, config, fraction, timeline, source: path, onOp: observer.onOp, onOom: observer.onOom,
     });
     if (argv.strict) refuseInconsistent(result.start, path);
-    const notes = startNotes(result.start, trace.length);
-    const traceDivergence = argv.check ? compareTrace(trace, result.recorder, true) : null;
+    const notes = startNotes(result.start, traceEntries);
+    const traceDivergence = argv.check ? compareTrace(snapshot.device_traces[0] ?? [], result.recorder, true) : null;
     const layoutDivergence = argv.check ? compareSegments(snapshot.segments, result.snapshot.segments, !result.start.empty) : null;
     const pools = (result.plan as { pools?: PoolInference }).pools;
     await finishRun(argv, {
-      title: `${path}: ${trace.length} trace entries, ${result.opsReplayed} operations replayed` +
+      title: `${path}: ${traceEntries} trace entries, ${result.opsReplayed} operations replayed` +
         (result.start.empty ? '' : ' (the trace starts mid-run: peaks cover the recorded window only)'),
       workload: result.plan.workload,
       result,
@@ -249,7 +250,7 @@ export const replayCommand: CommandModule<object, ReplayArgs> = {
         ...common,
         mode: 'exact',
         allocator_rules: rulesLine(snapshot),
-        start_state: startStateJson(result.start, trace.length),
+        start_state: startStateJson(result.start, traceEntries),
         notes: [...fractionNotes, ...notes],
         memory_fraction: {
           value: fraction, basis: given !== null ? 'given' : inferred !== null ? 'inferred' : 'none',

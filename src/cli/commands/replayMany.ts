@@ -13,7 +13,7 @@ import { replaySnapshot, sameBehaviour, snapshotConfig } from '../../replay/repl
 import { startNotes } from '../../replay/startState.js';
 import { allocatorEntries } from '../../replay/tracePlan.js';
 import { statBasis, whatIfReplay } from '../../replay/whatIf.js';
-import { readSnapshotFile, selectDevice } from '../../snapshot/index.js';
+import { columnarOf, readSnapshotFile, selectDevice, traceColumnsOf, traceLength } from '../../snapshot/index.js';
 import type { Snapshot } from '../../snapshot/schema.js';
 import { AllocsimInputError } from '../../util/inputError.js';
 import { deviceSettings, writeFileAtomic, type DeviceArgs, type DeviceSettings, type OutputArgs } from '../output.js';
@@ -24,7 +24,7 @@ import { lastLine, WrittenFiles } from '../style.js';
 /** The memory fraction a trace's recorded OOMs and segments allow (snapshots do not record it). */
 export function recordedFractionBounds(snapshot: Snapshot, sourceConfig: AllocatorConfig, deviceTotal: number | undefined):
   { bounds: FractionBounds; inferred: number | null; total: number } {
-  const bounds = fractionBounds(allocatorEntries(snapshot.device_traces[0] ?? []),
+  const bounds = fractionBounds(allocatorEntries(traceColumnsOf(snapshot, 0)),
     snapshot.segments.reduce((n, s) => n + s.total_size, 0), sourceConfig);
   const total = deviceTotal ?? H100_TOTAL_GLOBAL_MEM;
   return { bounds, inferred: inferredFraction(bounds, total), total };
@@ -65,9 +65,9 @@ function replayOne(snapshot: Snapshot, name: string, device: number, argv: ManyA
     say('note', `${name}: memory fraction ${inferred.toFixed(6)} inferred from the trace's OOMs (pass --fraction to set it)`);
   }
   const whatIf = !sameBehaviour(config, sourceConfig) || settings.capacity !== undefined;
-  const trace = snapshot.device_traces[0] ?? [];
+  const traceEntries = traceLength(snapshot, 0);
   const row = (result: { stats: Record<string, number>; ooms: { op: number }[]; opsReplayed: number }, basis: RankRow['basis']): RankRow => ({
-    input: name, device, mode: whatIf ? 'what-if' : 'exact', trace_entries: trace.length, operations: result.opsReplayed, fraction,
+    input: name, device, mode: whatIf ? 'what-if' : 'exact', trace_entries: traceEntries, operations: result.opsReplayed, fraction,
     peak_reserved_bytes: result.stats['reserved_bytes.all.peak']!, peak_allocated_bytes: result.stats['allocated_bytes.all.peak']!,
     ooms: result.ooms.length, first_oom_op: result.ooms[0]?.op ?? null, basis,
   });
@@ -79,10 +79,10 @@ function replayOne(snapshot: Snapshot, name: string, device: number, argv: ManyA
     return row(r, r.modelAnswers === 0 ? 'exact' : 'modelled');
   }
   const r = replaySnapshot(snapshot, { ...settings, config, fraction, timeline: false, source: name });
-  for (const n of startNotes(r.start, trace.length)) say('note', `${name}: ${n}`);
+  for (const n of startNotes(r.start, traceEntries)) say('note', `${name}: ${n}`);
   const out = row(r, statBasis('reserved_bytes.all.peak', true, !r.start.empty) === 'window' ? 'window' : 'exact');
   if (argv.check) {
-    const d = compareTrace(trace, r.recorder, true) ?? compareSegments(snapshot.segments, r.snapshot.segments, !r.start.empty);
+    const d = compareTrace(snapshot.device_traces[0] ?? [], r.recorder, true) ?? compareSegments(snapshot.segments, r.snapshot.segments, !r.start.empty);
     out.check = d === null ? null : d.message;
   }
   return out;
@@ -100,7 +100,8 @@ export function replayMany(files: readonly string[], device: number | 'all' | un
   const rows: RankRow[] = [];
   for (const f of files) {
     const snapshot = readSnapshotFile(f);
-    const devices = snapshot.device_traces.map((t, d) => (t.length > 0 ? d : -1)).filter((d) => d >= 0);
+    const count = columnarOf(snapshot)?.traces.length ?? snapshot.device_traces.length;
+    const devices = Array.from({ length: count }, (_, d) => d).filter((d) => traceLength(snapshot, d) > 0);
     const chosen = device === 'all' ? (devices.length > 0 ? devices : [0]) : [device];
     for (const d of chosen) {
       const one = selectDevice(snapshot, f, d);

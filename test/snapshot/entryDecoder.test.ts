@@ -1,0 +1,128 @@
+/**
+ * The reader's fast path for trace entries (entryDecoder.ts) must give exactly what the generic interpreter gives:
+ * the same columns, frame table and errors. The reference is the plain unpickler (dicts and lists, no snapshot
+ * mode) followed by validation into columns, which shares no code with the fast path's decoding.
+ */
+import { afterEach, describe, expect, it, vi } from 'vitest';
+import fc from 'fast-check';
+import { brotliDecompressSync } from 'node:zlib';
+import { readFileSync } from 'node:fs';
+import { EntryDecoder } from '../../src/snapshot/entryDecoder.js';
+import { columnarOf, FrameTable, parseSnapshot, unpickle, validateSnapshot, type Snapshot } from '../../src/snapshot/index.js';
+import { AllocsimInputError } from '../../src/util/inputError.js';
+import { bytes, fixture, inputError } from './helpers.js';
+
+/** Everything the reader keeps of a snapshot's traces, as plain data. */
+function traceData(s: Snapshot) {
+  const c = columnarOf(s)!;
+  expect(c).not.toBeNull();
+  return {
+    entries: c.traces.map((t) => t.entries()),
+    frames: c.frameTable.frames,
+    tracebacks: c.frameTable.tracebacks.map((x) => Array.from(x)),
+    strings: c.frameTable.strings,
+  };
+}
+
+function generic(b: Uint8Array, name: string): Snapshot {
+  return validateSnapshot(unpickle(b, name), name, new FrameTable());
+}
+
+/** Counts the entries the fast path decoded (so a test also fails if it stopped being taken). */
+function countFast(): { ok: number } {
+  const n = { ok: 0 };
+  const decode = EntryDecoder.prototype.decode;
+  vi.spyOn(EntryDecoder.prototype, 'decode').mockImplementation(function (this: EntryDecoder, ...args: Parameters<EntryDecoder['decode']>) {
+    const end = decode.apply(this, args);
+    if (end >= 0) n.ok++;
+    return end;
+  });
+  return n;
+}
+
+afterEach(() => {
+  vi.restoreAllMocks();
+});
+
+describe('trace entry fast path', () => {
+  for (const protocol of [2, 4]) {
+    it(`reads CPython's protocol ${protocol} pickle of a frame-laden snapshot as the generic path does`, () => {
+      const b = fixture(`decoder-p${protocol}.pickle`);
+      const fast = countFast();
+      const got = traceData(parseSnapshot(b, 'f'));
+      vi.restoreAllMocks();
+      const want = traceData(generic(b, 'f'));
+      expect(got).toEqual(want);
+      // Most entries go the fast way (the first uses of each frame, and the one with a new key, do not).
+      expect(fast.ok).toBeGreaterThan(300);
+      // What the fixture was made to hold, as the fast path must keep it.
+      const e = got.entries[0]!;
+      expect(e.length).toBe(401);
+      expect(e[17]!.time_us).toBe(1795392835981639.5);
+      expect(e[3]!.stream).toBe(-7);
+      expect((e[23] as unknown as Record<string, unknown>).new_torch_key).toEqual([1, 'two']);
+      expect(e[400]).toMatchObject({ action: 'oom', device_free: 123456, size: 2 ** 34 });
+      expect(e[5]!.user_metadata).toBe('step=\u00e95');
+      expect(e[0]!.compile_context).toBe('torch/_dynamo/compiled \u00e9t\u00e9 ' + 'x'.repeat(40));
+      expect(got.tracebacks.some((t) => t.length === 1500)).toBe(true);
+      expect(got.frames.some((f) => f.name === '\u65e5\u672c\u8a9e62')).toBe(true);
+      // Entries 10 and 11 share one list object; the table has one traceback for it.
+      expect(e[10]!.frames).toBe(e[11]!.frames);
+    });
+  }
+
+  it('reads a real capture (protocol 4, no frames) the generic way, entry for entry', () => {
+    const b = new Uint8Array(brotliDecompressSync(readFileSync(new URL('../fixtures/captures/kv-infer/default.pickle.br', import.meta.url))));
+    const fast = countFast();
+    const got = traceData(parseSnapshot(b, 'kv'));
+    vi.restoreAllMocks();
+    expect(fast.ok).toBe(got.entries[0]!.length);
+    expect(got).toEqual(traceData(generic(b, 'kv')));
+  });
+
+  it('gives the generic result or a one-line error on corrupted frame-laden pickles', () => {
+    const original = fixture('decoder-p4.pickle');
+    fc.assert(
+      fc.property(fc.nat(original.length - 1), fc.integer({ min: 0, max: 255 }), (at, value) => {
+        const copy = original.slice();
+        copy[at] = value;
+        let got: ReturnType<typeof traceData> | null = null;
+        try {
+          got = traceData(parseSnapshot(copy, 'c'));
+        } catch (e) {
+          if (!(e instanceof AllocsimInputError) || e.message.includes('\n')) throw e;
+        }
+        let want: ReturnType<typeof traceData> | null = null;
+        try {
+          want = traceData(generic(copy, 'c'));
+        } catch (e) {
+          if (!(e instanceof AllocsimInputError)) throw e;
+        }
+        // Snapshot mode refuses some shapes plain dicts allow (an entry appended twice); where both read it,
+        // they agree.
+        if (got !== null && want !== null) expect(got).toEqual(want);
+      }),
+      { numRuns: 300, seed: 11 },
+    );
+  });
+
+  it('refuses an entry whose frames list gets the entry itself, as the generic path does', () => {
+    // {'device_traces': [[ {'action': ..., 'frames': [<the entry>]} ]]} with the entry memoized at 3.
+    const p = bytes(0x80, 4, 0x7d, 0x94, 0x28, 0x8c, 8, 'segments', 0x5d, 0x8c, 13, 'device_traces', 0x5d, 0x5d,
+      0x7d, 0x94, 0x28, 0x8c, 6, 'action', 0x8c, 5, 'alloc', 0x8c, 6, 'frames', 0x5d, 0x28, 0x68, 1, 0x68, 1, 0x65,
+      0x75, 0x61, 0x61, 0x75, 0x2e);
+    expect(inputError(() => parseSnapshot(p, 'x')).message).toMatch(/trace entry a second time/);
+  });
+
+  it('sees a memo slot stored over between two entries that get the same frames by index', () => {
+    const str = (t: string) => [0x8c, t.length, t];
+    const frame = (name: string) => [0x28, ...str('name'), ...str(name), ...str('filename'), ...str('f.py'), ...str('line'), 0x4b, 1, 0x64];
+    const entry = [0x7d, 0x28, ...str('action'), ...str('alloc'), ...str('addr'), 0x4b, 0, ...str('size'), 0x4b, 1,
+      ...str('stream'), 0x4b, 0, ...str('frames'), 0x5d, 0x68, 1, 0x61, 0x75];
+    const p = bytes(0x80, 4, 0x7d, 0x71, 0, 0x28, ...str('segments'), 0x5d, ...str('device_traces'), 0x5d, 0x5d, 0x28,
+      ...frame('a'), 0x71, 1, 0x30, ...entry, ...frame('b'), 0x71, 1, 0x30, ...entry, 0x65, 0x61, 0x75, 0x2e);
+    const got = traceData(parseSnapshot(p, 'x'));
+    expect(got.entries[0]!.map((e) => (e.frames as { name: string }[])[0]!.name)).toEqual(['a', 'b']);
+    expect(got).toEqual(traceData(generic(p, 'x')));
+  });
+});
