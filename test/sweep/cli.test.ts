@@ -214,4 +214,22 @@ describe('answers a user can act on (issue 12)', () => {
     const f = Number(/fraction >= ([0-9.]+)/.exec(e.what_if.map((c: { change: string }) => c.change).join(' '))?.[1]);
     expect(Math.floor(f * e.device_total)).toBeGreaterThanOrEqual(e.allowed_maximum + e.shortfall);
   });
+
+  it('an OOM explanation\'s "fraction >= X", pasted into replay --fraction, runs that operation without OOM', () => {
+    const doc = JSON.parse(allocsim('replay', example, '--fraction', '0.04', '--json', '-').stdout);
+    // OOM #2 (op 190): enough memory at that moment is not enough from the start (the cache grows differently).
+    const e = doc.oom_explanations[1];
+    expect(e.op).toBe(190);
+    const claim = e.what_if.find((c: { kind: string }) => c.kind === 'limit_at_oom');
+    const f = /fraction >= ([0-9.]+)/.exec(claim.change)?.[1] as string;
+    expect(f).toBeDefined();
+    const oomOps = (fraction: string) => (JSON.parse(allocsim('replay', example, '--source-fraction', '0.04', '--fraction', fraction,
+      '--json', '-').stdout).ooms as { op: number }[]).map((o) => o.op);
+    expect(oomOps(f)).not.toContain(190);
+    // The value is the boundary: 0.00001 less still fails there, and so does the fraction the moment alone needs.
+    expect(oomOps((Number(f) - 0.00001).toFixed(5))).toContain(190);
+    const moment = Math.ceil(((e.allowed_maximum + e.shortfall) / e.device_total) * 1e5) / 1e5;
+    expect(Number(f)).toBeGreaterThan(moment);
+    expect(claim.detail).toContain(`set_per_process_memory_fraction(${f}) from the start was replayed`);
+  });
 });
