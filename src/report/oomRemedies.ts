@@ -322,12 +322,16 @@ export function replayClaims(src: WhatIfSource, facts: readonly OomFacts[], opts
     };
   };
 
+  // A larger limit is advice to paste into the program: checked as `replay --fraction` runs it (requests that
+  // failed in the run stay allocated once they succeed), not with the failed calls freed at once.
+  let plain: Variant | undefined;
   for (const spec of variantSpecs(src, facts)) {
     let fails: Set<number> | null | undefined;
     const run = () => {
       if (fails === undefined) {
-        fails = budget >= base.variant.workload.length ? replayVariant(src, base.variant, spec.options) : null;
-        if (fails !== null) budget -= base.variant.workload.length;
+        const v = spec.kind === 'larger_limit' ? (plain ??= buildVariant(w, idx[idx.length - 1], new Set())) : base.variant;
+        fails = budget >= v.workload.length ? replayVariant(src, v, spec.options) : null;
+        if (fails !== null) budget -= v.workload.length;
       }
       return fails;
     };

@@ -232,4 +232,19 @@ describe('answers a user can act on (issue 12)', () => {
     expect(Number(f)).toBeGreaterThan(moment);
     expect(claim.detail).toContain(`set_per_process_memory_fraction(${f}) from the start was replayed`);
   });
+
+  it('the larger-limit remedy\'s verdicts are those of pasting it into replay --fraction', () => {
+    const doc = JSON.parse(allocsim('replay', example, '--fraction', '0.04', '--json', '-').stdout);
+    const claims = (doc.oom_explanations as { op: number; what_if: { kind: string; change: string; verdict: string }[] }[])
+      .map((e) => ({ op: e.op, c: e.what_if.find((c) => c.kind === 'larger_limit')! }));
+    const f = /set_per_process_memory_fraction\(([0-9.]+)\)/.exec(claims[0].c.change)?.[1] as string;
+    const pasted = JSON.parse(allocsim('replay', example, '--source-fraction', '0.04', '--fraction', f, '--json', '-').stdout);
+    const still = claims.filter((x) => x.c.verdict === 'still-ooms');
+    const avoided = claims.filter((x) => x.c.verdict === 'avoids');
+    // Pasted, the run still OOMs (the recorded failures succeed and stay allocated): the claims say so for those.
+    expect(pasted.stats.num_ooms).toBeGreaterThan(0);
+    expect(still.length).toBeGreaterThan(0);
+    expect(still.length).toBeLessThanOrEqual(pasted.stats.num_ooms);
+    expect(Math.min(...pasted.ooms.map((o: { op: number }) => o.op))).toBeGreaterThan(Math.max(...avoided.map((x) => x.op)));
+  });
 });
