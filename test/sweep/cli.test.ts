@@ -186,6 +186,14 @@ describe('answers a user can act on (issue 12)', () => {
       expect(r.stderr).toContain('--fraction needs a value');
       expect(r.stderr).not.toContain('    at ');
     }
+    // A bare --conf used to run silently under PyTorch's defaults; --conf '' still means them.
+    for (const args of [['replay', example, '--conf'], ['run', join(root, 'scenarios/fragmentation-demo.json'), '--conf'],
+      ['sweep', example, '--grid', 'expandable_segments=True', '--conf']]) {
+      const r = allocsim(...args);
+      expect(r.code).toBe(2);
+      expect(r.stderr).toContain('--conf needs a value');
+    }
+    expect(allocsim('replay', example, '--conf', '', '--json', '-').code).toBe(0);
   });
 
   it('a what-if shows the recorded run beside it, with deltas, in the terminal and --json; --spread in the terminal', () => {
