@@ -178,6 +178,16 @@ describe('answers a user can act on (issue 12)', () => {
     expect(armed.stdout).toContain('2 configs');
   });
 
+  it('replay warns, as sweep and fit do, about --conf entries that cannot act', () => {
+    const r = allocsim('replay', example, '--conf', 'expandable_segments:False,roundup_power2_divisions:1,max_split_size_mb:200');
+    expect(r.code).toBe(0);
+    expect(r.stderr).toContain("warning: --conf entry expandable_segments:False cannot act: PyTorch's default");
+    expect(r.stderr).toContain("warning: --conf entry roundup_power2_divisions:1 cannot act: PyTorch's default");
+    expect(r.stderr).not.toContain('max_split_size_mb:200 cannot act');
+    const fit = allocsim('fit', example, '--conf', 'expandable_segments:False', '--workers', '1');
+    expect(fit.stderr).toContain("expandable_segments:False cannot act: PyTorch's default");
+  });
+
   it('an option given without its value is an error', () => {
     for (const args of [['replay', example, '--fraction'], ['sweep', example, '--grid', 'expandable_segments=True', '--fraction'],
       ['fit', example, '--fraction']]) {
