@@ -50,6 +50,8 @@ export function addDeviceOptions<T>(y: Argv<T>): Argv<T & DeviceArgs> {
   return y
     .option('conf', {
       type: 'string',
+      // A bare --conf would otherwise read as '' (the defaults) and run silently; --conf '' stays accepted.
+      requiresArg: true,
       describe: 'PYTORCH_CUDA_ALLOC_CONF to simulate (default: PYTORCH_ALLOC_CONF / PYTORCH_CUDA_ALLOC_CONF from the environment, ' +
         'else the trace\'s recorded settings (replay) or PyTorch\'s defaults (run); --conf \'\' for the defaults)',
     })

@@ -8,7 +8,7 @@ import { formatSize } from '../allocator/format.js';
 import type { OomRecord } from '../replay/simulate.js';
 import { oomFacts, type OomFacts, type PinnedSegment } from './oomFacts.js';
 import {
-  cloneClaims, replayClaims, type ReplayCheckOptions, type WhatIfClaim, type WhatIfSource,
+  checkPastedFractions, cloneClaims, replayClaims, type ReplayCheckOptions, type WhatIfClaim, type WhatIfSource,
 } from './oomRemedies.js';
 
 /** OOMs explained in full by default; later ones get the facts only (what-ifs cost replays). */
@@ -74,6 +74,7 @@ export class OomExplainer {
     if (src !== null) {
       const claims = replayClaims(src, detailed, opts);
       detailed.forEach((e, k) => e.whatIf.push(...claims[k]));
+      checkPastedFractions(src, detailed, opts);
     }
     const siteOf = src?.siteOf;
     if (siteOf !== undefined) {

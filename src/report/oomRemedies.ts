@@ -323,12 +323,16 @@ export function replayClaims(src: WhatIfSource, facts: readonly OomFacts[], opts
     };
   };
 
+  // A larger limit is advice to paste into the program: checked as `replay --fraction` runs it (requests that
+  // failed in the run stay allocated once they succeed), not with the failed calls freed at once.
+  let plain: Variant | undefined;
   for (const spec of variantSpecs(src, facts)) {
     let fails: Set<number> | null | undefined;
     const run = () => {
       if (fails === undefined) {
-        fails = budget >= base.variant.workload.length ? replayVariant(src, base.variant, spec.options) : null;
-        if (fails !== null) budget -= base.variant.workload.length;
+        const v = spec.kind === 'larger_limit' ? (plain ??= buildVariant(w, idx[idx.length - 1], new Set())) : base.variant;
+        fails = budget >= v.workload.length ? replayVariant(src, v, spec.options) : null;
+        if (fails !== null) budget -= v.workload.length;
       }
       return fails;
     };
@@ -401,4 +405,80 @@ export function replaySource(
       return index - k;
     },
   };
+}
+
+// ------------------------------------------------------------------------------- a fraction one can paste
+
+/**
+ * The clone check's "fraction >= X" holds at the OOM's moment only: set from the start, the cache grows
+ * differently (and requests that failed in the run succeed and stay allocated, as in `replay --fraction`), so X
+ * can still OOM there. For each fraction-limited OOM this finds, by replays of the run's requests from the start
+ * exactly as `allocsim replay --fraction X` makes them, a fraction (5 decimals) at which that operation does not
+ * fail, and rewrites the claim's change to it: a value that works when pasted. Returns the claims it rewrote.
+ */
+export function checkPastedFractions(
+  src: WhatIfSource, explained: readonly (OomFacts & { whatIf: WhatIfClaim[] })[], opts: ReplayCheckOptions = {},
+): number {
+  const at = src.indexOf ?? ((op: number) => op);
+  const todo = explained.filter((e) => e.limit === 'fraction' && e.whatIf.some((c) => c.kind === 'limit_at_oom'));
+  if (todo.length === 0) return 0;
+  let budget = opts.budgetOps ?? DEFAULT_REPLAY_BUDGET_OPS;
+  const prefix = buildVariant(src.workload, at(todo[todo.length - 1].op), new Set());
+  // Failed source indices per fraction tried (one replay answers for every OOM).
+  const tried = new Map<number, Set<number> | null>();
+  const failsAt = (fraction: number, i: number): boolean | null => {
+    if (!tried.has(fraction)) {
+      const ok = budget >= prefix.workload.length;
+      if (ok) budget -= prefix.workload.length;
+      tried.set(fraction, ok ? replayVariant(src, prefix, { ...src.options, fraction }) : null);
+    }
+    const fails = tried.get(fraction);
+    return fails == null ? null : fails.has(i);
+  };
+  const STEP = 1e-5;
+  const round = (f: number) => Number(Math.min(1, f).toFixed(5));
+  let rewritten = 0;
+  for (const e of todo) {
+    const i = at(e.op);
+    const claim = e.whatIf.find((c) => c.kind === 'limit_at_oom') as WhatIfClaim;
+    const moment = fractionAtLeast((e.allowedMaximum as number) + e.shortfall, e.deviceTotal, 5);
+    const own = failsAt(round(src.options.fraction ?? 1), i);
+    if (own !== true) {
+      claim.detail += own === null ? '; a fraction for the whole run was not searched (replay budget spent)'
+        : '; a from-scratch replay under the run\'s own fraction does not fail here, so a fraction for the whole run cannot be checked';
+      continue;
+    }
+    // Up from the moment's fraction in doubling steps to one that avoids it, then bisect back to 5 decimals.
+    let lo = round(src.options.fraction ?? 0);
+    let hi = moment;
+    let step = 1e-4;
+    let verdict = failsAt(hi, i);
+    while (verdict === true && hi < 1) {
+      lo = hi;
+      hi = round(hi + step);
+      step *= 2;
+      verdict = failsAt(hi, i);
+    }
+    // In whole units of 1e-5, so the bisection ends when lo and hi are adjacent.
+    while (verdict === false && Math.round(hi / STEP) - Math.round(lo / STEP) > 1) {
+      const mid = round(Math.floor((Math.round(lo / STEP) + Math.round(hi / STEP)) / 2) * STEP);
+      const v = failsAt(mid, i);
+      if (v === null) break;
+      if (v) lo = mid;
+      else hi = mid;
+    }
+    if (verdict === null) {
+      claim.change = `${formatSize(e.shortfall)} more allowed memory at that moment (fraction ${moment} then)`;
+      claim.detail += '; a fraction for the whole run was not searched (replay budget spent)';
+    } else if (verdict) {
+      claim.change = `${formatSize(e.shortfall)} more allowed memory at that moment`;
+      claim.detail += '; with any fraction set from the start, a replay still fails here';
+    } else {
+      claim.change = `${formatSize(e.shortfall)} more allowed memory (fraction >= ${hi})`;
+      claim.detail += `; set_per_process_memory_fraction(${hi}) from the start was replayed (as allocsim replay --fraction ` +
+        `${hi} does, ${addressNote(src)}) and this operation succeeds${hi > moment ? ` (${moment}, enough at that moment, is not: the cache grows differently from the start)` : ''}`;
+      rewritten++;
+    }
+  }
+  return rewritten;
 }

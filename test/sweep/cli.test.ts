@@ -178,6 +178,16 @@ describe('answers a user can act on (issue 12)', () => {
     expect(armed.stdout).toContain('2 configs');
   });
 
+  it('replay warns, as sweep and fit do, about --conf entries that cannot act', () => {
+    const r = allocsim('replay', example, '--conf', 'expandable_segments:False,roundup_power2_divisions:1,max_split_size_mb:200');
+    expect(r.code).toBe(0);
+    expect(r.stderr).toContain("warning: --conf entry expandable_segments:False cannot act: PyTorch's default");
+    expect(r.stderr).toContain("warning: --conf entry roundup_power2_divisions:1 cannot act: PyTorch's default");
+    expect(r.stderr).not.toContain('max_split_size_mb:200 cannot act');
+    const fit = allocsim('fit', example, '--conf', 'expandable_segments:False', '--workers', '1');
+    expect(fit.stderr).toContain("expandable_segments:False cannot act: PyTorch's default");
+  });
+
   it('an option given without its value is an error', () => {
     for (const args of [['replay', example, '--fraction'], ['sweep', example, '--grid', 'expandable_segments=True', '--fraction'],
       ['fit', example, '--fraction']]) {
@@ -186,6 +196,14 @@ describe('answers a user can act on (issue 12)', () => {
       expect(r.stderr).toContain('--fraction needs a value');
       expect(r.stderr).not.toContain('    at ');
     }
+    // A bare --conf used to run silently under PyTorch's defaults; --conf '' still means them.
+    for (const args of [['replay', example, '--conf'], ['run', join(root, 'scenarios/fragmentation-demo.json'), '--conf'],
+      ['sweep', example, '--grid', 'expandable_segments=True', '--conf']]) {
+      const r = allocsim(...args);
+      expect(r.code).toBe(2);
+      expect(r.stderr).toContain('--conf needs a value');
+    }
+    expect(allocsim('replay', example, '--conf', '', '--json', '-').code).toBe(0);
   });
 
   it('a what-if shows the recorded run beside it, with deltas, in the terminal and --json; --spread in the terminal', () => {
@@ -213,5 +231,38 @@ describe('answers a user can act on (issue 12)', () => {
     const e = doc.oom_explanations[0];
     const f = Number(/fraction >= ([0-9.]+)/.exec(e.what_if.map((c: { change: string }) => c.change).join(' '))?.[1]);
     expect(Math.floor(f * e.device_total)).toBeGreaterThanOrEqual(e.allowed_maximum + e.shortfall);
+  });
+
+  it('an OOM explanation\'s "fraction >= X", pasted into replay --fraction, runs that operation without OOM', () => {
+    const doc = JSON.parse(allocsim('replay', example, '--fraction', '0.04', '--json', '-').stdout);
+    // OOM #2 (op 190): enough memory at that moment is not enough from the start (the cache grows differently).
+    const e = doc.oom_explanations[1];
+    expect(e.op).toBe(190);
+    const claim = e.what_if.find((c: { kind: string }) => c.kind === 'limit_at_oom');
+    const f = /fraction >= ([0-9.]+)/.exec(claim.change)?.[1] as string;
+    expect(f).toBeDefined();
+    const oomOps = (fraction: string) => (JSON.parse(allocsim('replay', example, '--source-fraction', '0.04', '--fraction', fraction,
+      '--json', '-').stdout).ooms as { op: number }[]).map((o) => o.op);
+    expect(oomOps(f)).not.toContain(190);
+    // The value is the boundary: 0.00001 less still fails there, and so does the fraction the moment alone needs.
+    expect(oomOps((Number(f) - 0.00001).toFixed(5))).toContain(190);
+    const moment = Math.ceil(((e.allowed_maximum + e.shortfall) / e.device_total) * 1e5) / 1e5;
+    expect(Number(f)).toBeGreaterThan(moment);
+    expect(claim.detail).toContain(`set_per_process_memory_fraction(${f}) from the start was replayed`);
+  });
+
+  it('the larger-limit remedy\'s verdicts are those of pasting it into replay --fraction', () => {
+    const doc = JSON.parse(allocsim('replay', example, '--fraction', '0.04', '--json', '-').stdout);
+    const claims = (doc.oom_explanations as { op: number; what_if: { kind: string; change: string; verdict: string }[] }[])
+      .map((e) => ({ op: e.op, c: e.what_if.find((c) => c.kind === 'larger_limit')! }));
+    const f = /set_per_process_memory_fraction\(([0-9.]+)\)/.exec(claims[0].c.change)?.[1] as string;
+    const pasted = JSON.parse(allocsim('replay', example, '--source-fraction', '0.04', '--fraction', f, '--json', '-').stdout);
+    const still = claims.filter((x) => x.c.verdict === 'still-ooms');
+    const avoided = claims.filter((x) => x.c.verdict === 'avoids');
+    // Pasted, the run still OOMs (the recorded failures succeed and stay allocated): the claims say so for those.
+    expect(pasted.stats.num_ooms).toBeGreaterThan(0);
+    expect(still.length).toBeGreaterThan(0);
+    expect(still.length).toBeLessThanOrEqual(pasted.stats.num_ooms);
+    expect(Math.min(...pasted.ooms.map((o: { op: number }) => o.op))).toBeGreaterThan(Math.max(...avoided.map((x) => x.op)));
   });
 });

@@ -5,6 +5,7 @@
 import type { Argv, CommandModule } from 'yargs';
 import { allocatorSettingsDict } from '../../snapshot/allocatorSettings.js';
 import { validateFraction } from '../../config/fraction.js';
+import { canonicalConf } from '../../config/canonical.js';
 import { compareSegments, compareTrace } from '../../replay/check.js';
 import { refuseInconsistent, replaySnapshot, sameBehaviour, snapshotConfig } from '../../replay/replaySnapshot.js';
 import type { PoolInference } from '../../replay/poolInference.js';
@@ -141,6 +142,13 @@ export const replayCommand: CommandModule<object, ReplayArgs> = {
     if (config.garbageCollectionThreshold > 0 && fraction === null && config !== sourceConfig) {
       say('warning', 'garbage_collection_threshold cannot act: it acts only under a memory fraction ' +
         '(--fraction or per_process_memory_fraction); this what-if runs as without it');
+    }
+    // Entries of --conf that change nothing (at PyTorch's default, overridden, no effect on memory), as sweep and
+    // fit warn; the fraction case of garbage_collection_threshold is the warning above.
+    if (settings.confText !== undefined) {
+      for (const d of canonicalConf(settings.confText, fraction).dropped) {
+        if (!d.entry.startsWith('garbage_collection_threshold')) process.stderr.write(`allocsim: warning: --conf entry ${d.entry} cannot act: ${d.why}\n`);
+      }
     }
     if (sourceConfig.garbageCollectionThreshold > 0 && sourceFraction === null) {
       say('note', 'snapshots do not record the memory fraction, and garbage_collection_threshold acts only with one; ' +
