@@ -7,7 +7,8 @@ import { createRequire } from 'node:module';
 import { formatSize as fmt } from '../allocator/format.js';
 import type { SimulationResult } from '../replay/simulate.js';
 import { reportClient, type ClientData } from './client.js';
-import { downsampleCurves, type CurveData } from './curves.js';
+import { downsampleBaseline, downsampleCurves, type CurveData } from './curves.js';
+import type { Timeline } from '../replay/timeline.js';
 import { captureLayout, type LayoutPoint } from './layout.js';
 import { avoidingSettings, type OomExplanation, type OomReport } from './oom.js';
 import type { Observed } from './observer.js';
@@ -36,27 +37,59 @@ export interface HtmlReportInput {
   sweep?: SweepTable | null;
   /** The memory limit the chart draws as a line. */
   limit?: { bytes: number; label: string } | null;
+  /** A what-if's baseline (the recorded or given run), drawn dashed beside `curves`. */
+  baseline?: BaselineCurves | null;
+}
+
+export interface BaselineCurves {
+  /** What the baseline is, in a user's words ("the recorded run (its own settings, no fraction)"). */
+  label: string;
+  /** Downsampled in the buckets of the report's own curves (`downsampleBaseline`). */
+  curves: CurveData;
+}
+
+/** The run a what-if is compared with, as a report takes it. */
+export interface BaselineRun {
+  label: string;
+  timeline: Timeline | null | undefined;
 }
 
 export interface ReportMeta {
   title: string;
   details?: [string, string][];
   sweep?: SweepTable | null;
+  baseline?: BaselineRun | null;
 }
 
 /** The report input for a run; `observed` adds the OOM explanations and layouts a RunObserver kept. */
 export function reportInputFromSimulation(result: SimulationResult, meta: ReportMeta, observed?: Observed): HtmlReportInput {
+  const curves = result.timeline ? downsampleCurves(result.timeline) : null;
   return {
     title: meta.title,
     details: meta.details,
     summary: summarize(result),
-    curves: result.timeline ? downsampleCurves(result.timeline) : null,
+    curves,
+    baseline: baselineCurves(curves, meta.baseline),
     ooms: result.ooms.map((o) => ({ op: o.op, size: o.size })),
     explanations: observed?.ooms ?? null,
     layouts: observed?.layouts ?? [captureLayout(result.allocator, 'end', result.opsReplayed - 1)],
     sweep: meta.sweep ?? null,
     limit: memoryLimit(result),
   };
+}
+
+/** A baseline's curves beside `curves`; null when either run kept no timeline. */
+export function baselineCurves(curves: CurveData | null, baseline: BaselineRun | null | undefined): BaselineCurves | null {
+  if (curves === null || !baseline?.timeline) return null;
+  return { label: baseline.label, curves: downsampleBaseline(baseline.timeline, curves) };
+}
+
+/** The line under the chart saying which lines are the run and which its baseline. */
+function baselineLegendHtml(b: BaselineCurves | null | undefined): string {
+  if (!b) return '';
+  return `<p class="hint" id="baseline-legend"><span class="line solid"></span> this run ` +
+    `<span class="line dashed"></span> baseline: ${esc(b.label)} (same colour per curve, dashed; ` +
+    `${b.curves.length.toLocaleString('en')} operations)</p>`;
 }
 
 /** The limit reserved memory runs into: the fraction's allowed maximum when one is set, else the device's total. */
@@ -189,6 +222,8 @@ tr.avoids td.verdict{color:#1e7a34;font-weight:600}tr.still-ooms td.verdict{colo
 tr.inconclusive td.verdict,tr.skipped td.verdict{color:#8a6d00}
 #layout-wrap{max-height:560px;overflow:auto;border:1px solid #eef0f3}
 #layout-info{font-family:ui-monospace,Menlo,Consolas,monospace;font-size:12px;min-height:18px;color:#333;margin-top:6px}
+.line{display:inline-block;width:22px;height:0;border-top:2px solid #4a5263;vertical-align:middle;margin:0 4px 0 10px}
+.line.dashed{border-top-style:dashed}
 .swatch{display:inline-flex;align-items:center;gap:5px;margin-right:12px;font-size:12px}
 .swatch i{display:inline-block;width:12px;height:12px;border-radius:2px}
 #sweep-bars{margin:6px 0 12px}.bar-row{display:grid;grid-template-columns:minmax(180px,38%) 1fr 110px;gap:8px;align-items:center;margin:3px 0}
@@ -210,6 +245,7 @@ export function renderHtmlReport(input: HtmlReportInput): string {
     ooms: ooms.map((o, index) => ({ op: o.op, size: o.size, index })),
     layouts,
     limit: input.limit ?? null,
+    baseline: input.curves && input.baseline ? input.baseline : null,
     sweep: input.sweep ? { ...input.sweep, bytes: input.sweep.columns.map((c) => BYTES_COLUMN.test(c)) } : null,
   };
   const layoutLabels = new Set(layouts.map((l) => l.label));
@@ -240,7 +276,7 @@ export function renderHtmlReport(input: HtmlReportInput): string {
 <div class="controls"><button id="reset-zoom">reset zoom</button><span class="hint">drag to zoom, double-click to reset;
 red markers are OOMs (click one for its explanation)</span><span class="hint" id="resolution"></span>
 <span class="hint" id="limit-note"></span></div>
-<div id="chart"></div></section>
+<div id="chart"></div>${baselineLegendHtml(input.curves ? input.baseline : null)}</section>
 <div class="grid">
 ${input.summary ? `<section id="summary"><h2>Summary</h2>${summaryHtml(input.summary)}</section>` : '<div></div>'}
 ${layoutSection || '<div></div>'}

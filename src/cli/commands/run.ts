@@ -8,6 +8,7 @@ import { addScenarioOptions, buildScenarioWorkload, type ScenarioArgs } from '..
 import {
   addDeviceOptions, addOutputOptions, deviceSettings, finishRun, runHooks, type DeviceArgs, type OutputArgs,
 } from '../output.js';
+import { defaultsBaseline } from '../runBaseline.js';
 
 interface RunArgs extends DeviceArgs, OutputArgs, ScenarioArgs {
   scenario: string;
@@ -43,6 +44,7 @@ export const runCommand: CommandModule<object, RunArgs> = {
       result,
       observer,
       whatIfSource: { workload, options },
+      baseline: defaultsBaseline(workload, settings, config, timeline),
       details: [['scenario', argv.scenario], ['kind', scenario.kind], ['seed', String(seed)], ['settings', config.source || '(PyTorch defaults)']],
       json: {
         scenario: argv.scenario,
