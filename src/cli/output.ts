@@ -48,6 +48,8 @@ export function addDeviceOptions<T>(y: Argv<T>): Argv<T & DeviceArgs> {
   return y
     .option('conf', {
       type: 'string',
+      // `--conf ''` is the defaults; `--conf` with nothing after it is a mistake, not the defaults.
+      requiresArg: true,
       describe: 'PYTORCH_CUDA_ALLOC_CONF to simulate (default: PYTORCH_ALLOC_CONF / PYTORCH_CUDA_ALLOC_CONF from the environment, ' +
         'else the trace\'s recorded settings (replay) or PyTorch\'s defaults (run); --conf \'\' for the defaults)',
     })
