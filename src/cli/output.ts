@@ -13,6 +13,9 @@ import { parseAllocConf } from '../config/index.js';
 import { validateFraction } from '../config/fraction.js';
 import type { AllocatorConfig } from '../config/allocatorConfig.js';
 import type { SimulationResult } from '../replay/simulate.js';
+import type { Timeline } from '../replay/timeline.js';
+import { statDeltas, type StatDelta } from '../replay/whatIf.js';
+import { deltasJson, formatDelta, formatDeltas } from './commands/deltas.js';
 import { Op, type Workload } from '../replay/workload.js';
 import { AllocsimInputError } from '../util/inputError.js';
 import { reportInputFromSimulation } from '../report/html.js';
@@ -259,20 +262,48 @@ export interface FinishedRun {
   basis?: Record<string, FigureBasis>;
   /** Annotation ranges (record_function, optimizer steps) the report marks on its timeline. */
   annotations?: AnnotationRange[];
+  /** A what-if's baseline: shown beside the run in the summary, --json and the report's curves. */
+  baseline?: RunBaseline | null;
+}
+
+/** The recorded or given run a what-if is compared with. */
+export interface RunBaseline {
+  /** What it is, in a user's words: "the recorded run (its own settings, no fraction, replayed exactly)". */
+  label: string;
+  /** Its memory_stats(). */
+  stats: Record<string, number>;
+  /** Its curves (when the run kept a timeline), at the what-if's operation numbers. */
+  timeline: Timeline | null | undefined;
+  /** More keys of --json's `baseline` object. */
+  json?: JsonExtras;
+}
+
+/** The --json `baseline` object: what it is, its memory_stats() and each headline figure's change. */
+function baselineJson(b: RunBaseline, deltas: readonly StatDelta[]): Record<string, unknown> {
+  return { what: b.label, ...b.json, stats: b.stats, deltas: deltasJson(deltas) };
+}
+
+/** The report header's lines for the figures that changed against the baseline. */
+function baselineDetails(b: RunBaseline, deltas: readonly StatDelta[]): [string, string][] {
+  return deltas.filter((d) => d.value !== d.baseline).map((d): [string, string] => [`vs ${b.label}`, formatDelta(d)]);
 }
 
 /** Everything after the run: OOM explanations, --json, --timeline, --export-snapshot, --report and the summary. */
 export async function finishRun(argv: OutputArgs, run: FinishedRun): Promise<void> {
   const { result, observer } = run;
   const observed = observer.finish(result, run.whatIfSource, {}, { workload: run.workload, frames: run.frames, basis: run.basis });
+  const base = run.baseline ?? null;
+  const deltas = base === null ? [] : statDeltas(base.stats, result.stats);
   await writeOutputs(argv, run.workload, result, () => ({
     ...resultJson(result, run.json),
+    ...(base === null ? {} : { baseline: baselineJson(base, deltas) }),
     allocation_sites: observed.sites === null ? null : sitesJson(observed.sites),
     oom_explanations: snakeKeys(observed.ooms.ooms),
     ...(observed.ooms.note ? { oom_note: observed.ooms.note } : {}),
   }), run.frames ?? null);
   if (argv.report !== undefined) {
-    writeReport(argv.report, reportInputFromSimulation(result, { title: run.title, details: run.details, annotations: run.annotations }, observed));
+    const details = base === null ? run.details : [...run.details, ...baselineDetails(base, deltas)];
+    writeReport(argv.report, reportInputFromSimulation(result, { title: run.title, details, baseline: base, annotations: run.annotations }, observed));
   }
   const written = new WrittenFiles();
   written.add(argv.json, 'JSON results');
@@ -283,5 +314,6 @@ export async function finishRun(argv: OutputArgs, run: FinishedRun): Promise<voi
     title: run.title, figures: summarize(result), ooms: observed.ooms, verbose: argv.verbose ?? false, report: argv.report,
     sites: observed.sites,
   });
+  if (base !== null) humanStream(argv as Record<string, unknown>).write(`${formatDeltas(base.label, deltas)}\n`);
   written.report();
 }

@@ -23,6 +23,7 @@ import { planSnapshot } from './replaySnapshot.js';
 import { resolveWorkload, type TracePlan } from './tracePlan.js';
 import type { Workload } from './workload.js';
 import { describeStart, type StartState } from './startState.js';
+import { Timeline, TIMELINE_COLUMNS } from './timeline.js';
 
 export interface WhatIfOptions {
   /** Settings the capture was made under (default: PyTorch's defaults). */
@@ -78,6 +79,11 @@ export interface SourceReplay {
   inferredEmptyCaches: number;
   deferredFrees: number;
   unknownFrees: number;
+  /**
+   * With `timeline`: the own-settings replay's curves at the what-if's operation numbers (the baseline drawn
+   * beside a what-if's curves); null otherwise.
+   */
+  timeline: Timeline | null;
 }
 
 export interface WhatIfResult extends SimulationResult {
@@ -103,7 +109,7 @@ export interface WhatIfResult extends SimulationResult {
 /** The request sequence of a capture with every empty_cache() explicit, from an own-settings replay. */
 export function resolveSourceWorkload(
   snapshot: Snapshot,
-  opts: { sourceConfig?: AllocatorConfig; sourceFraction?: number | null; deviceTotal?: number; source?: string } = {},
+  opts: { sourceConfig?: AllocatorConfig; sourceFraction?: number | null; deviceTotal?: number; source?: string; timeline?: boolean } = {},
 ): { workload: Workload; plan: TracePlan; start: StartState; sourceReplay: SourceReplay } {
   const sourceConfig = opts.sourceConfig ?? defaultConfig();
   // The start state and the pool calls the final segments imply go with the requests into every what-if.
@@ -114,6 +120,7 @@ export function resolveSourceWorkload(
     deviceTotal: opts.deviceTotal,
     plan,
     start: start.segments,
+    timeline: opts.timeline ?? false,
   });
   return {
     workload: resolveWorkload(plan, own.emptyCacheBefore),
@@ -126,6 +133,7 @@ export function resolveSourceWorkload(
       inferredEmptyCaches: own.inferredEmptyCaches,
       deferredFrees: plan.deferredFrees,
       unknownFrees: plan.unknownFrees,
+      timeline: own.timeline ? atResolvedOps(own.timeline, own.emptyCacheBefore) : null,
     },
   };
 }
@@ -142,6 +150,27 @@ export function recordingCalls(plan: TracePlan, start: readonly SeedSegment[], d
     held.set(base, (held.get(base) ?? 0) + s.size);
   }
   return recordedDriverCalls(plan.trace, deviceTotal, [...held]);
+}
+
+/**
+ * A timeline at the operation numbers of the resolved workload, where each inferred empty_cache() is an operation
+ * of its own (resolveWorkload): that operation shows the values before it, the next one those after it.
+ */
+function atResolvedOps(t: Timeline, emptyCacheBefore: readonly number[]): Timeline {
+  if (emptyCacheBefore.length === 0) return t;
+  const before = new Set(emptyCacheBefore);
+  const out = new Timeline(t.length + before.size);
+  let j = 0;
+  const copy = (i: number) => {
+    for (const c of TIMELINE_COLUMNS) out[c][j] = t[c][i];
+    j++;
+  };
+  for (let i = 0; i < t.length; i++) {
+    if (before.has(i)) copy(Math.max(0, i - 1));
+    copy(i);
+  }
+  out.length = j;
+  return out;
 }
 
 /** The memory_stats() keys a what-if is compared with its baseline by, in the order shown. */
@@ -247,6 +276,7 @@ export function whatIfReplay(snapshot: Snapshot, opts: WhatIfOptions): WhatIfRes
     sourceFraction: opts.sourceFraction,
     deviceTotal: sourceDeviceTotal,
     source: opts.source,
+    timeline: opts.timeline,
   });
   const calls = opts.modelOnly ? new Float64Array(0) : recordingCalls(plan, start.segments, sourceDeviceTotal);
   const capacity = opts.capacity ?? defaultCapacity(deviceTotal);

@@ -21,6 +21,8 @@ export interface ClientData {
   layouts: LayoutPoint[];
   /** The memory limit drawn as a line on the chart (the fraction's allowed maximum, or the device). */
   limit: { bytes: number; label: string } | null;
+  /** A what-if's baseline run: its curves in the same buckets as `curves`, drawn dashed beside them. */
+  baseline: { label: string; curves: CurveData } | null;
   /** `bytes[j]`: column j holds byte counts. */
   sweep: { columns: string[]; rows: (string | number | null)[][]; bytes: boolean[] } | null;
   /** Annotation ranges (record_function, optimizer steps) as op ranges, drawn as bands behind the curves. */
@@ -37,6 +39,8 @@ export function reportClient(data: ClientData): void {
     oomsShown: 0,
     /** Annotation bands drawn in the current view. */
     annotationsDrawn: 0,
+    /** Baseline curves drawn beside the run's (0 without a baseline). */
+    baselineSeries: 0,
     /** The uPlot instance, for scripting (tests drag-zoom at op positions with chart.valToPos). */
     chart: null as uPlotType | null,
   };
@@ -292,13 +296,14 @@ export function reportClient(data: ClientData): void {
     return new Float64Array(await new Response(stream).arrayBuffer());
   }
 
-  function levels(c: CurveData, all: Float64Array): Level[] {
+  /** `minLevels`: a baseline keeps at least as many levels as the run it is drawn beside (level k: same bucket). */
+  function levels(c: CurveData, all: Float64Array, minLevels = 1): Level[] {
     const per = c.bucket === 1 ? c.buckets : 2 * c.buckets;
     const min = c.names.map((_, k) => all.subarray(k * per, k * per + c.buckets));
     const max = c.bucket === 1 ? min : c.names.map((_, k) => all.subarray(k * per + c.buckets, (k + 1) * per));
     const out: Level[] = [{ bucket: c.bucket, n: c.buckets, min, max }];
     // Coarser levels, 4 buckets into 1, for wide views.
-    while (out[out.length - 1].n > 2048) {
+    while (out[out.length - 1].n > 2048 || out.length < minLevels) {
       const f = out[out.length - 1];
       const n = Math.ceil(f.n / 4);
       const mn = f.min.map(() => new Float64Array(n));
@@ -320,30 +325,51 @@ export function reportClient(data: ClientData): void {
     return out;
   }
 
-  /** Points to draw for ops [x0, x1]: each bucket's minimum and maximum, so no peak is lost. */
-  function view(ls: Level[], x0: number, x1: number): [number[], ...number[][]] {
-    let lv = ls[0];
-    for (const l of ls) {
-      lv = l;
-      if ((x1 - x0) / l.bucket <= 3000) break;
-    }
+  /**
+   * Points to draw for ops [x0, x1]: each bucket's minimum and maximum, so no peak is lost; then the baseline's
+   * (`bl`), whose level of the same index has the same buckets.
+   */
+  function view(ls: Level[], x0: number, x1: number, bl: Level[] | null): uPlotType.AlignedData {
+    let li = 0;
+    while (li < ls.length - 1 && (x1 - x0) / ls[li].bucket > 3000) li++;
+    const lv = ls[li];
     state.level = lv.bucket;
     $('resolution').textContent = lv.bucket === 1 ? 'every operation shown'
       : `each point pair: min and max over ${lv.bucket.toLocaleString('en')} operations (zoom in for detail)`;
     const j0 = Math.max(0, Math.floor(x0 / lv.bucket) - 1);
-    const j1 = Math.min(lv.n - 1, Math.ceil(x1 / lv.bucket) + 1);
+    const n = bl === null ? lv.n : Math.max(lv.n, bl[li].n);
+    const j1 = Math.min(n - 1, Math.ceil(x1 / lv.bucket) + 1);
     const xs: number[] = [];
-    const ys: number[][] = lv.min.map(() => []);
     for (let j = j0; j <= j1; j++) {
       xs.push(j * lv.bucket);
-      lv.min.forEach((m, k) => ys[k].push(m[j]));
-      if (lv.bucket > 1) {
-        xs.push(j * lv.bucket + lv.bucket / 2);
-        lv.max.forEach((m, k) => ys[k].push(m[j]));
-      }
+      if (lv.bucket > 1) xs.push(j * lv.bucket + lv.bucket / 2);
     }
     state.points = xs.length;
-    return [xs, ...ys];
+    return [xs, ...levelPoints(lv, j0, j1), ...(bl === null ? [] : levelPoints(bl[li], j0, j1))];
+  }
+
+  /** One level's values for buckets j0..j1, per curve: the minimum, then (bucket > 1) the maximum; null past its end. */
+  function levelPoints(lv: Level, j0: number, j1: number): (number | null)[][] {
+    return lv.min.map((m, k) => {
+      const out: (number | null)[] = [];
+      for (let j = j0; j <= j1; j++) {
+        out.push(j < lv.n ? m[j] : null);
+        if (lv.bucket > 1) out.push(j < lv.n ? lv.max[k][j] : null);
+      }
+      return out;
+    });
+  }
+
+  /** The baseline's series: each curve's colour, dashed and thinner, named "(baseline)" in the legend. */
+  function baselineSeries(names: readonly string[]): uPlotType.Series[] {
+    return names.map((name) => ({
+      label: `${LABELS[name]} (baseline)`,
+      stroke: `${COLORS[name]}b3`,
+      width: 1.25,
+      dash: [7, 4],
+      value: (_u: uPlotType, v: number | null) => (v === null ? '' : fmtBytes(v)),
+      points: { show: false },
+    }));
   }
 
   async function setupChart(): Promise<void> {
@@ -354,12 +380,15 @@ export function reportClient(data: ClientData): void {
       return;
     }
     const ls = levels(c, await decode(c));
-    const full: [number, number] = [0, Math.max(1, c.length - 1)];
+    const b = data.baseline;
+    const bl = b === null ? null : levels(b.curves, await decode(b.curves), ls.length);
+    const full: [number, number] = [0, Math.max(1, c.length - 1, b === null ? 0 : b.curves.length - 1)];
     let shown = full;
     let u: uPlotType;
     // The limit line joins the y range when it is near the curves; far above them it would flatten them.
     let top = 0;
     for (const m of ls[ls.length - 1].max) for (const v of m) if (v > top) top = v;
+    if (bl !== null) for (const m of bl[ls.length - 1].max) for (const v of m) if (v > top) top = v;
     const limit = data.limit;
     const limitInRange = limit !== null && limit.bytes <= 2 * top;
     if (limit !== null) {
@@ -443,10 +472,10 @@ export function reportClient(data: ClientData): void {
       ctx.restore();
     }
     /** The data for the shown range; records what it covers for scripting and tests. */
-    function dataFor(x0: number, x1: number): [number[], ...number[][]] {
-      const d = view(ls, x0, x1);
+    function dataFor(x0: number, x1: number): uPlotType.AlignedData {
+      const d = view(ls, x0, x1, bl);
       state.range = [x0, x1];
-      state.drawn = [d[0][0], d[0][d[0].length - 1]];
+      state.drawn = [d[0][0] as number, d[0][d[0].length - 1] as number];
       return d;
     }
     // At rest (no cursor on the chart: uPlot parks it at a negative left) the legend shows the values at the last
@@ -476,6 +505,7 @@ export function reportClient(data: ClientData): void {
           value: (_u: uPlotType, v: number | null) => (v === null ? '' : fmtBytes(v)),
           points: { show: false },
         })),
+        ...(b === null ? [] : baselineSeries(c.names)),
       ],
       axes: [
         { label: 'operation', values: (_u, ticks) => ticks.map(fmtOps) },
@@ -515,6 +545,7 @@ export function reportClient(data: ClientData): void {
     };
     u = new uPlot(opts, dataFor(full[0], full[1]), el);
     state.chart = u;
+    state.baselineSeries = b === null ? 0 : c.names.length;
     u.over.appendChild(markerLayer);
     u.setLegend({ idx: u.data[0].length - 1 }, false);
     /**

@@ -50,8 +50,19 @@ export function minMaxBuckets(v: ArrayLike<number>, n: number, bucket: number): 
 }
 
 export function downsampleCurves(t: Timeline, maxBuckets = DEFAULT_MAX_BUCKETS): CurveData {
+  return downsampleCurvesBy(t, Math.max(1, Math.ceil(t.length / maxBuckets)));
+}
+
+/**
+ * A baseline run's curves in the buckets of the run they are drawn beside (`main`), so the page can pair their
+ * points bucket by bucket even where the two runs have different numbers of operations.
+ */
+export function downsampleBaseline(t: Timeline, main: CurveData): CurveData {
+  return downsampleCurvesBy(t, main.bucket);
+}
+
+function downsampleCurvesBy(t: Timeline, bucket: number): CurveData {
   const n = t.length;
-  const bucket = Math.max(1, Math.ceil(n / maxBuckets));
   const buckets = Math.ceil(n / bucket);
   const perCurve = bucket === 1 ? buckets : 2 * buckets;
   const out = new Float64Array(CURVES.length * perCurve);

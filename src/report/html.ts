@@ -7,7 +7,8 @@ import { createRequire } from 'node:module';
 import { formatSize as fmt } from '../allocator/format.js';
 import type { SimulationResult } from '../replay/simulate.js';
 import { reportClient, type ClientData } from './client.js';
-import { downsampleCurves, type CurveData } from './curves.js';
+import { downsampleBaseline, downsampleCurves, type CurveData } from './curves.js';
+import type { Timeline } from '../replay/timeline.js';
 import { captureLayout, type LayoutPoint } from './layout.js';
 import { avoidingSettings, type OomExplanation, type OomReport } from './oom.js';
 import type { Observed } from './observer.js';
@@ -42,6 +43,21 @@ export interface HtmlReportInput {
   sites?: AllocationSites | null;
   /** Annotation ranges (record_function, optimizer steps) marked on the timeline. */
   annotations?: AnnotationRange[];
+  /** A what-if's baseline (the recorded or given run), drawn dashed beside `curves`. */
+  baseline?: BaselineCurves | null;
+}
+
+export interface BaselineCurves {
+  /** What the baseline is, in a user's words ("the recorded run (its own settings, no fraction)"). */
+  label: string;
+  /** Downsampled in the buckets of the report's own curves (`downsampleBaseline`). */
+  curves: CurveData;
+}
+
+/** The run a what-if is compared with, as a report takes it. */
+export interface BaselineRun {
+  label: string;
+  timeline: Timeline | null | undefined;
 }
 
 export interface ReportMeta {
@@ -49,15 +65,18 @@ export interface ReportMeta {
   details?: [string, string][];
   sweep?: SweepTable | null;
   annotations?: AnnotationRange[];
+  baseline?: BaselineRun | null;
 }
 
 /** The report input for a run; `observed` adds the OOM explanations and layouts a RunObserver kept. */
 export function reportInputFromSimulation(result: SimulationResult, meta: ReportMeta, observed?: Observed): HtmlReportInput {
+  const curves = result.timeline ? downsampleCurves(result.timeline) : null;
   return {
     title: meta.title,
     details: meta.details,
     summary: summarize(result),
-    curves: result.timeline ? downsampleCurves(result.timeline) : null,
+    curves,
+    baseline: baselineCurves(curves, meta.baseline),
     ooms: result.ooms.map((o) => ({ op: o.op, size: o.size })),
     explanations: observed?.ooms ?? null,
     layouts: observed?.layouts ?? [captureLayout(result.allocator, 'end', result.opsReplayed - 1)],
@@ -66,6 +85,20 @@ export function reportInputFromSimulation(result: SimulationResult, meta: Report
     sites: observed?.sites ?? null,
     annotations: meta.annotations ?? [],
   };
+}
+
+/** A baseline's curves beside `curves`; null when either run kept no timeline. */
+export function baselineCurves(curves: CurveData | null, baseline: BaselineRun | null | undefined): BaselineCurves | null {
+  if (curves === null || !baseline?.timeline) return null;
+  return { label: baseline.label, curves: downsampleBaseline(baseline.timeline, curves) };
+}
+
+/** The line under the chart saying which lines are the run and which its baseline. */
+function baselineLegendHtml(b: BaselineCurves | null | undefined): string {
+  if (!b) return '';
+  return `<p class="hint" id="baseline-legend"><span class="line solid"></span> this run ` +
+    `<span class="line dashed"></span> baseline: ${esc(b.label)} (same colour per curve, dashed; ` +
+    `${b.curves.length.toLocaleString('en')} operations)</p>`;
 }
 
 /** The limit reserved memory runs into: the fraction's allowed maximum when one is set, else the device's total. */
@@ -243,6 +276,8 @@ tr.avoids td.verdict{color:#1e7a34;font-weight:600}tr.still-ooms td.verdict{colo
 tr.inconclusive td.verdict,tr.skipped td.verdict{color:#8a6d00}
 #layout-wrap{max-height:560px;overflow:auto;border:1px solid #eef0f3}
 #layout-info{font-family:ui-monospace,Menlo,Consolas,monospace;font-size:12px;min-height:18px;color:#333;margin-top:6px}
+.line{display:inline-block;width:22px;height:0;border-top:2px solid #4a5263;vertical-align:middle;margin:0 4px 0 10px}
+.line.dashed{border-top-style:dashed}
 .swatch{display:inline-flex;align-items:center;gap:5px;margin-right:12px;font-size:12px}
 .swatch i{display:inline-block;width:12px;height:12px;border-radius:2px}
 #sweep-bars{margin:6px 0 12px}.bar-row{display:grid;grid-template-columns:minmax(180px,38%) 1fr 110px;gap:8px;align-items:center;margin:3px 0}
@@ -270,6 +305,7 @@ export function renderHtmlReport(input: HtmlReportInput): string {
     ooms: ooms.map((o, index) => ({ op: o.op, size: o.size, index })),
     layouts,
     limit: input.limit ?? null,
+    baseline: input.curves && input.baseline ? input.baseline : null,
     sweep: input.sweep ? { ...input.sweep, bytes: input.sweep.columns.map((c) => BYTES_COLUMN.test(c)) } : null,
     annotations: input.annotations ?? [],
   };
@@ -302,7 +338,7 @@ export function renderHtmlReport(input: HtmlReportInput): string {
 <div class="controls"><button id="reset-zoom">reset zoom</button><span class="hint">drag to zoom, double-click to reset;
 red markers are OOMs (click one for its explanation)</span><span class="hint" id="resolution"></span>
 <span class="hint" id="limit-note"></span><span class="hint" id="annotation-note"></span></div>
-<div id="chart"></div></section>
+<div id="chart"></div>${baselineLegendHtml(input.curves ? input.baseline : null)}</section>
 <div class="grid">
 ${input.summary ? `<section id="summary"><h2>Summary</h2>${summaryHtml(input.summary)}</section>` : '<div></div>'}
 ${layoutSection || '<div></div>'}

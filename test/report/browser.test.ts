@@ -14,7 +14,7 @@ import { parseAllocConf } from '../../src/config/index.js';
 import { defaultConfig } from '../../src/config/allocatorConfig.js';
 import { simulate } from '../../src/replay/simulate.js';
 import { resolveWorkload } from '../../src/replay/tracePlan.js';
-import { WorkloadBuilder } from '../../src/replay/workload.js';
+import { WorkloadBuilder, type Workload } from '../../src/replay/workload.js';
 import { reportInputFromSimulation } from '../../src/report/html.js';
 import { RunObserver } from '../../src/report/observer.js';
 import { writeReport } from '../../src/cli/reportOption.js';
@@ -35,6 +35,24 @@ const title = haveChromium ? 'HTML report in headless Chromium'
 interface PageState {
   ready: boolean; markers: number; layout: string; points: number; error: string; level: number;
   range: [number, number]; drawn: [number, number]; oomsShown: number;
+}
+
+/** `n` operations on random tensors (5% of them up to 300 MB), at most 400 alive. */
+function randomWorkload(n: number, seed = 1): Workload {
+  const rnd = () => (seed = (seed * 1103515245 + 12345) % 2147483648) / 2147483648;
+  const b = new WorkloadBuilder(n + 1);
+  const live: number[] = [];
+  while (b.length < n) {
+    if (live.length > 400 || (live.length > 0 && rnd() < 0.5)) {
+      const j = Math.floor(rnd() * live.length);
+      b.free(live[j]);
+      live[j] = live[live.length - 1];
+      live.pop();
+    } else {
+      live.push(b.malloc(rnd() < 0.05 ? Math.floor(rnd() * 300e6) : Math.floor(rnd() * 2e6) + 1));
+    }
+  }
+  return b.finish();
 }
 
 describe.skipIf(!haveChromium)(title, () => {
@@ -245,23 +263,57 @@ describe.skipIf(!haveChromium)(title, () => {
     await page.close();
   });
 
+  it('draws a what-if\'s baseline dashed beside its curves, past the shorter run\'s end and at every zoom level', async () => {
+    // A run of 300k operations under a fraction beside a shorter baseline (200k operations, no fraction): several
+    // levels of buckets, and baseline points that stop where its run ends.
+    const result = simulate(randomWorkload(300_000), { config: defaultConfig(), fraction: 0.05, timeline: true });
+    const base = simulate(randomWorkload(200_000, 7), { config: defaultConfig(), timeline: true });
+    const file = join(OUT, 'report-baseline.html');
+    writeReport(file, reportInputFromSimulation(result, {
+      title: 'what-if with a baseline', baseline: { label: 'a shorter run without a fraction', timeline: base.timeline },
+    }));
+    const { page, errors } = await open(file);
+    expect(errors).toEqual([]);
+    const s = await page.evaluate(() => (window as unknown as { allocsimReport: { baselineSeries: number } }).allocsimReport.baselineSeries);
+    expect(s).toBe(5);
+    const legend = await page.$$eval('.u-legend .u-series .u-label', (ls) => ls.map((l) => l.textContent));
+    expect(legend).toEqual(['operation', 'inactive split', 'requested', 'active', 'allocated', 'reserved',
+      'inactive split (baseline)', 'requested (baseline)', 'active (baseline)', 'allocated (baseline)', 'reserved (baseline)']);
+    expect(await page.$eval('#baseline-legend', (p) => p.textContent)).toContain('baseline: a shorter run without a fraction');
+    await page.screenshot({ path: join(OUT, 'report-baseline.png') });
+    /** Per series of the chart's data: the largest value, and the last op with a value. */
+    const drawn = () => page.evaluate(() => {
+      const u = (window as unknown as { allocsimReport: { chart: { data: (number | null)[][]; series: { dash?: number[] }[] } } }).allocsimReport.chart;
+      const xs = u.data[0] as number[];
+      return u.data.slice(1).map((ys, k) => {
+        let top = 0;
+        let last = -1;
+        ys.forEach((y, i) => { if (y !== null) { top = Math.max(top, y); last = xs[i]; } });
+        return { top, last, dashed: (u.series[k + 1].dash ?? []).length > 0 };
+      });
+    });
+    const whole = await drawn();
+    // Reserved is the fifth curve of each run; min/max buckets keep each peak at every level.
+    expect(whole[4]).toMatchObject({ top: result.stats['reserved_bytes.all.peak'], dashed: false });
+    expect(whole[9]).toMatchObject({ top: base.stats['reserved_bytes.all.peak'], dashed: true });
+    expect(base.stats['reserved_bytes.all.peak']).not.toBe(result.stats['reserved_bytes.all.peak']);
+    expect(whole[9].last).toBeLessThan(200_000);
+    expect(whole[9].last).toBeGreaterThan(199_000);
+    expect(whole[4].last).toBeGreaterThan(299_000);
+    // Zoomed in to the baseline's end: both runs drawn at the finer level, the baseline stopping at its end.
+    await dragZoom(page, 195_000, 205_000);
+    const zoomed = await drawn();
+    expect((await state(page)).level).toBe(5);
+    expect(zoomed[9].last).toBeLessThan(200_000);
+    expect(zoomed[9].last).toBeGreaterThan(199_980);
+    expect(zoomed[4].last).toBeGreaterThan(204_000);
+    expect(errors).toEqual([]);
+    await page.close();
+  });
+
   it('opens a one-million-operation report in a few seconds', async () => {
     // Random tensors (5% of them up to 300 MB) with at most 400 alive, under a 1.2% fraction: OOMs throughout.
-    let seed = 1;
-    const rnd = () => (seed = (seed * 1103515245 + 12345) % 2147483648) / 2147483648;
-    const b = new WorkloadBuilder(1 << 20);
-    const live: number[] = [];
-    while (b.length < 1_000_000) {
-      if (live.length > 400 || (live.length > 0 && rnd() < 0.5)) {
-        const j = Math.floor(rnd() * live.length);
-        b.free(live[j]);
-        live[j] = live[live.length - 1];
-        live.pop();
-      } else {
-        live.push(b.malloc(rnd() < 0.05 ? Math.floor(rnd() * 300e6) : Math.floor(rnd() * 2e6) + 1));
-      }
-    }
-    const workload = b.finish();
+    const workload = randomWorkload(1_000_000);
     const options = { config: defaultConfig(), fraction: 0.012 };
     const observer = new RunObserver({ layouts: true });
     const result = simulate(workload, { ...options, timeline: true, onOp: observer.onOp, onOom: observer.onOom });

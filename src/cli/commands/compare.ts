@@ -68,6 +68,11 @@ export function differingKeys(runs: readonly CompareRun[]): string[] {
   return [...head, ...differ.filter((k) => !head.includes(k))];
 }
 
+/** The run drawn dashed beside the worst in the report: the first (the input's own settings), else the second. */
+export function reportBaseline(runs: readonly CompareRun[], worst: CompareRun): CompareRun {
+  return runs[0] !== worst ? runs[0] : runs[1];
+}
+
 const conf = (c: string) => (c === '' ? "'' (defaults)" : c);
 
 export const compareCommand: CommandModule<object, CompareArgs> = {
@@ -155,9 +160,11 @@ export const compareCommand: CommandModule<object, CompareArgs> = {
       `peak reserved ${formatSize(worst.result.stats['reserved_bytes.all.peak'])}\n`);
     if (argv.report !== undefined) {
       const columns = ['run', ...shown];
+      const base = reportBaseline(runs, worst);
       writeReport(argv.report, reportInputFromSimulation(worst.result, {
-        title: `compare: ${runs.length} runs; curves of the worst (${worst.label})`,
-        details: [['inputs', files.join(', ')], ['curves', worst.label]],
+        title: `compare: ${runs.length} runs; curves of the worst (${worst.label}), dashed: ${base.label}`,
+        details: [['inputs', files.join(', ')], ['curves', worst.label], ['dashed curves', base.label]],
+        baseline: { label: base.label, timeline: base.result.timeline },
         sweep: { columns, rows: runs.map((r) => [r.label, ...shown.map((k) => r.result.stats[k])]) },
       }));
     }

@@ -10,9 +10,9 @@ import { compareSegments, compareTrace } from '../../replay/check.js';
 import { refuseInconsistent, replaySnapshot, sameBehaviour, snapshotConfig } from '../../replay/replaySnapshot.js';
 import type { PoolInference } from '../../replay/poolInference.js';
 import { rulesLine } from '../../replay/torchVersion.js';
-import { HEADLINE_KEYS, statBasis, statDeltas, whatIfReplay } from '../../replay/whatIf.js';
+import { HEADLINE_KEYS, statBasis, whatIfReplay } from '../../replay/whatIf.js';
 import { defaultCapacity } from '../../replay/simulate.js';
-import { deltasJson, formatDelta, formatDeltas } from './deltas.js';
+import { formatDelta } from './deltas.js';
 import { fractionFits } from '../../replay/inferFraction.js';
 import { traceRunFrames } from '../../replay/runFrames.js';
 import { annotationRanges } from '../../report/annotations.js';
@@ -172,7 +172,6 @@ export const replayCommand: CommandModule<object, ReplayArgs> = {
         onOp: observer.onOp, onOom: observer.onOom,
       });
       if (argv.strict) refuseInconsistent(result.start, path);
-      const deltas = statDeltas(result.sourceReplay.stats, result.stats);
       const frames = traceRunFrames(result.plan, result.workload, snapshot, result.start.blocks);
       const baselineLabel = `the recorded run (its own settings${sourceFraction !== null ? `, fraction ${sourceFraction}` : ', no fraction'}` +
         `${result.sourceReplay.exact ? ', replayed exactly' : ', not replayed exactly'})`;
@@ -192,7 +191,6 @@ export const replayCommand: CommandModule<object, ReplayArgs> = {
         details: [['trace', path], ['settings', config.source || '(PyTorch defaults)'], ['mode', 'what-if replay'],
           ['inputs', `fraction ${fraction ?? 'none'} (recorded run: ${sourceFraction ?? 'none'}); capacity ${capacity} bytes of a ` +
             `${deviceTotal}-byte device`],
-          ...deltas.filter((d) => d.value !== d.baseline).map((d): [string, string] => [`vs ${baselineLabel}`, formatDelta(d)]),
           ...result.notes.map((n): [string, string] => ['note', n])],
         json: {
           ...common,
@@ -203,21 +201,18 @@ export const replayCommand: CommandModule<object, ReplayArgs> = {
           source_fraction: sourceFraction,
           source_device_total_bytes: sourceDeviceTotal ?? deviceTotal,
           source_allocator_settings: allocatorSettingsDict(sourceConfig),
-          baseline: {
-            what: baselineLabel,
-            exact: result.sourceReplay.exact,
-            stats: result.sourceReplay.stats,
-            deltas: deltasJson(deltas),
-          },
           notes: result.notes,
           basis: result.basis,
         annotations: annotationRanges(snapshot, result.workload, chosen.device),
           ...(result.spread ? { spread: result.spread } : {}),
           driver: { recorded_answers: result.recordedAnswers, model_answers: result.modelAnswers, diverged_at_op: result.divergedAtOp },
         },
+        baseline: {
+          label: baselineLabel, stats: result.sourceReplay.stats, timeline: result.sourceReplay.timeline,
+          json: { exact: result.sourceReplay.exact },
+        },
       });
       const out = argv.json === '-' ? process.stderr : process.stdout;
-      out.write(`${formatDeltas(baselineLabel, deltas)}\n`);
       if (result.spread) {
         const ranges = Object.entries(result.spread).filter(([k, [lo, hi]]) => lo !== hi && (HEADLINE_KEYS as readonly string[]).includes(k));
         out.write(ranges.length === 0

@@ -9,6 +9,7 @@ import { addScenarioOptions, buildScenarioWorkload, type ScenarioArgs } from '..
 import {
   addDeviceOptions, addOutputOptions, deviceSettings, finishRun, runHooks, type DeviceArgs, type OutputArgs,
 } from '../output.js';
+import { defaultsBaseline } from '../runBaseline.js';
 
 interface RunArgs extends DeviceArgs, OutputArgs, ScenarioArgs {
   scenario: string;
@@ -45,6 +46,7 @@ export const runCommand: CommandModule<object, RunArgs> = {
       observer,
       whatIfSource: { workload, options, ...(workload.frames ? { siteOf: siteOfOp(workload.frames) } : {}) },
       frames: workload.frames ?? null,
+      baseline: defaultsBaseline(workload, settings, config, timeline),
       details: [['scenario', argv.scenario], ['kind', scenario.kind], ['seed', String(seed)], ['settings', config.source || '(PyTorch defaults)']],
       json: {
         scenario: argv.scenario,
