@@ -10,6 +10,9 @@
 import { getAllocationSize } from '../allocator/rounding.js';
 import type { AllocatorConfig } from '../config/allocatorConfig.js';
 import type { TraceEntry } from '../snapshot/schema.js';
+import type { TraceColumns } from '../snapshot/traceColumns.js';
+import { A } from '../allocator/traceRecorder.js';
+import { asTraceColumns } from './tracePlan.js';
 
 export interface FractionBounds {
   /** allowed_memory_maximum is at least this (bytes)... */
@@ -21,31 +24,34 @@ export interface FractionBounds {
 }
 
 /** `reservedAtEnd`: the final segments' total size (what was reserved at the start follows from the trace). */
-export function fractionBounds(entries: readonly TraceEntry[], reservedAtEnd: number, config: AllocatorConfig): FractionBounds {
+export function fractionBounds(trace: readonly TraceEntry[] | TraceColumns, reservedAtEnd: number, config: AllocatorConfig): FractionBounds {
+  const { action, size, deviceFree, length } = asTraceColumns(trace);
   let reserved = reservedAtEnd;
-  for (const e of entries) {
-    if (e.action === 'segment_alloc' || e.action === 'segment_map') reserved -= e.size;
-    else if (e.action === 'segment_free' || e.action === 'segment_unmap') reserved += e.size;
+  for (let i = 0; i < length; i++) {
+    const a = action[i];
+    if (a === A.segment_alloc || a === A.segment_map) reserved -= size[i]!;
+    else if (a === A.segment_free || a === A.segment_unmap) reserved += size[i]!;
   }
   let lower = reserved;
   let upper = Infinity;
   let limitOoms = 0;
-  for (const e of entries) {
-    switch (e.action) {
-      case 'segment_alloc':
-      case 'segment_map':
-        reserved += e.size;
+  for (let i = 0; i < length; i++) {
+    switch (action[i]) {
+      case A.segment_alloc:
+      case A.segment_map:
+        reserved += size[i]!;
         if (reserved > lower) lower = reserved;
         break;
-      case 'segment_free':
-      case 'segment_unmap':
-        reserved -= e.size;
+      case A.segment_free:
+      case A.segment_unmap:
+        reserved -= size[i]!;
         break;
-      case 'oom': {
+      case A.oom: {
         // The oom entry's size is the rounded request; the failed segment would have been its allocation size
         // (an expandable segment maps at least the missing pages, so this bound is loose there).
-        const segment = config.expandableSegments ? e.size : getAllocationSize(e.size, config.largeSegmentSize);
-        if ((e.device_free ?? 0) >= segment) {
+        const segment = config.expandableSegments ? size[i]! : getAllocationSize(size[i]!, config.largeSegmentSize);
+        const free = deviceFree[i]!;
+        if ((free === free ? free : 0) >= segment) { // NaN: no device_free
           limitOoms++;
           upper = Math.min(upper, reserved + segment);
         }

@@ -2,9 +2,10 @@
 import { configFromAllocatorSettings } from '../snapshot/allocatorSettings.js';
 import type { AllocatorConfig } from '../config/allocatorConfig.js';
 import type { Snapshot } from '../snapshot/schema.js';
+import { traceColumnsOf } from '../snapshot/traceColumns.js';
 import { simulate, type SimulateOptions, type SimulationResult } from './simulate.js';
 import { applyPoolInference } from './poolInference.js';
-import { allocatorEntries, planTraceReplay, resolvePlan, type TracePlan } from './tracePlan.js';
+import { allocatorColumns, planTraceReplay, resolvePlan, type TracePlan } from './tracePlan.js';
 import { rebuildStartState, type StartState } from './startState.js';
 import { H100_TOTAL_GLOBAL_MEM } from '../allocator/constants.js';
 
@@ -52,7 +53,8 @@ export function sameBehaviour(a: AllocatorConfig, b: AllocatorConfig): boolean {
 export function planSnapshot(
   snapshot: Snapshot, sourceConfig: AllocatorConfig, deviceTotal: number, source?: string,
 ): { plan: TracePlan; start: StartState } {
-  const entries = allocatorEntries(snapshot.device_traces[0] ?? []);
+  // The reader's columns: `device_traces` would make an object per entry only to convert them back.
+  const entries = allocatorColumns(traceColumnsOf(snapshot, 0));
   const start = rebuildStartState(snapshot.segments, entries, sourceConfig, deviceTotal);
   return { plan: applyPoolInference(planTraceReplay(entries, source, start.blocks), snapshot.segments), start };
 }

@@ -7,14 +7,16 @@
  * started (a late `_record_memory_history()` or a wrapped ring buffer); the replay starts from it
  * (allocator/seedState.ts) and runs forward through the same model.
  *
- * Trace entries are read through `entryAt`-style field access only (action, addr, size, stream), so a
- * columnar trace representation can replace the entry objects here in one place.
+ * The trace is read column-wise (action, addr, size, stream of TraceColumns); entry lists are converted.
  */
 import { kSmallBuffer, kSmallSize } from '../allocator/constants.js';
 import { roundSize } from '../allocator/rounding.js';
 import { expandableReserveSize, type SeedBlock, type SeedSegment } from '../allocator/seedState.js';
 import type { AllocatorConfig } from '../config/allocatorConfig.js';
 import type { SegmentInfo, TraceEntry } from '../snapshot/schema.js';
+import { TRACE_ACTION_NAMES, type TraceColumns } from '../snapshot/traceColumns.js';
+import { A } from '../allocator/traceRecorder.js';
+import { asTraceColumns } from './tracePlan.js';
 
 export interface StartBlock extends SeedBlock {
   /** Trace index of the `free_completed` that ends a pending free (pending blocks only; Infinity: none). */
@@ -68,8 +70,8 @@ interface LiveBlock {
 /** At most this many inconsistencies are listed one by one; the rest are counted. */
 const MAX_LISTED = 20;
 
-function describeEntry(i: number, e: TraceEntry): string {
-  return `trace entry ${i} (${e.action} addr=${e.addr} size=${e.size})`;
+function describeEntry(i: number, t: TraceColumns): string {
+  return `trace entry ${i} (${TRACE_ACTION_NAMES[t.action[i]!]} addr=${t.addr[i]} size=${t.size[i]})`;
 }
 
 /** Index of the segment containing `addr` in address-sorted `segs`, or -1. */
@@ -92,8 +94,11 @@ function insertSorted(segs: Seg[], s: Seg): void {
 }
 
 export function rebuildStartState(
-  finalSegments: readonly SegmentInfo[], entries: readonly TraceEntry[], config: AllocatorConfig, deviceTotal: number,
+  finalSegments: readonly SegmentInfo[], trace: readonly TraceEntry[] | TraceColumns, config: AllocatorConfig, deviceTotal: number,
 ): StartState {
+  // Read column-wise: a long trace as entry objects costs more in the collector than this whole pass.
+  const entries = asTraceColumns(trace);
+  const { action, size: sizeOf, stream: streamOf } = entries;
   const inconsistencies: string[] = [];
   let unlisted = 0;
   const note = (msg: string) => {
@@ -117,61 +122,62 @@ export function rebuildStartState(
   segs.sort((a, b) => a.address - b.address);
 
   for (let i = entries.length - 1; i >= 0; i--) {
-    const e = entries[i];
-    const addr = e.addr as number;
-    switch (e.action) {
-      case 'alloc': {
+    const addr = entries.addr[i]!;
+    const size = sizeOf[i]!;
+    const stream = streamOf[i]!;
+    switch (action[i]) {
+      case A.alloc: {
         const b = blocks.get(addr);
         if (b === undefined || b.pending) {
-          note(`${describeEntry(i, e)}: no live block there afterwards; assumed it was freed by entries the trace lacks`);
+          note(`${describeEntry(i, entries)}: no live block there afterwards; assumed it was freed by entries the trace lacks`);
         }
         blocks.delete(addr);
         break;
       }
-      case 'free_completed': {
+      case A.free_completed: {
         const b = blocks.get(addr);
         if (b !== undefined) {
-          note(`${describeEntry(i, e)}: a block is still live there afterwards; assumed the free belongs to an earlier block`);
+          note(`${describeEntry(i, entries)}: a block is still live there afterwards; assumed the free belongs to an earlier block`);
           b.pending = true;
           b.completesAt = i;
           break;
         }
-        blocks.set(addr, { size: -1, requestedSize: e.size, pending: true, stream: e.stream, completesAt: i, known: false, liveUntil: i });
+        blocks.set(addr, { size: -1, requestedSize: size, pending: true, stream: stream, completesAt: i, known: false, liveUntil: i });
         break;
       }
-      case 'free_requested': {
+      case A.free_requested: {
         const b = blocks.get(addr);
         if (b === undefined) {
-          note(`${describeEntry(i, e)}: no block there afterwards; assumed it was live until here`);
-          blocks.set(addr, { size: -1, requestedSize: e.size, pending: false, stream: e.stream, completesAt: Infinity, known: false, liveUntil: i });
+          note(`${describeEntry(i, entries)}: no block there afterwards; assumed it was live until here`);
+          blocks.set(addr, { size: -1, requestedSize: size, pending: false, stream: stream, completesAt: Infinity, known: false, liveUntil: i });
         } else {
           b.pending = false;
           b.liveUntil = i;
         }
         break;
       }
-      case 'segment_free': {
+      case A.segment_free: {
         if (containing(segs, addr) >= 0) {
-          note(`${describeEntry(i, e)}: overlaps a segment held afterwards; ignored`);
+          note(`${describeEntry(i, entries)}: overlaps a segment held afterwards; ignored`);
           break;
         }
-        insertSorted(segs, { address: addr, size: e.size, stream: e.stream, small: e.size === kSmallBuffer, expandable: false });
+        insertSorted(segs, { address: addr, size: size, stream: stream, small: size === kSmallBuffer, expandable: false });
         break;
       }
-      case 'segment_alloc': {
+      case A.segment_alloc: {
         const k = containing(segs, addr);
         if (k < 0 || segs[k].address !== addr || segs[k].expandable) {
-          note(`${describeEntry(i, e)}: no such segment afterwards; ignored`);
+          note(`${describeEntry(i, entries)}: no such segment afterwards; ignored`);
           break;
         }
         segs.splice(k, 1);
         break;
       }
-      case 'segment_unmap':
-        mapBack(segs, addr, e.size, e.stream, config, () => note(`${describeEntry(i, e)}: overlaps memory mapped afterwards; ignored`));
+      case A.segment_unmap:
+        mapBack(segs, addr, size, stream, config, () => note(`${describeEntry(i, entries)}: overlaps memory mapped afterwards; ignored`));
         break;
-      case 'segment_map':
-        if (!unmapBack(segs, addr, e.size)) note(`${describeEntry(i, e)}: not inside a mapped range afterwards; ignored`);
+      case A.segment_map:
+        if (!unmapBack(segs, addr, size)) note(`${describeEntry(i, entries)}: not inside a mapped range afterwards; ignored`);
         break;
       default:
         break;
@@ -180,7 +186,7 @@ export function rebuildStartState(
 
   const expandableAddrs: number[] = [];
   for (const s of finalSegments) if (s.is_expandable) expandableAddrs.push(s.address);
-  for (const e of entries) if (e.action === 'segment_map' || e.action === 'segment_unmap') expandableAddrs.push(e.addr as number);
+  for (let i = 0; i < entries.length; i++) if (action[i] === A.segment_map || action[i] === A.segment_unmap) expandableAddrs.push(entries.addr[i]!);
   expandableAddrs.sort((a, b) => a - b);
 
   // Blocks into their segments, then sizes the snapshot does not give.
@@ -247,7 +253,7 @@ export function rebuildStartState(
  * takes its lowest addresses; so the first `alloc` in that space lands exactly at the block's end.
  */
 function observedEnds(
-  perSeg: { address: number; b: LiveBlock }[][], segs: Seg[], entries: readonly TraceEntry[],
+  perSeg: { address: number; b: LiveBlock }[][], segs: Seg[], entries: TraceColumns,
 ): Map<number, number> {
   const unknown: { address: number; limit: number; liveUntil: number }[] = [];
   perSeg.forEach((list, k) => {
@@ -265,9 +271,8 @@ function observedEnds(
   if (unknown.length === 0) return ends;
   unknown.sort((x, y) => x.address - y.address);
   for (let i = 0; i < entries.length; i++) {
-    const e = entries[i];
-    if (e.action !== 'alloc') continue;
-    const a = e.addr as number;
+    if (entries.action[i] !== A.alloc) continue;
+    const a = entries.addr[i]!;
     let lo = 0;
     let hi = unknown.length;
     while (lo < hi) {

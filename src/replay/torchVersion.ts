@@ -4,7 +4,8 @@
  * that validation fills with defaults are not). The replay applies PyTorch 2.11's rules whatever the version:
  * docs/torch-versions.md lists the rules known to differ in older sources and why none is switched by version.
  */
-import type { Snapshot } from '../snapshot/schema.js';
+import type { Snapshot, TraceEntry } from '../snapshot/schema.js';
+import { columnarOf, TraceKey } from '../snapshot/index.js';
 
 export interface TorchVersionGuess {
   /** The oldest minor version the markers allow ("2.1" when none is present: any 2.x). */
@@ -13,12 +14,22 @@ export interface TorchVersionGuess {
   markers: string[];
 }
 
+/** Whether some trace entry has `key`: from the reader's key bits when it has them (no entry objects made). */
+function someEntryHas(s: Snapshot, key: keyof TraceEntry, bit: TraceKey): boolean {
+  const c = columnarOf(s);
+  if (c === null) return s.device_traces.some((t) => t.some((e) => e[key] !== undefined));
+  return c.traces.some((t) => {
+    for (let r = 0; r < t.length; r++) if ((t.keys[r]! & bit) !== 0) return true;
+    return false;
+  });
+}
+
 const MARKERS: { since: number; name: string; test: (s: Snapshot) => boolean }[] = [
-  { since: 2, name: 'time_us in trace entries', test: (s) => s.device_traces.some((t) => t.some((e) => e.time_us !== undefined)) },
+  { since: 2, name: 'time_us in trace entries', test: (s) => someEntryHas(s, 'time_us', TraceKey.time_us) },
   { since: 3, name: 'allocator_settings', test: (s) => s.allocator_settings !== undefined },
   { since: 5, name: 'external_annotations', test: (s) => s.external_annotations !== undefined },
-  { since: 8, name: 'compile_context in trace entries', test: (s) => s.device_traces.some((t) => t.some((e) => e.compile_context !== undefined)) },
-  { since: 10, name: 'user_metadata in trace entries', test: (s) => s.device_traces.some((t) => t.some((e) => e.user_metadata !== undefined)) },
+  { since: 8, name: 'compile_context in trace entries', test: (s) => someEntryHas(s, 'compile_context', TraceKey.compile_context) },
+  { since: 10, name: 'user_metadata in trace entries', test: (s) => someEntryHas(s, 'user_metadata', TraceKey.user_metadata) },
 ];
 
 export function guessTorchVersion(snapshot: Snapshot): TorchVersionGuess {

@@ -50,6 +50,11 @@ export function allocatorEntries(trace: readonly TraceEntry[]): TraceEntry[] {
   return trace as TraceEntry[];
 }
 
+/** `allocatorEntries` for a trace held as columns (the reader's, or converted): no entry objects made. */
+export function allocatorColumns(trace: readonly TraceEntry[] | TraceColumns): TraceColumns {
+  return asTraceColumns(trace).without(ACTION_USER_DEFINED);
+}
+
 /** A block held when the trace starts (replay/startState.ts); its allocation id is its index in the list. */
 export interface HeldBlock {
   address: number;

@@ -307,6 +307,33 @@ export class TraceColumns {
     return e as unknown as TraceEntry;
   }
 
+  /** The rows whose action is not `action`, as columns of their own (this object itself when there are none). */
+  without(action: number): TraceColumns {
+    let kept = 0;
+    for (let r = 0; r < this.length; r++) if (this.action[r] !== action) kept++;
+    if (kept === this.length) return this;
+    const out = new TraceColumns(this.device, this.table, kept);
+    let w = 0;
+    for (let r = 0; r < this.length; r++) {
+      if (this.action[r] === action) continue;
+      out.action[w] = this.action[r]!;
+      out.addr[w] = this.addr[r]!;
+      out.size[w] = this.size[r]!;
+      out.stream[w] = this.stream[r]!;
+      out.time[w] = this.time[r]!;
+      out.deviceFree[w] = this.deviceFree[r]!;
+      out.traceback[w] = this.traceback[r]!;
+      out.compileContext[w] = this.compileContext[r]!;
+      out.userMetadata[w] = this.userMetadata[r]!;
+      out.keys[w] = this.keys[r]!;
+      const extra = this.extras.get(r);
+      if (extra !== undefined) out.extras.set(w, extra);
+      w++;
+    }
+    out.length = out.started = kept;
+    return out;
+  }
+
   entries(): TraceEntry[] {
     const out = new Array<TraceEntry>(this.length);
     for (let i = 0; i < this.length; i++) out[i] = this.entry(i);

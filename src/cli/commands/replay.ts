@@ -13,12 +13,12 @@ import { HEADLINE_KEYS, statBasis, statDeltas, whatIfReplay } from '../../replay
 import { defaultCapacity } from '../../replay/simulate.js';
 import { deltasJson, formatDelta, formatDeltas } from './deltas.js';
 import { fractionBounds, fractionFits, inferredFraction } from '../../replay/inferFraction.js';
-import { allocatorEntries } from '../../replay/tracePlan.js';
+import { allocatorColumns } from '../../replay/tracePlan.js';
 import { H100_TOTAL_GLOBAL_MEM } from '../../allocator/constants.js';
 import { looksLikeRingBuffer, startNotes, type StartState } from '../../replay/startState.js';
 import { AllocsimInputError } from '../../util/inputError.js';
 import { replaySource } from '../../report/oomRemedies.js';
-import { readSnapshotFile, selectDevice } from '../../snapshot/index.js';
+import { readSnapshotFile, selectDevice, traceColumnsOf, traceLength } from '../../snapshot/index.js';
 import {
   addDeviceOptions, addOutputOptions, deviceSettings, finishRun, runHooks, type DeviceArgs, type OutputArgs,
 } from '../output.js';
@@ -85,7 +85,7 @@ export const replayCommand: CommandModule<object, ReplayArgs> = {
     const givenSourceTotal = singleValue(argv['source-device-total'], 'source-device-total');
     const sourceDeviceTotal = givenSourceTotal !== undefined ? parseDeviceTotal(givenSourceTotal, 'source-device-total') : settings.deviceTotal;
     // The fraction the trace ran under, as far as its OOMs and segments tell (snapshots do not record it).
-    const bounds = fractionBounds(allocatorEntries(snapshot.device_traces[0] ?? []),
+    const bounds = fractionBounds(allocatorColumns(traceColumnsOf(snapshot, 0)),
       snapshot.segments.reduce((n, s) => n + s.total_size, 0), sourceConfig);
     const boundsTotal = sourceDeviceTotal ?? H100_TOTAL_GLOBAL_MEM;
     const inferred = inferredFraction(bounds, boundsTotal);
@@ -128,8 +128,8 @@ export const replayCommand: CommandModule<object, ReplayArgs> = {
       );
     }
     const { observer, timeline } = runHooks(argv);
-    const trace = snapshot.device_traces[0] ?? [];
-    const traceEntries = trace.length;
+    // Entry objects only for --check's compare: a long trace's would cost the collector more than the replay.
+    const traceEntries = traceLength(snapshot, 0);
     const common = {
       trace: argv.trace,
       allocator_settings: allocatorSettingsDict(config),
@@ -196,12 +196,12 @@ export const replayCommand: CommandModule<object, ReplayArgs> = {
     const result = replaySnapshot(snapshot, {
       ...settings, config, fraction, timeline, source: argv.trace, onOp: observer.onOp, onOom: observer.onOom,
     });
-    const notes = startNotes(result.start, trace.length);
-    const traceDivergence = argv.check ? compareTrace(trace, result.recorder, true) : null;
+    const notes = startNotes(result.start, traceEntries);
+    const traceDivergence = argv.check ? compareTrace(snapshot.device_traces[0] ?? [], result.recorder, true) : null;
     const layoutDivergence = argv.check ? compareSegments(snapshot.segments, result.snapshot.segments, !result.start.empty) : null;
     const pools = (result.plan as { pools?: PoolInference }).pools;
     await finishRun(argv, {
-      title: `${argv.trace}: ${trace.length} trace entries, ${result.opsReplayed} operations replayed` +
+      title: `${argv.trace}: ${traceEntries} trace entries, ${result.opsReplayed} operations replayed` +
         (result.start.empty ? '' : ' (the trace starts mid-run: peaks cover the recorded window only)'),
       workload: result.plan.workload,
       result,
@@ -213,7 +213,7 @@ export const replayCommand: CommandModule<object, ReplayArgs> = {
         ...common,
         mode: 'exact',
         allocator_rules: rulesLine(snapshot),
-        start_state: startStateJson(result.start, trace.length),
+        start_state: startStateJson(result.start, traceEntries),
         notes: [...fractionNotes, ...notes],
         memory_fraction: {
           value: fraction, basis: given !== null ? 'given' : inferred !== null ? 'inferred' : 'none',
