@@ -9,6 +9,7 @@ import type { TraceEntry } from '../snapshot/schema.js';
 import { ACTION_USER_DEFINED, columnsFromEntries, FrameTable, TraceColumns, withoutAction } from '../snapshot/index.js';
 import { A } from '../allocator/traceRecorder.js';
 import { Op, WorkloadBuilder, type Workload } from './workload.js';
+import { grown } from '../util/columns.js';
 
 export interface TracePlan {
   workload: Workload;
@@ -67,9 +68,12 @@ export function planTraceReplay(entries: TraceEntry[] | TraceColumns, source = '
   const isRelease = (i: number) => action[i] === A.segment_free || action[i] === A.segment_unmap;
   const timeAt = (i: number, otherwise: number) => (time[i] === time[i] ? time[i]! : otherwise); // NaN: no time_us
   const b = new WorkloadBuilder(n);
-  const traceIndex: number[] = [];
-  const releasesBefore: number[] = [];
-  const expectOom: number[] = [];
+  // Per-op columns, one row per builder op (`add` follows each); typed from the start: pushing to plain arrays
+  // and converting cost more than the rest of the plan on long traces.
+  let traceIndex = new Int32Array(n + 16);
+  let releasesBefore = new Uint8Array(n + 16);
+  let expectOom = new Uint8Array(n + 16);
+  let ops = 0;
   const live = new Map<number, number>();
   const pending = new Map<number, number>();
   let inferredEmptyCaches = 0;
@@ -79,9 +83,12 @@ export function planTraceReplay(entries: TraceEntry[] | TraceColumns, source = '
   b.idCount = held.length;
   held.forEach((h, id) => (h.pending ? pending : live).set(h.address, id));
   const add = (idx: number) => {
-    traceIndex.push(idx);
-    releasesBefore.push(0);
-    expectOom.push(0);
+    if (ops === traceIndex.length) {
+      traceIndex = grown(traceIndex, ops * 2);
+      releasesBefore = grown(releasesBefore, ops * 2);
+      expectOom = grown(expectOom, ops * 2);
+    }
+    traceIndex[ops++] = idx;
   };
 
   for (let i = 0; i < n; i++) {
@@ -92,8 +99,8 @@ export function planTraceReplay(entries: TraceEntry[] | TraceColumns, source = '
         const id = b.malloc(size[i]!, stream[i]!, t);
         add(i);
         if (action[i] === A.alloc) live.set(addr[i]!, id);
-        else expectOom[expectOom.length - 1] = 1;
-        if (runBeforeMalloc) releasesBefore[releasesBefore.length - 1] = 1;
+        else expectOom[ops - 1] = 1;
+        if (runBeforeMalloc) releasesBefore[ops - 1] = 1;
         runBeforeMalloc = false;
         break;
       }
@@ -178,9 +185,9 @@ export function planTraceReplay(entries: TraceEntry[] | TraceColumns, source = '
       made ??= trace.entries();
       return made;
     },
-    traceIndex: Int32Array.from(traceIndex),
-    releasesBefore: Uint8Array.from(releasesBefore),
-    expectOom: Uint8Array.from(expectOom),
+    traceIndex: traceIndex.slice(0, ops),
+    releasesBefore: releasesBefore.slice(0, ops),
+    expectOom: expectOom.slice(0, ops),
     inferredEmptyCaches,
     unknownFrees,
     deferredFrees,

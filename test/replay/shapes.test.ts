@@ -13,7 +13,7 @@ import { listCaptures } from '../../src/fidelity/captures.js';
 import { compareSegments, compareTrace } from '../../src/replay/check.js';
 import { replaySnapshot } from '../../src/replay/replaySnapshot.js';
 import { startNotes } from '../../src/replay/startState.js';
-import { parseSnapshot, pickleValue } from '../../src/snapshot/index.js';
+import { columnarOf, parseSnapshot, pickleValue } from '../../src/snapshot/index.js';
 import type { Snapshot, TraceEntry } from '../../src/snapshot/schema.js';
 
 const ref = listCaptures(new URL('../fixtures/captures', import.meta.url).pathname)
@@ -87,7 +87,11 @@ describe('snapshot shapes', () => {
       trace.push(e);
     });
     const read = roundTrip({ ...s, device_traces: [trace] });
+    // The replay reads the reader's columns (user_defined rows dropped there), making no entry objects.
+    const columnar = replaySnapshot(read);
+    expect(columnarOf(read)).not.toBeNull();
     const r = checkHolds(read);
+    expect(r.stats).toEqual(columnar.stats);
     expect(compareTrace(trace, r.recorder)?.message).toBeUndefined();
     expect(r.stats).toEqual(replaySnapshot(s).stats);
   });

@@ -2,6 +2,7 @@
 import { describe, expect, it } from 'vitest';
 import { guessTorchVersion, rulesLine } from '../../src/replay/torchVersion.js';
 import type { Snapshot } from '../../src/snapshot/schema.js';
+import { columnarOf, parseSnapshot, serializeSnapshot } from '../../src/snapshot/index.js';
 
 const entry = { action: 'alloc' as const, addr: 0, size: 512, stream: 0 };
 
@@ -14,5 +15,18 @@ describe('guessTorchVersion', () => {
     expect(g.atLeast).toBe('2.10');
     expect(g.markers).toContain('compile_context in trace entries (2.8+)');
     expect(rulesLine(s)).toMatch(/^allocator rules of PyTorch 2.11 applied; the snapshot is from torch 2.10 or later/);
+  });
+});
+
+describe('guessTorchVersion on a snapshot read from a pickle', () => {
+  it('dates it from the reader\'s columns as from its entries, without making entry objects', () => {
+    const s: Snapshot = {
+      segments: [], external_annotations: [],
+      device_traces: [[{ ...entry, time_us: 1 }, { ...entry, addr: 512, time_us: 2, compile_context: 'N/A' }]],
+    };
+    const read = parseSnapshot(serializeSnapshot(s, 'pickle', false), 'v.pickle');
+    expect(guessTorchVersion(read)).toEqual(guessTorchVersion(s));
+    expect(guessTorchVersion(read).atLeast).toBe('2.8');
+    expect(columnarOf(read)).not.toBeNull();
   });
 });

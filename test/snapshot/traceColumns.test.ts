@@ -4,7 +4,7 @@
  * stored once.
  */
 import { describe, expect, it } from 'vitest';
-import { columnarOf, parseSnapshot, serializeSnapshot, type Snapshot } from '../../src/snapshot/index.js';
+import { columnarOf, parseSnapshot, serializeSnapshot, TRACE_ACTION_NAMES, withoutAction, type Snapshot } from '../../src/snapshot/index.js';
 
 const frame = (name: string, filename: string, line: number) => ({ name, filename, line });
 
@@ -103,5 +103,16 @@ describe('userSite: the first frame in user code', () => {
     expect(userSite(t, id)).toBe('/home/u/src/train/models.py:181 in update_nodes');
     expect(userSite(t, t.traceback([frame('malloc', '??', 0)]))).toBeNull();
     expect(userSite(t, -1)).toBeNull();
+  });
+});
+
+describe('withoutAction', () => {
+  it('drops the rows of one action and keeps every field of the others, in order', () => {
+    const s = parseSnapshot(serializeSnapshot(frameLaden(), 'pickle', false), 'w.pickle');
+    const cols = columnarOf(s)!.traces[0];
+    expect(withoutAction(cols, TRACE_ACTION_NAMES.indexOf('user_defined'))).toBe(cols);
+    const kept = withoutAction(cols, TRACE_ACTION_NAMES.indexOf('alloc'));
+    expect(kept.length).toBe(cols.length - 2);
+    expect(kept.entries()).toEqual(cols.entries().filter((e) => e.action !== 'alloc'));
   });
 });
