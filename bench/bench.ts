@@ -202,8 +202,13 @@ function loadBenchTraces(): [string, Uint8Array][] {
   if (out.length > 0) return out;
   const fixture = new URL('../../test/fixtures/captures/kv-infer/default.pickle.br', import.meta.url).pathname;
   if (existsSync(fixture)) out.push(['kv-infer/default (largest dev capture)', brotliDecompressSync(readFileSync(fixture))]);
-  const benchArchive = new URL('../../../shared/groundtruth/bench/gpt-train-long.tar.xz', import.meta.url).pathname;
-  if (existsSync(benchArchive)) {
+  // ../shared beside the checkout (/work/main), or beside the worktrees' folder (/work/wt/NAME): a worktree
+  // otherwise skipped the big capture without a word.
+  const benchArchive = ['../../../shared', '../../../../shared']
+    .map((up) => new URL(`${up}/groundtruth/bench/gpt-train-long.tar.xz`, import.meta.url).pathname)
+    .find((p) => existsSync(p));
+  if (benchArchive === undefined) process.stderr.write('bench: ../shared/groundtruth/bench/gpt-train-long.tar.xz not found: no bench capture\n');
+  else {
     const dir = work;
     execFileSync('tar', ['-xJf', benchArchive, '-C', dir]);
     const sub = join(dir, 'gpt-train-long');

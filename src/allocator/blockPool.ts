@@ -22,6 +22,19 @@ function less(a: Block, stream: number, size: number, ptr: number): boolean {
   return a.stream < stream || (a.stream === stream && (a.size < size || (a.size === size && a.ptr < ptr)));
 }
 
+// By hand rather than with splice, which makes an array of the removed elements on every call.
+function insertAt<T>(a: T[], at: number, v: T): void {
+  a.push(v);
+  for (let k = a.length - 1; k > at; k--) a[k] = a[k - 1];
+  a[at] = v;
+}
+
+function removeAt<T>(a: T[], at: number): void {
+  const last = a.length - 1;
+  for (let k = at; k < last; k++) a[k] = a[k + 1];
+  a.pop();
+}
+
 export class BlockPool {
   private chunks: Block[][] = [];
   private count = 0;
@@ -108,7 +121,7 @@ export class BlockPool {
     chunk.pop();
     this.count--;
     if (chunk.length === 0) {
-      this.chunks.splice(cur.c, 1);
+      removeAt(this.chunks, cur.c);
       cur.i = 0;
     } else if (cur.i >= chunk.length) {
       cur.c++;
@@ -136,7 +149,12 @@ export class BlockPool {
     chunk.push(block);
     for (let k = chunk.length - 1; k > at; k--) chunk[k] = chunk[k - 1];
     chunk[at] = block;
-    if (chunk.length > CHUNK) chunks.splice(c + 1, 0, chunk.splice(CHUNK >>> 1));
+    if (chunk.length > CHUNK) {
+      const half = CHUNK >>> 1;
+      const upper = chunk.slice(half);
+      chunk.length = half;
+      insertAt(chunks, c + 1, upper);
+    }
   }
 
   eraseBlock(block: Block): void {
@@ -172,12 +190,12 @@ export class BlockPool {
   }
 
   insertUnmapped(block: Block): void {
-    this.unmapped.splice(this.unmappedLowerBound(block.stream, block.ptr), 0, block);
+    insertAt(this.unmapped, this.unmappedLowerBound(block.stream, block.ptr), block);
   }
 
   eraseUnmapped(block: Block): void {
     const i = this.unmappedLowerBound(block.stream, block.ptr);
     if (this.unmapped[i] !== block) throw new Error(`allocator invariant: unmapped block ${block.ptr} not in pool`);
-    this.unmapped.splice(i, 1);
+    removeAt(this.unmapped, i);
   }
 }
