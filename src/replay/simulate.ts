@@ -8,7 +8,7 @@ import { H100_TOTAL_GLOBAL_MEM, kOneExabyte } from '../allocator/constants.js';
 import { seedState, type SeedSegment } from '../allocator/seedState.js';
 import { snapshotSegments } from '../allocator/snapshotSegments.js';
 import { S } from '../allocator/stats.js';
-import { A, actionCode, TraceRecorder } from '../allocator/traceRecorder.js';
+import { A, TraceRecorder } from '../allocator/traceRecorder.js';
 import { allocatorSettingsDict } from '../snapshot/allocatorSettings.js';
 import type { AllocatorConfig } from '../config/allocatorConfig.js';
 import type { Snapshot, TraceEntry } from '../snapshot/schema.js';

@@ -11,11 +11,9 @@
  * completing, relative to the requests: GPU timing is not simulated.
  */
 import { defaultConfig, type AllocatorConfig } from '../config/allocatorConfig.js';
-import { ExpandableSegment } from '../allocator/block.js';
 import type { SeedSegment } from '../allocator/seedState.js';
-import type { DeviceCachingAllocator } from '../allocator/cachingAllocator.js';
 import { H100_TOTAL_GLOBAL_MEM } from '../allocator/constants.js';
-import type { Snapshot, TraceEntry } from '../snapshot/schema.js';
+import type { Snapshot } from '../snapshot/schema.js';
 import { AddressModel, type HoleOrder } from '../driver/addressModel.js';
 import { recordedDriverCalls, ReplayingDriver } from '../driver/replayingDriver.js';
 import { defaultCapacity, simulate, type SimulateOptions, type SimulationResult } from './simulate.js';

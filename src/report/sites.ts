@@ -159,7 +159,7 @@ export function allocationSites(input: SitesInput): AllocationSites {
     }
     out[k] = pointSites(p, madeAt, size, w, frames, siteOf, maxBlocks, maxSites);
   }
-  const byLabel = (label: string) => out.find((s, k) => points[k]!.label === label) ?? null;
+  const byLabel = (label: string) => out.find((_s, k) => points[k]!.label === label) ?? null;
   return {
     peakAllocated: byLabel(PEAK_ALLOCATED),
     peakReserved: byLabel(PEAK_RESERVED),

@@ -24,7 +24,6 @@
  * and their entry dicts are decoded straight into the columns (a shared token stands on the stack for each
  * entry dict being built), so no object is made per trace entry; frames go to the `FrameTable`.
  */
-import { AllocsimInputError } from '../util/inputError.js';
 import { FrameTable, TraceColumns } from './traceColumns.js';
 import { bufferSource, type ByteSource } from './byteSource.js';
 import { decodeLong, ENTRY, fail, newStringCache, readString, uint64 } from './pickleScalars.js';

@@ -1,7 +1,6 @@
 /** `allocsim fit INPUT [--conf C ...]`: the smallest GPU memory at which the workload runs without OOM. */
 import type { Argv, CommandModule } from 'yargs';
 import { formatSize } from '../../allocator/format.js';
-import { H100_TOTAL_GLOBAL_MEM } from '../../allocator/constants.js';
 import { parseAllocConf } from '../../config/parse.js';
 import { validateFraction } from '../../config/fraction.js';
 import { AllocsimInputError } from '../../util/inputError.js';

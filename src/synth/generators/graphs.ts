@@ -8,7 +8,6 @@
  * output stay alive while the graph lives. `releaseAtEnd` deletes the graphs and calls empty_cache().
  * Optionally a `torch.cuda.MemPool` holds a KV cache (`kvPoolBytes`, allocated under use_mem_pool in pages).
  */
-import type { Des } from '../des.js';
 import type { Generator } from '../generator.js';
 import { H100 } from '../generator.js';
 import { Tensors } from './tensors.js';
