@@ -13,7 +13,7 @@ import { rulesLine } from '../../replay/torchVersion.js';
 import { HEADLINE_KEYS, statBasis, whatIfReplay } from '../../replay/whatIf.js';
 import { defaultCapacity } from '../../replay/simulate.js';
 import { formatDelta } from './deltas.js';
-import { fractionFits } from '../../replay/inferFraction.js';
+import { fractionEvidence, fractionFits, recordedFractionBounds } from '../../replay/inferFraction.js';
 import { traceRunFrames } from '../../replay/runFrames.js';
 import { annotationRanges } from '../../report/annotations.js';
 import { siteOfOp } from '../../report/sites.js';
@@ -30,7 +30,7 @@ import { numberValue, parseDeviceTotal, singleValue, STRICT_HELP } from '../opti
 import { MAX_MESSAGE, say } from '../reportError.js';
 import { addInput } from '../../util/atomicWrite.js';
 import { expandInputs, parseDevice } from './inputFiles.js';
-import { recordedFractionBounds, replayMany } from './replayMany.js';
+import { replayMany } from './replayMany.js';
 import { shown } from '../../util/text.js';
 
 interface ReplayArgs extends DeviceArgs, OutputArgs {
@@ -121,8 +121,7 @@ export const replayCommand: CommandModule<object, ReplayArgs> = {
     }
     const fractionNotes: string[] = [];
     if (given === null && inferred !== null) {
-      fractionNotes.push(`memory fraction inferred from the trace: ${bounds.limitOoms} OOMs the device could have served ` +
-        `need allowed_memory_maximum in [${bounds.lowerBytes}, ${bounds.upperBytes}) bytes; replaying under fraction ` +
+      fractionNotes.push(`memory fraction inferred from the trace: ${fractionEvidence(bounds)}; replaying under fraction ` +
         `${inferred.toFixed(6)} (pass --fraction to set it)`);
     }
     const noFractionFits = bounds.limitOoms > 0 && !fractionFits(bounds, sourceFraction, boundsTotal);
