@@ -58,7 +58,7 @@ export function planSnapshot(
 ): { plan: TracePlan; start: StartState } {
   const entries = allocatorEntries(traceColumnsOf(snapshot, 0));
   const start = rebuildStartState(snapshot.segments, entries, sourceConfig, deviceTotal);
-  const plan = applyPoolInference(planTraceReplay(entries, source, start.blocks), snapshot.segments);
+  const plan = applyPoolInference(planTraceReplay(entries, source, start.blocks), snapshot.segments, start.segments);
   // Blocks the final segments cannot size: the slack the recorded allocations imply (refineSlack.ts).
   // GC ages of the segments cached before the trace, in the order the trace releases them (gcAges.ts).
   if (sourceConfig.garbageCollectionThreshold > 0) orderGcAges(start.segments, plan.trace);
