@@ -106,6 +106,10 @@ export const replayCommand: CommandModule<object, ReplayArgs> = {
     }
     const settings = deviceSettings(argv);
     const sourceConfig = snapshotConfig(snapshot);
+    if (snapshot.allocator_settings === undefined && traceLength(snapshot, 0) > 0) {
+      say('note', 'the snapshot records no allocator_settings (torch 2.1 or older): replaying under PyTorch\'s defaults' +
+        (sourceConfig.expandableSegments ? ' with expandable_segments:True, which its segments show' : '') + ' (--conf sets them)');
+    }
     const config = settings.config ?? sourceConfig;
     const givenSourceTotal = singleValue(argv['source-device-total'], 'source-device-total');
     const sourceDeviceTotal = givenSourceTotal !== undefined ? parseDeviceTotal(givenSourceTotal, 'source-device-total') : settings.deviceTotal;
