@@ -14,6 +14,7 @@ import { listCaptures } from '../../src/fidelity/captures.js';
 import { compareSegments, compareTrace } from '../../src/replay/check.js';
 import { replaySnapshot, snapshotConfig } from '../../src/replay/replaySnapshot.js';
 import { simulate } from '../../src/replay/simulate.js';
+import { startNotes } from '../../src/replay/startState.js';
 import { readSnapshotFile, selectDevice, traceLength } from '../../src/snapshot/index.js';
 import type { Snapshot } from '../../src/snapshot/schema.js';
 
@@ -70,7 +71,11 @@ describe('shapes of real snapshots, made from our own runs', () => {
     expect(devices.map((d) => snapshotConfig(d).expandableSegments)).toEqual([true, false]);
     for (const [d, one] of devices.entries()) {
       expect(traceLength(one, 0)).toBeGreaterThan(0);
-      expect(checkHolds(one, `device ${d}`).start.empty).toBe(false);
+      const r = checkHolds(one, `device ${d}`);
+      expect(r.start.empty).toBe(false);
+      // Without garbage_collection_threshold the GC ages assumed for the start change nothing: not said.
+      expect(startNotes(r.start, traceLength(one, 0), false).join('\n')).not.toContain('GC ages');
+      expect(startNotes(r.start, traceLength(one, 0), true).join('\n')).toContain('GC ages');
     }
   });
 

@@ -236,7 +236,7 @@ export const replayCommand: CommandModule<object, ReplayArgs> = {
       ...settings, config, fraction, timeline, source: path, onOp: observer.onOp, onOom: observer.onOom,
     });
     if (argv.strict) refuseInconsistent(result.start, path);
-    const notes = startNotes(result.start, traceEntries);
+    const notes = startNotes(result.start, traceEntries, config.garbageCollectionThreshold > 0 && fraction !== null);
     const traceDivergence = argv.check ? compareTrace(snapshot.device_traces[0] ?? [], result.recorder, true) : null;
     const layoutDivergence = argv.check ? compareSegments(snapshot.segments, result.snapshot.segments, !result.start.empty) : null;
     const pools = (result.plan as { pools?: PoolInference }).pools;

@@ -67,7 +67,7 @@ function replayOne(snapshot: Snapshot, name: string, device: number, argv: ManyA
     return row(r, r.modelAnswers === 0 ? 'exact' : 'modelled');
   }
   const r = replaySnapshot(snapshot, { ...settings, config, fraction, timeline: false, source: name });
-  for (const n of startNotes(r.start, traceEntries)) say('note', `${name}: ${n}`);
+  for (const n of startNotes(r.start, traceEntries, config.garbageCollectionThreshold > 0 && fraction !== null)) say('note', `${name}: ${n}`);
   const out = row(r, statBasis('reserved_bytes.all.peak', true, !r.start.empty) === 'window' ? 'window' : 'exact');
   if (argv.check) {
     const d = compareTrace(snapshot.device_traces[0] ?? [], r.recorder, true) ?? compareSegments(snapshot.segments, r.snapshot.segments, !r.start.empty);
