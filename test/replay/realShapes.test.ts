@@ -31,6 +31,20 @@ function checkHolds(snapshot: Snapshot, what: string): ReturnType<typeof replayS
 
 const current = (st: Record<string, number>) => Object.entries(st).filter(([k]) => k.endsWith('.current'));
 
+/** A committed capture of test/fixtures/captures, by workload and config. */
+function capture(workload: string, config: string) {
+  return listCaptures(new URL('../fixtures/captures', import.meta.url).pathname).find((c) => c.workload === workload && c.config === config)!.load();
+}
+
+/** The capture's trace without its first k entries replays exactly under the fraction it ran with. */
+function expectCutExact({ snapshot, stats }: ReturnType<typeof capture>, k: number): void {
+  const cut = { ...snapshot, device_traces: [snapshot.device_traces[0].slice(k)] };
+  const r = replaySnapshot(cut, { fraction: stats.meta.fraction });
+  expect(compareTrace(cut.device_traces[0], r.recorder, true)?.message, `cut at ${k}`).toBeUndefined();
+  expect(compareSegments(snapshot.segments, r.snapshot.segments, true)?.message, `cut at ${k}`).toBeUndefined();
+  expect(current(r.stats), `cut at ${k}`).toEqual(current(stats.final));
+}
+
 describe('shapes of real snapshots, made from our own runs', () => {
   it('a wrapped training trace under expandable segments, protocol 2 (BINPUT), starting with frees and a segment_unmap', () => {
     const path = fixture('train-exp-wrap-p2.pickle');
@@ -108,34 +122,18 @@ describe('shapes of real snapshots, made from our own runs', () => {
   it('a wrapped trace that starts inside a release of oversize segments (max_split_size_mb:128)', () => {
     // release_available_cached_blocks frees the largest oversize segments until the request fits; the ring buffer
     // kept the second free and lost the first, so the rule cannot choose the rest: they are replayed as recorded.
-    const ref = listCaptures(new URL('../fixtures/captures', import.meta.url).pathname)
-      .find((c) => c.workload === 'random-stress' && c.config === 'msplit128')!;
-    const { snapshot, stats } = ref.load();
-    const trace = snapshot.device_traces[0];
+    const c = capture('random-stress', 'msplit128');
+    const trace = c.snapshot.device_traces[0];
     const ks = trace.flatMap((e, i) => (i > 0 && e.action === 'segment_free' && trace[i - 1].action === 'segment_free' &&
       trace[i + 1]?.action === 'segment_alloc' ? [i] : []));
     expect(ks.length).toBeGreaterThan(0);
-    for (const k of ks.slice(0, 3)) {
-      const cut = { ...snapshot, device_traces: [trace.slice(k)] };
-      const r = replaySnapshot(cut, { fraction: stats.meta.fraction });
-      expect(compareTrace(cut.device_traces[0], r.recorder, true)?.message, `cut at ${k}`).toBeUndefined();
-      expect(current(r.stats), `cut at ${k}`).toEqual(current(stats.final));
-    }
+    for (const k of ks.slice(0, 3)) expectCutExact(c, k);
   });
 
   it('a wrapped trace whose oldest entries are an oom and the frees after it', () => {
-    const ref = listCaptures(new URL('../fixtures/captures', import.meta.url).pathname)
-      .find((c) => c.workload === 'oom-grow' && c.config === 'default')!;
-    const { snapshot, stats } = ref.load();
-    const trace = snapshot.device_traces[0];
-    const ooms = trace.flatMap((e, i) => (e.action === 'oom' ? [i] : []));
+    const c = capture('oom-grow', 'default');
+    const ooms = c.snapshot.device_traces[0].flatMap((e, i) => (e.action === 'oom' ? [i] : []));
     expect(ooms.length).toBeGreaterThan(2);
-    for (const k of [ooms[0], ooms[1] + 1, ooms[ooms.length - 1]]) {
-      const cut = { ...snapshot, device_traces: [trace.slice(k)] };
-      const r = replaySnapshot(cut, { fraction: stats.meta.fraction });
-      expect(compareTrace(cut.device_traces[0], r.recorder, true)?.message, `cut at ${k}`).toBeUndefined();
-      expect(compareSegments(snapshot.segments, r.snapshot.segments, true)?.message, `cut at ${k}`).toBeUndefined();
-      expect(current(r.stats), `cut at ${k}`).toEqual(current(stats.final));
-    }
+    for (const k of [ooms[0], ooms[1] + 1, ooms[ooms.length - 1]]) expectCutExact(c, k);
   });
 });
