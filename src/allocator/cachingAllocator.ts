@@ -424,6 +424,23 @@ export class DeviceCachingAllocator {
     }
   }
 
+  /**
+   * cudaFree of the whole free segment at `ptr` (release_block), for a trace that starts inside a release: the
+   * ring buffer kept the end of a flush whose start it lost, so the segments it frees are known, not the rule
+   * that chose them. False (nothing freed) when no whole free segment starts there.
+   */
+  releaseFreeSegmentAt(ptr: number, size: number): boolean {
+    for (const seg of this.segments) {
+      const b = seg.head;
+      if (seg instanceof Segment && seg.ptr === ptr && seg.size === size && !b.allocated && b.prev === null && b.next === null &&
+        b.eventCount === 0) {
+        this.releaseBlock(b);
+        return true;
+      }
+    }
+    return false;
+  }
+
   /** release_block: cudaFree of a whole free segment. */
   private releaseBlock(block: Block): void {
     this.stats.numDeviceFree += 1;

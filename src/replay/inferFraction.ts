@@ -9,7 +9,10 @@
  */
 import { getAllocationSize } from '../allocator/rounding.js';
 import type { AllocatorConfig } from '../config/allocatorConfig.js';
-import { rowReader, type TraceRows } from '../snapshot/index.js';
+import { H100_TOTAL_GLOBAL_MEM } from '../allocator/constants.js';
+import { rowReader, traceColumnsOf, type TraceRows } from '../snapshot/index.js';
+import type { Snapshot } from '../snapshot/schema.js';
+import { allocatorEntries } from './tracePlan.js';
 
 export interface FractionBounds {
   /** allowed_memory_maximum is at least this (bytes)... */
@@ -76,4 +79,19 @@ export function fractionFits(b: FractionBounds, fraction: number | null, deviceT
   if (fraction === null || fraction >= 1) return false;
   const allowed = Math.floor(fraction * deviceTotal);
   return allowed >= b.lowerBytes && allowed < b.upperBytes;
+}
+
+/** The memory fraction a trace's recorded OOMs and segments allow (snapshots do not record it). */
+export function recordedFractionBounds(snapshot: Snapshot, sourceConfig: AllocatorConfig, deviceTotal: number | undefined):
+  { bounds: FractionBounds; inferred: number | null; total: number } {
+  const bounds = fractionBounds(allocatorEntries(traceColumnsOf(snapshot, 0)),
+    snapshot.segments.reduce((n, s) => n + s.total_size, 0), sourceConfig);
+  const total = deviceTotal ?? H100_TOTAL_GLOBAL_MEM;
+  return { bounds, inferred: inferredFraction(bounds, total), total };
+}
+
+/** What the inferred fraction rests on, in words (replay, sweep, fit and compare say it the same way). */
+export function fractionEvidence(b: FractionBounds): string {
+  return `${b.limitOoms} OOM${b.limitOoms === 1 ? '' : 's'} the device could have served need${b.limitOoms === 1 ? 's' : ''} allowed_memory_maximum in ` +
+    `[${b.lowerBytes}, ${b.upperBytes}) bytes`;
 }

@@ -19,6 +19,7 @@
  * the trace each of these touches.
  */
 import type { MempoolId } from '../allocator/privatePool.js';
+import type { SeedSegment } from '../allocator/seedState.js';
 import type { SegmentInfo } from '../snapshot/schema.js';
 import type { TracePlan } from './tracePlan.js';
 import { Op, WorkloadBuilder } from './workload.js';
@@ -66,8 +67,12 @@ function firstEndingAfter(list: readonly LiveSegment[], addr: number): number {
   return lo;
 }
 
-/** Reads the plan's trace against the final segments; null when no final segment is in a private pool. */
-export function inferPools(plan: TracePlan, segments: readonly SegmentInfo[]): PoolInference | null {
+/**
+ * Reads the plan's trace against the final segments; null when no final segment is in a private pool. `start`:
+ * the segments held at the first entry of a trace that starts mid-run (startState.ts), with the pool their final
+ * segment names; allocations inside them belong to that pool as much as those in segments the trace creates.
+ */
+export function inferPools(plan: TracePlan, segments: readonly SegmentInfo[], start: readonly SeedSegment[] = []): PoolInference | null {
   const pools: MempoolId[] = [];
   const poolIndex = new Map<string, number>();
   const finalSegs: LiveSegment[] = [];
@@ -102,12 +107,29 @@ export function inferPools(plan: TracePlan, segments: readonly SegmentInfo[]): P
     }
   }
 
-  // Live segments during the trace (address order), each with the pool it was created in.
+  // Live segments during the trace (address order), each with the pool it was created in; first those held at
+  // the start (one released in the trace has no final segment to name its pool: default, as below).
   const live: LiveSegment[] = [];
   const find = (addr: number): number => firstEndingAfter(live, addr);
   const allocPool = new Int32Array(entries.length).fill(-2);
   let unknownPoolMallocs = 0;
   const unknownSegs = new Set<LiveSegment>();
+  // (A final segment at the same address may be a later one: only the start state's own segment_pool_id counts.)
+  const releases = Float64Array.from(laterReleases).sort();
+  const releasedIn = (a: number, z: number) => {
+    let lo = 0, hi = releases.length;
+    while (lo < hi) {
+      const mid = (lo + hi) >>> 1;
+      if (releases[mid] < a) lo = mid + 1;
+      else hi = mid;
+    }
+    return lo < releases.length && releases[lo] < z;
+  };
+  for (const s of [...start].sort((a, b) => a.address - b.address)) {
+    const seg = { start: s.address, end: s.address + s.size, pool: s.poolId !== undefined ? poolIndex.get(key(s.poolId)) ?? -1 : -1 };
+    live.push(seg);
+    if (s.poolId === undefined && releasedIn(seg.start, seg.end)) unknownSegs.add(seg);
+  }
   for (let i = 0; i < entries.length; i++) {
     const e = entries[i];
     if (e.action === 'segment_alloc' || e.action === 'segment_map') {
@@ -263,7 +285,7 @@ export function withPoolOps(plan: TracePlan, inf: PoolInference): TracePlan & { 
 }
 
 /** The plan for a snapshot whose final segments include private pools; the plan itself otherwise. */
-export function applyPoolInference(plan: TracePlan, segments: readonly SegmentInfo[]): TracePlan & { pools?: PoolInference } {
-  const inf = inferPools(plan, segments);
+export function applyPoolInference(plan: TracePlan, segments: readonly SegmentInfo[], start: readonly SeedSegment[] = []): TracePlan & { pools?: PoolInference } {
+  const inf = inferPools(plan, segments, start);
   return inf === null ? plan : withPoolOps(plan, inf);
 }

@@ -2,7 +2,7 @@
 import { configFromAllocatorSettings } from '../snapshot/allocatorSettings.js';
 import type { AllocatorConfig } from '../config/allocatorConfig.js';
 import type { Snapshot } from '../snapshot/schema.js';
-import { traceColumnsOf } from '../snapshot/index.js';
+import { columnarOf, traceColumnsOf, TRACE_ACTION_NAMES } from '../snapshot/index.js';
 import { simulate, type SimulateOptions, type SimulationResult } from './simulate.js';
 import { applyPoolInference } from './poolInference.js';
 import { allocatorEntries, planTraceReplay, resolvePlan, type TracePlan } from './tracePlan.js';
@@ -28,9 +28,30 @@ export interface ReplayResult extends SimulationResult {
   config: AllocatorConfig;
 }
 
-/** The settings a snapshot records, or PyTorch's defaults for snapshots without `allocator_settings`. */
+/**
+ * The settings a snapshot records, or PyTorch's defaults for snapshots without `allocator_settings` (torch 2.1
+ * and older) except what the snapshot shows: expandable segments (segments with `is_expandable`, or
+ * segment_map / segment_unmap entries, which only expandable_segments:True makes).
+ */
 export function snapshotConfig(snapshot: Snapshot): AllocatorConfig {
-  return configFromAllocatorSettings(snapshot.allocator_settings);
+  const config = configFromAllocatorSettings(snapshot.allocator_settings);
+  if (snapshot.allocator_settings === undefined && showsExpandable(snapshot)) {
+    config.expandableSegments = true;
+    config.source = 'expandable_segments:True';
+  }
+  return config;
+}
+
+const SEGMENT_MAP = TRACE_ACTION_NAMES.indexOf('segment_map');
+const SEGMENT_UNMAP = TRACE_ACTION_NAMES.indexOf('segment_unmap');
+
+function showsExpandable(snapshot: Snapshot): boolean {
+  if (snapshot.segments.some((s) => s.is_expandable)) return true;
+  const columnar = columnarOf(snapshot);
+  if (columnar !== null) {
+    return columnar.traces.some((t) => t.action.subarray(0, t.length).some((a) => a === SEGMENT_MAP || a === SEGMENT_UNMAP));
+  }
+  return snapshot.device_traces.some((t) => t.some((e) => e.action === 'segment_map' || e.action === 'segment_unmap'));
 }
 
 /** Whether two configs make the allocator behave the same (the keys that change device memory). */
@@ -58,7 +79,7 @@ export function planSnapshot(
 ): { plan: TracePlan; start: StartState } {
   const entries = allocatorEntries(traceColumnsOf(snapshot, 0));
   const start = rebuildStartState(snapshot.segments, entries, sourceConfig, deviceTotal);
-  const plan = applyPoolInference(planTraceReplay(entries, source, start.blocks), snapshot.segments);
+  const plan = applyPoolInference(planTraceReplay(entries, source, start.blocks), snapshot.segments, start.segments);
   // Blocks the final segments cannot size: the slack the recorded allocations imply (refineSlack.ts).
   // GC ages of the segments cached before the trace, in the order the trace releases them (gcAges.ts).
   if (sourceConfig.garbageCollectionThreshold > 0) orderGcAges(start.segments, plan.trace);

@@ -137,6 +137,7 @@ export function simulate(workload: Workload, opts: SimulateOptions): SimulationR
   const n = workload.length;
   let inferredEmptyCaches = plan ? plan.inferredEmptyCaches : 0;
   let lastTraceIndex = -1;
+  if (plan !== undefined && opts.start !== undefined && opts.start.length > 0) lastTraceIndex = leadingReleases(allocator, plan.trace);
   const emptyCacheBefore: number[] = [];
   const onOp = opts.onOp;
   const traceIndexOf = plan ? plan.traceIndex : null;
@@ -259,6 +260,18 @@ export function simulate(workload: Workload, opts: SimulateOptions): SimulationR
 export { A };
 
 /** Installs a start state and binds its blocks to allocation ids 0..n-1; the driver model learns its segments. */
+/**
+ * A trace that starts mid-run can start inside a release (a flush-and-retry, release_available_cached_blocks, a GC
+ * pass): its leading segment_free entries free segments of the start state, by a rule applied to a state the
+ * trace no longer shows (what was freed before it). They are replayed as recorded, before the first request.
+ * Returns the index of the last one (-1: none).
+ */
+function leadingReleases(allocator: DeviceCachingAllocator, trace: TraceColumns): number {
+  let k = 0;
+  while (k < trace.length && trace.action[k] === A.segment_free && allocator.releaseFreeSegmentAt(trace.addr[k], trace.size[k])) k++;
+  return k - 1;
+}
+
 function seedInto(allocator: DeviceCachingAllocator, start: readonly SeedSegment[], blocks: (Block | null)[], driver: Driver): void {
   const seeded = seedState(allocator, start);
   seeded.forEach((b, id) => {

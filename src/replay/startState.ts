@@ -405,8 +405,11 @@ export function describeStart(start: StartState): string {
     'held before it, rebuilt from the final segments';
 }
 
-/** What the replay of a trace that starts mid-run knows, and what it assumed: lines for the user. */
-export function startNotes(start: StartState, traceLength: number): string[] {
+/**
+ * What the replay of a trace that starts mid-run knows, and what it assumed: lines for the user. `gcArmed`: the
+ * run had garbage_collection_threshold under a memory fraction (else GC ages change nothing and go unsaid).
+ */
+export function startNotes(start: StartState, traceLength: number, gcArmed = true): string[] {
   if (start.empty) return start.inconsistencies.map((c) => `inconsistent trace: ${c}`);
   if (traceLength === 0) {
     return [`the snapshot has no trace: a state only, ${describeStart(start).replace(' before it', '')}; ` +
@@ -419,14 +422,14 @@ export function startNotes(start: StartState, traceLength: number): string[] {
     `the trace starts mid-run: ${describeStart(start)}.${ring} Current values, segment events and the final ` +
     'layout are exact; peaks and cumulative counters (allocated, freed, num_*) cover the recorded window only.',
   ];
-  const assumed: string[] = ['GC ages of segments cached before the trace: older the earlier a GC pass of the trace ' +
-    'releases them, one step apart; equal where the trace does not order them'];
+  const assumed: string[] = gcArmed ? ['GC ages of segments cached before the trace: older the earlier a GC pass of the trace ' +
+    'releases them, one step apart; equal where the trace does not order them'] : [];
   if (start.pendingAtStart > 0) assumed.push('pending frees wait on one event each and complete where the trace completes them');
   if (start.unresolvedSizes > 0) {
     assumed.push(`${start.unresolvedSizes} blocks freed in the trace taken at the smallest size the recorded allocations ` +
       'allow (their rounded size plus up to 1 MiB of unsplit slack the final segments cannot show)');
   }
-  notes.push(`assumed for the state before the trace: ${assumed.join('; ')}`);
+  if (assumed.length > 0) notes.push(`assumed for the state before the trace: ${assumed.join('; ')}`);
   for (const c of start.inconsistencies) notes.push(`inconsistent trace: ${c}`);
   return notes;
 }

@@ -13,10 +13,10 @@ export const SWEEP_COLUMNS = [
   'rank', 'baseline', 'conf', 'peak_reserved_bytes', 'peak_allocated_bytes', 'peak_inactive_split_bytes',
   'cached_at_peak_bytes', 'inactive_split_at_peak_bytes', 'ooms', 'first_oom_op', 'first_oom_size_bytes',
   'num_device_alloc', 'num_device_free', 'num_alloc_retries', 'min_capacity_bytes', 'min_fraction', 'seconds',
-  'input', 'input_id', 'input_bytes', 'fraction', 'capacity_bytes', 'device_total_bytes', 'fit', 'start_state', 'version', 'sweep_id', 'shard',
+  'input', 'input_id', 'input_bytes', 'fraction', 'fraction_basis', 'capacity_bytes', 'device_total_bytes', 'fit', 'start_state', 'version', 'sweep_id', 'shard',
 ] as const;
 
-const TEXT = new Set<string>(['conf', 'input', 'input_id', 'start_state', 'version', 'sweep_id', 'shard']);
+const TEXT = new Set<string>(['conf', 'input', 'input_id', 'fraction_basis', 'start_state', 'version', 'sweep_id', 'shard']);
 const BOOLEAN = new Set<string>(['baseline', 'fit']);
 
 /** A row as the file holds it: its rank (null while the sweep runs) and whether it is the given settings. */

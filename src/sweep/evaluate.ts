@@ -28,8 +28,10 @@ export interface RowInputs {
   input: string;
   input_id: string;
   input_bytes: number;
-  /** --fraction of the run; null: none. */
+  /** The fraction every config ran under: --fraction, else the one inferred from the trace; null: none. */
   fraction: number | null;
+  /** Where `fraction` comes from: 'given' (--fraction), 'inferred' (the trace's OOMs), 'none'. */
+  fraction_basis: 'given' | 'inferred' | 'none';
   /** Bytes cudaMalloc could hand out, and the device's totalGlobalMem. */
   capacity_bytes: number;
   device_total_bytes: number;
@@ -73,14 +75,24 @@ export interface SweepRow extends RowInputs {
   seconds: number;
 }
 
+/**
+ * The fraction the configs run under: --fraction (`device.fraction`; null: none, as fit passes when it searches
+ * for the fraction), else the one inferred from the input's OOMs, as `replay` does.
+ */
+export function fractionOf(input: SweepInput, device: DeviceOptions): number | null {
+  return device.fraction !== undefined ? device.fraction : input.inferredFraction;
+}
+
 /** The row's inputs for a run of `input` under `device`. */
 export function rowInputs(input: SweepInput, device: DeviceOptions, fit: boolean): RowInputs {
   const deviceTotal = device.deviceTotal ?? H100_TOTAL_GLOBAL_MEM;
+  const fraction = fractionOf(input, device);
   return {
     input: input.name,
     input_id: input.id,
     input_bytes: input.bytes,
-    fraction: device.fraction ?? null,
+    fraction,
+    fraction_basis: fraction === null ? 'none' : device.fraction != null ? 'given' : 'inferred',
     capacity_bytes: device.capacity ?? defaultCapacity(deviceTotal),
     device_total_bytes: deviceTotal,
     fit,
@@ -178,7 +190,10 @@ export interface FitResult {
  * 4-decimal fraction at or above it (or found by bisection above it) that a replay runs without OOM.
  */
 export function fitCapacity(input: SweepInput, config: AllocatorConfig, device: DeviceOptions = {}): FitResult {
-  const s: Settings = { config, fraction: device.fraction, deviceTotal: device.deviceTotal ?? H100_TOTAL_GLOBAL_MEM };
+  // Only a given --fraction stays fixed: one inferred from the trace is what the recorded run had, and the
+  // search is for what the run needs (as `fit` does).
+  const fixed = device.fraction ?? null;
+  const s: Settings = { config, fraction: fixed, deviceTotal: device.deviceTotal ?? H100_TOTAL_GLOBAL_MEM };
   const free = replay(input, s, Number.MAX_SAFE_INTEGER, false);
   const peak = free.stats['reserved_bytes.all.peak'];
   if (free.ooms.length > 0) return { bytes: null, fraction: null, unconstrainedPeak: peak, replays: 1 };
@@ -192,7 +207,7 @@ export function fitCapacity(input: SweepInput, config: AllocatorConfig, device: 
     else lo = mid;
   }
   let fraction: number | null = null;
-  if (device.fraction == null) {
+  if (fixed === null) {
     const capacity = device.capacity ?? defaultCapacity(s.deviceTotal);
     const okAt = (k: number) => {
       replays++;
@@ -222,7 +237,7 @@ export function evaluateConfig(input: SweepInput, conf: string, device: DeviceOp
   const t0 = performance.now();
   const config = parseAllocConf(conf);
   const inputs = rowInputs(input, device, fit);
-  const s: Settings = { config, fraction: device.fraction, deviceTotal: inputs.device_total_bytes };
+  const s: Settings = { config, fraction: inputs.fraction, deviceTotal: inputs.device_total_bytes };
   const atPeak = startFigures(input.start);
   const r = replay(input, s, inputs.capacity_bytes, false, atPeak);
   const st = r.stats;

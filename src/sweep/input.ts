@@ -11,6 +11,7 @@ import { buildWorkload, parseScenario, scenarioSeed } from '../synth/scenario.js
 import type { SeedSegment } from '../allocator/seedState.js';
 import { inconsistencyNote, oomNote, recordedOoms, recordingCalls, resolveSourceWorkload } from '../replay/whatIf.js';
 import { describeStart } from '../replay/startState.js';
+import { fractionEvidence, fractionFits, recordedFractionBounds } from '../replay/inferFraction.js';
 import type { Workload } from '../replay/workload.js';
 import { readSnapshotFile, selectDevice } from '../snapshot/index.js';
 import type { Snapshot } from '../snapshot/schema.js';
@@ -39,6 +40,12 @@ export interface SweepInput {
    * scenarios.
    */
   start: SeedSegment[];
+  /**
+   * The memory fraction the recorded run ran under as its OOMs tell (replay/inferFraction.ts), when neither
+   * --source-fraction nor --fraction was given: configs then run under it, as `replay` does (null: none
+   * inferred, a scenario, or a fraction was given).
+   */
+  inferredFraction: number | null;
   /** The settings string the input was made under ('' = PyTorch's defaults): the baseline of a sweep. */
   ownConf: string;
   /** What the user should know about how the input was read. */
@@ -46,14 +53,21 @@ export interface SweepInput {
 }
 
 export interface SweepInputOptions {
-  /** Memory fraction the capture ran under (snapshots do not record it). */
+  /** Memory fraction the capture ran under (--source-fraction; snapshots do not record it). */
   sourceFraction?: number | null;
+  /**
+   * The fraction the configs run under (--fraction): also the capture's when --source-fraction is not given,
+   * unless the recorded OOMs rule it out (then the inferred one is, as in `replay`).
+   */
+  fraction?: number | null;
   /** totalGlobalMem of the GPU the capture ran on (default H100 80GB). */
   sourceDeviceTotal?: number;
   /** Scenario seed (default the file's). */
   seed?: number;
   /** Device of a multi-device snapshot (default: the first with a trace). */
   device?: number;
+  /** How the command uses an inferred fraction, for its note (", and every config runs under it"). */
+  inferredFractionUse?: string;
   /** Refuse a trace the final segments contradict (--strict) instead of noting what was assumed. */
   strict?: boolean;
 }
@@ -87,21 +101,33 @@ export function snapshotSweepInput(
 ): SweepInput {
   const sourceConfig = snapshotConfig(snapshot);
   const deviceTotal = opts.sourceDeviceTotal ?? H100_TOTAL_GLOBAL_MEM;
+  // The fraction the capture ran under, chosen as `replay` chooses it (snapshots do not record it).
+  const { bounds, inferred } = recordedFractionBounds(snapshot, sourceConfig, deviceTotal);
+  const given = opts.fraction ?? sourceConfig.perProcessMemoryFraction ?? null;
+  const sourceFraction = opts.sourceFraction !== undefined ? opts.sourceFraction
+    : given !== null && (inferred === null || fractionFits(bounds, given, deviceTotal)) ? given : inferred;
+  const inferredFraction = opts.sourceFraction === undefined && given === null ? inferred : null;
+  const notes: string[] = [];
+  if (inferredFraction !== null) {
+    notes.push(`memory fraction inferred from the trace: ${fractionEvidence(bounds)}; the recorded run is replayed under ` +
+      `fraction ${inferredFraction.toFixed(6)}${opts.inferredFractionUse ?? ''} (pass --fraction to set it)`);
+  } else if (bounds.limitOoms > 0 && !fractionFits(bounds, sourceFraction, deviceTotal)) {
+    notes.push(`fraction ${sourceFraction ?? 'none'} cannot have produced the trace's OOMs: ${fractionEvidence(bounds)}`);
+  }
   const { workload, plan, start, sourceReplay } = resolveSourceWorkload(snapshot, {
     sourceConfig,
-    sourceFraction: opts.sourceFraction,
+    sourceFraction,
     deviceTotal,
     source: name,
   });
   if (opts.strict) refuseInconsistent(start, name);
-  const notes: string[] = [];
   if (!start.empty) {
     notes.push(`the trace starts mid-run: every config starts from the state recorded at its first entry (${describeStart(start)}); ` +
       'the history before it cannot be replayed under other settings, so peaks and counters cover the recorded window, from that state');
   }
   if (start.inconsistencies.length > 0) notes.push(inconsistencyNote(start));
   if (!sourceReplay.exact) {
-    notes.push(`${name} does not replay exactly under its recorded settings${opts.sourceFraction == null ? ' without a memory fraction' : ''} ` +
+    notes.push(`${name} does not replay exactly under its recorded settings${sourceFraction === null ? ' without a memory fraction' : ''} ` +
       `(${sourceReplay.driverFallbacks} driver requests the trace could not answer); pass --source-fraction as the job set it`);
   }
   if (plan.deferredFrees > 0) {
@@ -119,6 +145,7 @@ export function snapshotSweepInput(
     workload,
     calls: recordingCalls(plan, start.segments, deviceTotal),
     start: start.segments,
+    inferredFraction,
     ownConf: confOf(snapshot, sourceConfig),
     notes,
   };
@@ -158,6 +185,7 @@ export function loadSweepInput(path: string, opts: SweepInputOptions = {}): Swee
       workload: buildWorkload(scenario, seed),
       calls: new Float64Array(0),
       start: [],
+      inferredFraction: null,
       ownConf: '',
       notes: [`scenario ${scenario.kind}, seed ${seed}; segment addresses come from the driver model`],
     };

@@ -33,9 +33,11 @@ export function mergeFiles(paths: readonly string[]): Merged {
     throw new AllocsimInputError(`${other.path}: another sweep (id ${other.r.sweep}) than ${first.path} (id ${first.r.sweep}): ` +
       'shards to merge must come from one sweep command (same inputs and --grid)');
   }
+  // A fraction inferred from the trace is each input's own (its id pins it): the shards must agree on --fraction.
+  const asGiven = (row: SweepRow, k: keyof RowInputs) => (k === 'fraction' && row.fraction_basis !== 'given' ? null : row[k]);
   for (const { path, r } of all) {
     for (const k of SAME) {
-      if (r.row[k] !== first.r.row[k]) {
+      if (asGiven(r.row, k) !== asGiven(first.r.row, k)) {
         throw new AllocsimInputError(`${path}: ${k} ${String(r.row[k])}, but ${String(first.r.row[k])} in ${first.path}: the shards were run with different inputs`);
       }
     }

@@ -42,6 +42,25 @@ describe('pool inference from the final segments', () => {
     });
   }
 
+  for (const expandable of [false, true]) {
+    it(`the same run cut mid-run (a wrapped ring buffer) replays exactly from every cut (expandable ${expandable})`, () => {
+      // Cuts inside a capture start with blocks of the private pool held; cuts in the warm-up hold a side-stream
+      // segment of the default pool that the capture's empty_cache() frees and the pool then gets at the same
+      // address (the final segment there names the later segment's pool, not the start's).
+      const { snap, r } = recordScenario(graphScenario, expandable);
+      const trace = snap.device_traces[0];
+      const current = (st: Record<string, number>) => Object.entries(st).filter(([k]) => k.endsWith('.current'));
+      for (let c = 0; c < 16; c++) {
+        const k = Math.floor((trace.length * (c + 0.5)) / 16);
+        const cut = { ...snap, device_traces: [trace.slice(k)] };
+        const replay = replaySnapshot(cut);
+        expect(compareTrace(cut.device_traces[0], replay.recorder, true)?.message, `cut at ${k}`).toBeUndefined();
+        expect(compareSegments(snap.segments, replay.snapshot.segments, true)?.message, `cut at ${k}`).toBeUndefined();
+        expect(current(replay.stats), `cut at ${k}`).toEqual(current(r.stats));
+      }
+    });
+  }
+
   it('without the inference the same trace does not replay (the private pool keeps its blocks apart)', () => {
     const { snap } = recordScenario(graphScenario, false);
     const plan = planTraceReplay(snap.device_traces[0]);

@@ -161,10 +161,17 @@ describe('answers a user can act on (issue 12)', () => {
   });
 
   it('warns that garbage_collection_threshold cannot act without a fraction, in sweep, fit and replay', () => {
-    const sweep = allocsim('sweep', example, '--grid', 'garbage_collection_threshold=0.6,none', '--no-fit', '--workers', '1');
+    // A scenario has no recorded OOMs to infer a fraction from.
+    const scenario = join(root, 'scenarios/fragmentation-demo.json');
+    const sweep = allocsim('sweep', scenario, '--grid', 'garbage_collection_threshold=0.6,none', '--no-fit', '--workers', '1');
     expect(sweep.stderr).toContain('--grid garbage_collection_threshold=0.6 cannot act: acts only under a memory fraction');
     // Without a fraction the two configs are one.
     expect(sweep.stdout).toContain('1 config, ranked by');
+    // The capture's OOMs imply its fraction (issue 9): the sweep runs under it, as replay does, and GC acts.
+    const inferred = allocsim('sweep', example, '--grid', 'garbage_collection_threshold=0.6,none', '--no-fit', '--workers', '1');
+    expect(inferred.stderr).toContain('memory fraction inferred from the trace');
+    expect(inferred.stderr).not.toContain('cannot act');
+    expect(inferred.stdout).toContain('2 configs');
     const fit = allocsim('fit', example, '--conf', 'garbage_collection_threshold:0.6', '--workers', '1');
     expect(fit.stderr).toContain('garbage_collection_threshold:0.6 cannot act');
     // replay infers the fraction from the trace's OOMs when none is given (issue 9), and under it GC acts.

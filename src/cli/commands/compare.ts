@@ -12,13 +12,13 @@ import { parseAllocConf } from '../../config/index.js';
 import { defaultCapacity, type SimulationResult } from '../../replay/simulate.js';
 import { HEADLINE_KEYS, replayWithDriverModel } from '../../replay/whatIf.js';
 import { reportInputFromSimulation } from '../../report/html.js';
-import { loadSweepInputs, rowInputs, type SweepInput } from '../../sweep/index.js';
+import { fractionOf, loadSweepInputs, rowInputs, type SweepInput } from '../../sweep/index.js';
 import { AllocsimInputError } from '../../util/inputError.js';
 import { addReportOption, writeReport, type ReportArgs } from '../reportOption.js';
 import { addDeviceOptions, checkOutputPaths, deviceSettings, writeFileAtomic, type DeviceArgs } from '../output.js';
 import { sourceFraction, sourceOptions, type SourceArgs } from './fit.js';
 import { expandInputs, parseDevice } from './inputFiles.js';
-import { describeInputs, inputsJson } from './inputs.js';
+import { commonInputs, describeInputs, inputsJson } from './inputs.js';
 import { say } from '../reportError.js';
 
 interface CompareArgs extends Omit<DeviceArgs, 'conf'>, SourceArgs, ReportArgs {
@@ -37,11 +37,11 @@ export interface CompareRun {
   peakOp: number;
 }
 
-function run(input: SweepInput, conf: string, device: { fraction: number | null; deviceTotal: number; capacity: number }, timeline: boolean): CompareRun {
+function run(input: SweepInput, conf: string, device: { fraction?: number | null; deviceTotal: number; capacity: number }, timeline: boolean): CompareRun {
   let peak = -1;
   let peakOp = 0;
   const { result } = replayWithDriverModel(input.workload, input.calls, {
-    config: parseAllocConf(conf), fraction: device.fraction, deviceTotal: device.deviceTotal, capacity: device.capacity,
+    config: parseAllocConf(conf), fraction: fractionOf(input, device), deviceTotal: device.deviceTotal, capacity: device.capacity,
     recordTrace: false, timeline, start: input.start,
     onOp: (op, a) => {
       const r = a.stats.current(S.reserved_bytes);
@@ -98,10 +98,12 @@ export const compareCommand: CommandModule<object, CompareArgs> = {
     const device = parseDevice(argv.device);
     const files = expandInputs(argv.inputs);
     const inputs = files.flatMap((f) => loadSweepInputs(f, {
-      sourceFraction: sourceFraction(argv) ?? settings.fraction, seed: argv.seed, device, strict: argv.strict,
+      sourceFraction: sourceFraction(argv), fraction: settings.fraction, seed: argv.seed, device, strict: argv.strict,
+      inferredFractionUse: ', and each of its runs is under it',
     }));
     const deviceTotal = settings.deviceTotal ?? H100_TOTAL_GLOBAL_MEM;
-    const d = { fraction: settings.fraction ?? null, deviceTotal, capacity: settings.capacity ?? defaultCapacity(deviceTotal) };
+    // Without --fraction each input runs under the fraction inferred from its OOMs, as replay does.
+    const d = { fraction: settings.fraction, deviceTotal, capacity: settings.capacity ?? defaultCapacity(deviceTotal) };
     const runs: CompareRun[] = [];
     for (const input of inputs) {
       for (const note of input.notes) say('note', `${input.name}: ${note}`);
@@ -127,7 +129,7 @@ export const compareCommand: CommandModule<object, CompareArgs> = {
 
     if (argv.json !== undefined) {
       const doc = {
-        ...inputsJson(rowInputs(inputs[0], d, false)),
+        ...inputsJson(commonInputs(rowInputs(inputs[0], d, false), inputs.map((i) => rowInputs(i, d, false)))),
         inputs: inputs.map((i) => ({ path: i.name, id: i.id, bytes: i.bytes, device: i.device })),
         runs: runs.map((r) => ({
           label: r.label, input: r.input.name, input_id: r.input.id, conf: r.conf, ...points(r),
@@ -151,7 +153,7 @@ export const compareCommand: CommandModule<object, CompareArgs> = {
         (r.result.ooms.length > 3 ? `,... (${r.result.ooms.length})` : '')))],
     ];
     const widths = rowsOut[0].map((_, c) => Math.max(...rowsOut.map((r) => r[c].length)));
-    out.write(`compare: ${runs.length} runs; ${describeInputs(rowInputs(inputs[0], d, false)).replace(/^input [^;]*; /, '')}\n`);
+    out.write(`compare: ${runs.length} runs; ${describeInputs(commonInputs(rowInputs(inputs[0], d, false), inputs.map((i) => rowInputs(i, d, false)))).replace(/^input [^;]*; /, '')}\n`);
     for (const r of rowsOut) out.write(`${r.map((x, c) => (c === 0 ? x.padEnd(widths[c]) : x.padStart(widths[c]))).join('  ')}\n`);
     const hidden = keys.length - shown.length;
     out.write(`${Object.keys(runs[0].result.stats).length - keys.length} memory_stats() keys are the same in every run` +

@@ -90,7 +90,11 @@ export const fitCommand: CommandModule<object, FitArgs> = {
     const text: string[] = [];
     const worst: { name: string; bytes: number | null }[] = [];
     for (const f of files) {
-      for (const input of loadSweepInputs(f, { sourceFraction: sourceFraction(argv) ?? givenFraction, seed: argv.seed, device: parseDevice(argv.device), strict: argv.strict })) {
+      const inputs = loadSweepInputs(f, {
+        sourceFraction: sourceFraction(argv), fraction: givenFraction, seed: argv.seed, device: parseDevice(argv.device), strict: argv.strict,
+        inferredFractionUse: '; the fit searches for the capacity and fraction the run needs, not limited by it',
+      });
+      for (const input of inputs) {
         const given = argv.conf ?? [input.ownConf];
         const confs = given.map((c) => sweepConfigs(c, [], fraction).baseline);
         for (const note of input.notes) say('note', `${files.length > 1 ? `${input.name}: ` : ''}${note}`);

@@ -6,7 +6,7 @@ import {
 } from '../../sweep/index.js';
 import { checkOutputPaths } from '../output.js';
 import { writeSweepView } from './sweep.js';
-import { anyRecordedStart } from './inputs.js';
+import { anyRecordedStart, commonInputs } from './inputs.js';
 import { topCount } from './fit.js';
 
 interface MergeArgs {
@@ -45,12 +45,13 @@ export const mergeCommand: CommandModule<object, MergeArgs> = {
     const first = merged.rows[0];
     const rowInputs: RowInputs = {
       input: first.input, input_id: first.input_id, input_bytes: first.input_bytes, fraction: first.fraction,
+      fraction_basis: first.fraction_basis,
       capacity_bytes: first.capacity_bytes, device_total_bytes: first.device_total_bytes, fit: first.fit, version: first.version,
       start_state: anyRecordedStart(merged.rows),
     };
     writeSweepView({
       title: inputs.length === 1 ? inputs[0] : `${inputs.length} inputs`,
-      inputs: rowInputs,
+      inputs: commonInputs(rowInputs, merged.rows),
       inputCount: inputs.length,
       baseline: merged.baseline,
       objective,

@@ -13,7 +13,7 @@ import { rulesLine } from '../../replay/torchVersion.js';
 import { HEADLINE_KEYS, statBasis, whatIfReplay } from '../../replay/whatIf.js';
 import { defaultCapacity } from '../../replay/simulate.js';
 import { formatDelta } from './deltas.js';
-import { fractionFits } from '../../replay/inferFraction.js';
+import { fractionEvidence, fractionFits, recordedFractionBounds } from '../../replay/inferFraction.js';
 import { traceRunFrames } from '../../replay/runFrames.js';
 import { annotationRanges } from '../../report/annotations.js';
 import { siteOfOp } from '../../report/sites.js';
@@ -30,7 +30,7 @@ import { numberValue, parseDeviceTotal, singleValue, STRICT_HELP } from '../opti
 import { MAX_MESSAGE, say } from '../reportError.js';
 import { addInput } from '../../util/atomicWrite.js';
 import { expandInputs, parseDevice } from './inputFiles.js';
-import { recordedFractionBounds, replayMany } from './replayMany.js';
+import { replayMany } from './replayMany.js';
 import { shown } from '../../util/text.js';
 
 interface ReplayArgs extends DeviceArgs, OutputArgs {
@@ -106,6 +106,10 @@ export const replayCommand: CommandModule<object, ReplayArgs> = {
     }
     const settings = deviceSettings(argv);
     const sourceConfig = snapshotConfig(snapshot);
+    if (snapshot.allocator_settings === undefined && traceLength(snapshot, 0) > 0) {
+      say('note', 'the snapshot records no allocator_settings (torch 2.1 or older): replaying under PyTorch\'s defaults' +
+        (sourceConfig.expandableSegments ? ' with expandable_segments:True, which its segments show' : '') + ' (--conf sets them)');
+    }
     const config = settings.config ?? sourceConfig;
     const givenSourceTotal = singleValue(argv['source-device-total'], 'source-device-total');
     const sourceDeviceTotal = givenSourceTotal !== undefined ? parseDeviceTotal(givenSourceTotal, 'source-device-total') : settings.deviceTotal;
@@ -121,8 +125,7 @@ export const replayCommand: CommandModule<object, ReplayArgs> = {
     }
     const fractionNotes: string[] = [];
     if (given === null && inferred !== null) {
-      fractionNotes.push(`memory fraction inferred from the trace: ${bounds.limitOoms} OOMs the device could have served ` +
-        `need allowed_memory_maximum in [${bounds.lowerBytes}, ${bounds.upperBytes}) bytes; replaying under fraction ` +
+      fractionNotes.push(`memory fraction inferred from the trace: ${fractionEvidence(bounds)}; replaying under fraction ` +
         `${inferred.toFixed(6)} (pass --fraction to set it)`);
     }
     const noFractionFits = bounds.limitOoms > 0 && !fractionFits(bounds, sourceFraction, boundsTotal);
@@ -233,7 +236,7 @@ export const replayCommand: CommandModule<object, ReplayArgs> = {
       ...settings, config, fraction, timeline, source: path, onOp: observer.onOp, onOom: observer.onOom,
     });
     if (argv.strict) refuseInconsistent(result.start, path);
-    const notes = startNotes(result.start, traceEntries);
+    const notes = startNotes(result.start, traceEntries, config.garbageCollectionThreshold > 0 && fraction !== null);
     const traceDivergence = argv.check ? compareTrace(snapshot.device_traces[0] ?? [], result.recorder, true) : null;
     const layoutDivergence = argv.check ? compareSegments(snapshot.segments, result.snapshot.segments, !result.start.empty) : null;
     const pools = (result.plan as { pools?: PoolInference }).pools;

@@ -4,31 +4,19 @@
  * (the most OOMs, then the highest peak reserved). The per-run outputs (--timeline, --export-snapshot, --report)
  * belong to one run: replay that rank alone for them.
  */
-import { H100_TOTAL_GLOBAL_MEM } from '../../allocator/constants.js';
 import { formatSize } from '../../allocator/format.js';
-import type { AllocatorConfig } from '../../config/allocatorConfig.js';
 import { compareSegments, compareTrace } from '../../replay/check.js';
-import { fractionBounds, inferredFraction, type FractionBounds } from '../../replay/inferFraction.js';
+import { recordedFractionBounds } from '../../replay/inferFraction.js';
 import { replaySnapshot, sameBehaviour, snapshotConfig } from '../../replay/replaySnapshot.js';
 import { startNotes } from '../../replay/startState.js';
-import { allocatorEntries } from '../../replay/tracePlan.js';
 import { statBasis, whatIfReplay } from '../../replay/whatIf.js';
-import { columnarOf, readSnapshotFile, selectDevice, traceColumnsOf, traceLength } from '../../snapshot/index.js';
+import { columnarOf, readSnapshotFile, selectDevice, traceLength } from '../../snapshot/index.js';
 import type { Snapshot } from '../../snapshot/schema.js';
 import { AllocsimInputError } from '../../util/inputError.js';
 import { deviceSettings, writeFileAtomic, type DeviceArgs, type DeviceSettings, type OutputArgs } from '../output.js';
 import { outputPath } from '../options.js';
 import { say } from '../reportError.js';
 import { lastLine, WrittenFiles } from '../style.js';
-
-/** The memory fraction a trace's recorded OOMs and segments allow (snapshots do not record it). */
-export function recordedFractionBounds(snapshot: Snapshot, sourceConfig: AllocatorConfig, deviceTotal: number | undefined):
-  { bounds: FractionBounds; inferred: number | null; total: number } {
-  const bounds = fractionBounds(allocatorEntries(traceColumnsOf(snapshot, 0)),
-    snapshot.segments.reduce((n, s) => n + s.total_size, 0), sourceConfig);
-  const total = deviceTotal ?? H100_TOTAL_GLOBAL_MEM;
-  return { bounds, inferred: inferredFraction(bounds, total), total };
-}
 
 export interface ManyArgs extends DeviceArgs, OutputArgs {
   check: boolean;
@@ -79,7 +67,7 @@ function replayOne(snapshot: Snapshot, name: string, device: number, argv: ManyA
     return row(r, r.modelAnswers === 0 ? 'exact' : 'modelled');
   }
   const r = replaySnapshot(snapshot, { ...settings, config, fraction, timeline: false, source: name });
-  for (const n of startNotes(r.start, traceEntries)) say('note', `${name}: ${n}`);
+  for (const n of startNotes(r.start, traceEntries, config.garbageCollectionThreshold > 0 && fraction !== null)) say('note', `${name}: ${n}`);
   const out = row(r, statBasis('reserved_bytes.all.peak', true, !r.start.empty) === 'window' ? 'window' : 'exact');
   if (argv.check) {
     const d = compareTrace(snapshot.device_traces[0] ?? [], r.recorder, true) ?? compareSegments(snapshot.segments, r.snapshot.segments, !r.start.empty);

@@ -20,12 +20,12 @@ import { formatSize } from '../../allocator/format.js';
 import { AllocsimInputError } from '../../util/inputError.js';
 import { checkOutputPaths, writeFileAtomic, addDeviceOptions, deviceSettings, type DeviceArgs } from '../output.js';
 import {
-  loadSweepInputs, runSweep, sweepConfigs, parseObjective, defaultObjective, groupRows, ranksOf, rowInputs, formatGain,
+  fractionOf, loadSweepInputs, runSweep, sweepConfigs, parseObjective, defaultObjective, groupRows, ranksOf, rowInputs, formatGain,
   objectiveValue, parseShard, shardPath, OBJECTIVES, type Objective, type Recommendation, type RowInputs, type SweepRow,
 } from '../../sweep/index.js';
 import { sourceFraction, sourceOptions, topCount, workerCount, type SourceArgs } from './fit.js';
 import { expandInputs, parseDevice } from './inputFiles.js';
-import { anyRecordedStart, describeInputs, inputsJson } from './inputs.js';
+import { anyRecordedStart, commonInputs, describeInputs, inputsJson } from './inputs.js';
 import { interruptible, say } from '../reportError.js';
 
 interface SweepArgs extends DeviceArgs, SourceArgs, ReportArgs {
@@ -222,7 +222,10 @@ export const sweepCommand: CommandModule<object, SweepArgs> = {
     const files = expandInputs(argv.inputs);
     const seenNotes: string[] = [];
     const load = (f: string) => {
-      const got = loadSweepInputs(f, { sourceFraction: sourceFraction(argv) ?? settings.fraction, seed: argv.seed, device, strict: argv.strict });
+      const got = loadSweepInputs(f, {
+        sourceFraction: sourceFraction(argv), fraction: settings.fraction, seed: argv.seed, device, strict: argv.strict,
+        inferredFractionUse: ', and every config runs under it',
+      });
       for (const i of got) {
         for (const n of i.notes) {
           const note = files.length > 1 || got.length > 1 ? `${i.name}: ${n}` : n;
@@ -236,11 +239,13 @@ export const sweepCommand: CommandModule<object, SweepArgs> = {
     const first = load(files[0]);
     const sources = files.map((f, i) => ({ name: f, bytes: i === 0 ? first[0].bytes : fileSize(f), load: () => load(f) }));
     const base = settings.confText ?? first[0].ownConf;
-    const configs = sweepConfigs(base, argv.grid, fraction);
-    const { confs } = configs;
-    const warnings = settingWarnings(base, fraction, configs.warnings);
-    for (const w of warnings) say('warning', w);
     const dev = { fraction: settings.fraction, deviceTotal: settings.deviceTotal, capacity: settings.capacity };
+    // Without --fraction the configs run under the one inferred from the first input's OOMs, as replay does.
+    const runFraction = fractionOf(first[0], dev);
+    const configs = sweepConfigs(base, argv.grid, runFraction);
+    const { confs } = configs;
+    const warnings = settingWarnings(base, runFraction, configs.warnings);
+    for (const w of warnings) say('warning', w);
 
     const bar = process.stderr.isTTY && confs.length * files.length > 1
       ? new cliProgress.SingleBar({
@@ -286,7 +291,7 @@ export const sweepCommand: CommandModule<object, SweepArgs> = {
     if (recommendation === null) throw new Error('sweep: no baseline row');
     const view: SweepView = {
       title: res.inputs === 1 ? first[0].name : `${res.inputs} inputs`,
-      inputs: { ...rowInputs(first[0], dev, argv.fit), start_state: anyRecordedStart(res.rows) },
+      inputs: { ...commonInputs(rowInputs(first[0], dev, argv.fit), res.rows), start_state: anyRecordedStart(res.rows) },
       inputCount: res.inputs,
       baseline: res.baseline,
       objective: res.objective,
@@ -315,7 +320,7 @@ export const sweepCommand: CommandModule<object, SweepArgs> = {
       // Observed for the layout picker (peak, OOMs, end); the OOMs get their facts, not what-if replays.
       const observer = new RunObserver({ layouts: true, maxDetailed: 0, maxOomLayouts: DEFAULT_MAX_DETAILED });
       const { result } = replayWithDriverModel(first[0].workload, first[0].calls, {
-        config: parseAllocConf(best.conf), fraction: settings.fraction, deviceTotal,
+        config: parseAllocConf(best.conf), fraction: runFraction, deviceTotal,
         capacity: settings.capacity ?? defaultCapacity(deviceTotal), timeline: true, recordTrace: false, start: first[0].start,
         onOp: observer.onOp, onOom: observer.onOom,
       });
