@@ -11,6 +11,7 @@
  */
 import { actionCode, findSequence, type FrameTable, Key, type TraceColumns } from './traceColumns.js';
 import { decodeLong, ENTRY, readString, type StringCache } from './pickleScalars.js';
+import { ENTRY_ID, type Memo, NO_VALUE } from './memo.js';
 
 const MEMOIZE = 0x94;
 const BINPUT = 0x71;
@@ -58,16 +59,24 @@ export interface EntryBounds {
 
 /** Keys remembered by position in the dict (PyTorch writes them in one order, as the same memoized strings). */
 const KEY_SLOTS = 16;
+/** Action codes remembered by memo value id (direct-mapped; a snapshot has a handful of action strings). */
+const ACTION_IDS = 64;
 
 export class EntryDecoder {
   /** Containers and list items made so far (the generic path's counters): read before, updated on success. */
   objects = 0;
   items = 0;
-  private readonly keyStrings: (string | undefined)[] = new Array<string | undefined>(KEY_SLOTS).fill(undefined);
+  /** The memo value id of the key at each position last seen, and its code (id NO_VALUE: code K.other). */
+  private readonly keyIds = new Int32Array(KEY_SLOTS);
   private readonly keyCodes = new Int8Array(KEY_SLOTS);
   /** Action strings seen, by code: a pointer comparison finds the code of a memoized or cached string. */
   private readonly actions: (string | undefined)[] = [];
   private readonly actionCodes: number[] = [];
+  /** Action codes by the memo value id of their string (`actionIds[id % ACTION_IDS] === id`). */
+  private readonly actionIds = new Int32Array(ACTION_IDS);
+  private readonly actionIdCodes = new Int8Array(ACTION_IDS);
+  /** The memo value id of each traceback's shared list (NO_VALUE until a memoized `frames` list needs it). */
+  private readonly listIds: number[] = [];
   private lastContext: string | undefined = undefined;
   private lastContextId = -1;
   private lastMetadata: string | undefined = undefined;
@@ -85,6 +94,18 @@ export class EntryDecoder {
     if (c >= 0 && seen.length < 32) {
       seen.push(s);
       this.actionCodes.push(c);
+    }
+    return c;
+  }
+
+  /** The action code of memo value `id` (the string `s`), or -1. */
+  private actionOfId(id: number, s: string): number {
+    const k = id & (ACTION_IDS - 1);
+    if (this.actionIds[k] === id) return this.actionIdCodes[k]!;
+    const c = this.action(s);
+    if (c >= 0) {
+      this.actionIds[k] = id;
+      this.actionIdCodes[k] = c;
     }
     return c;
   }
@@ -110,18 +131,18 @@ export class EntryDecoder {
    * is dense (its length is the memo count). Returns the position after its SETITEMS, or -1 when the generic
    * path must read it (then the memo and the row are as they were).
    */
-  decode(b: Uint8Array, view: DataView, p: number, len: number, eof: boolean, absBase: number, memo: unknown[], cols: TraceColumns): number {
+  decode(b: Uint8Array, view: DataView, p: number, len: number, eof: boolean, absBase: number, memo: Memo, cols: TraceColumns): number {
     const memoStart = memo.length;
     const end = this.entry(b, view, p, len, eof, absBase, memo, cols);
     if (end < 0) {
       if (memo.length !== memoStart) this.memoDropped(memoStart);
-      memo.length = memoStart;
+      memo.truncate(memoStart);
       cols.clear(cols.started - 1);
     }
     return end;
   }
 
-  private entry(b: Uint8Array, view: DataView, p: number, len: number, eof: boolean, absBase: number, memo: unknown[], cols: TraceColumns): number {
+  private entry(b: Uint8Array, view: DataView, p: number, len: number, eof: boolean, absBase: number, memo: Memo, cols: TraceColumns): number {
     const r = cols.started - 1;
     const bounds = this.bounds;
     let objects = this.objects;
@@ -132,7 +153,7 @@ export class EntryDecoder {
     if (p < 0 || p + 5 > len) return -1;
     let op = b[p]!;
     if (op === MEMOIZE || op === BINPUT || op === LONG_BINPUT) {
-      p = memoStore(b, view, p, len, memo, ENTRY, absBase, bounds.memoFloor);
+      p = memoStore(b, view, p, len, memo, ENTRY_ID, ENTRY, absBase, bounds.memoFloor);
       if (p < 0) return -1;
       p = skipFrames(b, view, p, len, eof);
       if (p < 0 || p >= len) return -1;
@@ -145,21 +166,42 @@ export class EntryDecoder {
       p = skipFrames(b, view, p, len, eof);
       if (p < 0 || p + 5 > len) return -1;
       op = b[p]!;
-      let key: unknown;
-      let literal = false;
-      if (op === BINGET) {
-        key = memo[b[p + 1]!];
-        p += 2;
-      } else if (op === LONG_BINGET) {
-        const idx = view.getUint32(p + 1, true);
-        key = idx < memo.length ? memo[idx] : undefined;
-        p += 5;
+      const slots = memo.ids;
+      let code: number;
+      if (op === BINGET || op === LONG_BINGET) {
+        // A memoized key: its code by the id of its value, as PyTorch gets the same key strings each entry.
+        let id: number;
+        if (op === BINGET) {
+          id = slots[b[p + 1]!]!;
+          p += 2;
+        } else {
+          const idx = view.getUint32(p + 1, true);
+          if (idx >= slots.length) return -1;
+          id = slots[idx]!;
+          p += 5;
+        }
+        if (slot < KEY_SLOTS && this.keyIds[slot] === id) code = this.keyCodes[slot]!;
+        else {
+          const key = memo.values[id];
+          if (typeof key !== 'string') return -1;
+          code = keyCode(key);
+          if (slot < KEY_SLOTS) {
+            this.keyIds[slot] = id;
+            this.keyCodes[slot] = code;
+          }
+        }
       } else if (op === SHORT_BINUNICODE) {
         const n = b[p + 1]!;
         if (p + 2 + n > len) return -1;
-        key = readString(b, p + 2, n, this.cache, this.name);
+        const key = readString(b, p + 2, n, this.cache, this.name);
         p += 2 + n;
-        literal = true;
+        code = keyCode(key);
+        p = skipFrames(b, view, p, len, eof);
+        if (p < 0 || p >= len) return -1;
+        if (b[p] === MEMOIZE || b[p] === BINPUT || b[p] === LONG_BINPUT) {
+          p = memoStore(b, view, p, len, memo, memo.stringId(key), key, absBase, bounds.memoFloor);
+          if (p < 0) return -1;
+        }
       } else if (op === SETITEMS) {
         if (slot === 0) return -1; // an empty dict: the generic path says what is missing
         cols.keys[r]! |= keys;
@@ -167,33 +209,18 @@ export class EntryDecoder {
         this.items = items;
         return p + 1;
       } else return -1;
-      if (typeof key !== 'string') return -1;
-      if (literal) {
-        p = skipFrames(b, view, p, len, eof);
-        if (p < 0 || p >= len) return -1;
-        if (b[p] === MEMOIZE || b[p] === BINPUT || b[p] === LONG_BINPUT) {
-          p = memoStore(b, view, p, len, memo, key, absBase, bounds.memoFloor);
-          if (p < 0) return -1;
-        }
-      }
-      let code: number;
-      if (slot < KEY_SLOTS) {
-        if (this.keyStrings[slot] !== key) {
-          this.keyStrings[slot] = key;
-          this.keyCodes[slot] = keyCode(key);
-        }
-        code = this.keyCodes[slot]!;
-      } else code = keyCode(key);
       if (code === K.other) return -1;
 
       // ---- the value ----
       p = skipFrames(b, view, p, len, eof);
       if (p < 0 || p + 9 > len) return -1;
       op = b[p]!;
+      const ids = memo.ids; // read again: a key's memo store may have grown it
       let num = NaN;
       let obj: unknown = undefined;
+      let objId = NO_VALUE; // the memo value id of a value got from the memo
       let isNum = false;
-      literal = false;
+      let literal = false;
       switch (op) {
         case BININT1:
           num = b[p + 1]!;
@@ -224,12 +251,15 @@ export class EntryDecoder {
           p += 9;
           break;
         case BINGET:
-          obj = memo[b[p + 1]!];
+          objId = ids[b[p + 1]!]!;
+          obj = memo.values[objId];
           p += 2;
           break;
         case LONG_BINGET: {
           const idx = view.getUint32(p + 1, true);
-          obj = idx < memo.length ? memo[idx] : undefined;
+          if (idx >= ids.length) return -1;
+          objId = ids[idx]!;
+          obj = memo.values[objId];
           p += 5;
           break;
         }
@@ -267,7 +297,7 @@ export class EntryDecoder {
         p = skipFrames(b, view, p, len, eof);
         if (p < 0 || p >= len) return -1;
         if (b[p] === MEMOIZE || b[p] === BINPUT || b[p] === LONG_BINPUT) {
-          p = memoStore(b, view, p, len, memo, obj, absBase, bounds.memoFloor);
+          p = memoStore(b, view, p, len, memo, memo.stringId(obj as string), obj, absBase, bounds.memoFloor);
           if (p < 0) return -1;
         }
       } else if (isNum) {
@@ -281,7 +311,7 @@ export class EntryDecoder {
       // As TraceColumns.set checks and stores it.
       switch (code) {
         case K.action: {
-          const c = typeof obj === 'string' ? this.action(obj) : -1;
+          const c = typeof obj !== 'string' ? -1 : objId !== NO_VALUE ? this.actionOfId(objId, obj) : this.action(obj);
           if (c < 0) return -1;
           cols.action[r] = c;
           keys |= Key.action;
@@ -382,7 +412,7 @@ export class EntryDecoder {
    * A `frames` list after its EMPTY_LIST: an optional memo store, then batches (MARK gets APPENDS, or get
    * APPEND) of memoized frames. Sets `tracebackId` and `items`; returns the position after it, or -1.
    */
-  private framesList(b: Uint8Array, view: DataView, p: number, len: number, eof: boolean, absBase: number, memo: unknown[], items: number): number {
+  private framesList(b: Uint8Array, view: DataView, p: number, len: number, eof: boolean, absBase: number, memo: Memo, items: number): number {
     const bounds = this.bounds;
     p = skipFrames(b, view, p, len, eof);
     if (p < 0 || p >= len) return -1;
@@ -391,7 +421,7 @@ export class EntryDecoder {
       slot = memo.length;
       // Nothing to store yet: the slot gets the table's list for the traceback (as the generic path leaves it).
       // While it is undefined, a get of it inside the list is a memo miss and is left to the generic path.
-      p = memoStore(b, view, p, len, memo, undefined, absBase, bounds.memoFloor);
+      p = memoStore(b, view, p, len, memo, NO_VALUE, undefined, absBase, bounds.memoFloor);
       if (p < 0) return -1;
     }
     // The memo indices of the frames, and their hash.
@@ -443,13 +473,23 @@ export class EntryDecoder {
     const tb = this.tracebackAt(ids, n, (h ^ n) & 0x3fffffff, memo);
     if (tb < 0) return -1;
     this.tracebackId = tb;
-    if (slot >= 0) memo[slot] = this.table.list(tb);
+    if (slot >= 0) memo.ids[slot] = this.listId(tb, memo);
     this.items = items;
     return p;
   }
 
+  /** The memo value id of traceback `tb`'s shared list. */
+  private listId(tb: number, memo: Memo): number {
+    let id = this.listIds[tb];
+    if (id === undefined || id === NO_VALUE) {
+      id = memo.valueId(this.table.list(tb));
+      this.listIds[tb] = id;
+    }
+    return id;
+  }
+
   /** The traceback of the frames at memo indices `idx[0..n)` (hash `h`), or -1 where one is not a frame. */
-  private tracebackAt(idx: Int32Array, n: number, h: number, memo: unknown[]): number {
+  private tracebackAt(idx: Int32Array, n: number, h: number, memo: Memo): number {
     let bucket = this.seqByHash.get(h);
     let stale = -1; // a known sequence whose memo slots may have changed since
     if (bucket !== undefined) {
@@ -465,7 +505,7 @@ export class EntryDecoder {
     const frameIds = this.frameIds;
     for (let i = 0; i < n; i++) {
       const k = idx[i]! >>> 0;
-      const v = k < memo.length ? memo[k] : undefined;
+      const v = k < memo.ids.length ? memo.values[memo.ids[k]!] : undefined;
       if (v === undefined || v === ENTRY) return -1;
       frameIds[i] = table.frame(v);
     }
@@ -499,25 +539,27 @@ function skipFrames(b: Uint8Array, view: DataView, p: number, len: number, eof: 
 }
 
 /**
- * A MEMOIZE, or a BINPUT / LONG_BINPUT to the next index, storing `v` (the memo is dense: its length is the memo
- * count); -1 for any other index, or where the generic path would refuse it.
+ * A MEMOIZE, or a BINPUT / LONG_BINPUT to the next index, storing `v` (value id `id`; the memo is dense: its
+ * length is the memo count); -1 for any other index, or where the generic path would refuse it.
  */
-function memoStore(b: Uint8Array, view: DataView, p: number, len: number, memo: unknown[], v: unknown, absBase: number, floor: number): number {
+function memoStore(b: Uint8Array, view: DataView, p: number, len: number, memo: Memo, id: number, v: unknown, absBase: number, floor: number): number {
   const n = memo.length;
   if (n > floor && n > (absBase + p) >>> 2) return -1;
   const op = b[p]!;
+  let next: number;
   if (op === MEMOIZE) {
     // The generic path's refusal of a value memoized twice in a row.
-    if (n > 0 && memo[n - 1] === v && p > 0 && b[p - 1] === MEMOIZE) return -1;
-    memo.push(v);
-    return p + 1;
-  }
-  if (op === BINPUT) {
+    if (n > 0 && memo.get(n - 1) === v && p > 0 && b[p - 1] === MEMOIZE) return -1;
+    next = p + 1;
+  } else if (op === BINPUT) {
     if (p + 2 > len || b[p + 1] !== n) return -1;
-    memo.push(v);
-    return p + 2;
+    next = p + 2;
+  } else {
+    if (p + 5 > len || view.getUint32(p + 1, true) !== n) return -1;
+    next = p + 5;
   }
-  if (p + 5 > len || view.getUint32(p + 1, true) !== n) return -1;
-  memo.push(v);
-  return p + 5;
+  if (n >= memo.ids.length && !memo.reserve(n, absBase + p)) return -1;
+  memo.ids[n] = id;
+  memo.length = n + 1;
+  return next;
 }
