@@ -163,21 +163,21 @@ export class EntryDecoder {
     p++;
     for (let slot = 0; ; slot++) {
       // ---- the key ----
-      p = skipFrames(b, view, p, len, eof);
+      if (p < len && b[p] === FRAME) p = skipFrames(b, view, p, len, eof);
       if (p < 0 || p + 5 > len) return -1;
       op = b[p]!;
-      const slots = memo.ids;
       let code: number;
       if (op === BINGET || op === LONG_BINGET) {
         // A memoized key: its code by the id of its value, as PyTorch gets the same key strings each entry.
+        const ids = memo.ids;
         let id: number;
         if (op === BINGET) {
-          id = slots[b[p + 1]!]!;
+          id = ids[b[p + 1]!]!;
           p += 2;
         } else {
           const idx = view.getUint32(p + 1, true);
-          if (idx >= slots.length) return -1;
-          id = slots[idx]!;
+          if (idx >= ids.length) return -1;
+          id = ids[idx]!;
           p += 5;
         }
         if (slot < KEY_SLOTS && this.keyIds[slot] === id) code = this.keyCodes[slot]!;
@@ -196,173 +196,161 @@ export class EntryDecoder {
         const key = readString(b, p + 2, n, this.cache, this.name);
         p += 2 + n;
         code = keyCode(key);
-        p = skipFrames(b, view, p, len, eof);
-        if (p < 0 || p >= len) return -1;
-        if (b[p] === MEMOIZE || b[p] === BINPUT || b[p] === LONG_BINPUT) {
-          p = memoStore(b, view, p, len, memo, memo.stringId(key), key, absBase, bounds.memoFloor);
-          if (p < 0) return -1;
-        }
+        p = this.memoizeString(b, view, p, len, eof, memo, key, absBase);
+        if (p < 0) return -1;
       } else if (op === SETITEMS) {
         if (slot === 0) return -1; // an empty dict: the generic path says what is missing
-        cols.keys[r]! |= keys;
+        // The row was begun without clearing (TraceColumns.open): the absent fields are set here.
+        if ((keys & Key.addr) === 0) cols.addr[r] = NaN;
+        if ((keys & Key.time_us) === 0) cols.time[r] = NaN;
+        if ((keys & Key.device_free) === 0) cols.deviceFree[r] = NaN;
+        if ((keys & Key.frames) === 0) cols.traceback[r] = -1;
+        if ((keys & Key.compile_context) === 0) cols.compileContext[r] = -1;
+        if ((keys & Key.user_metadata) === 0) cols.userMetadata[r] = -1;
+        cols.keys[r] = keys;
         this.objects = objects;
         this.items = items;
         return p + 1;
       } else return -1;
-      if (code === K.other) return -1;
 
-      // ---- the value ----
-      p = skipFrames(b, view, p, len, eof);
+      // ---- the value, read as the key's field wants it (anything else is the generic path's) ----
+      if (p < len && b[p] === FRAME) p = skipFrames(b, view, p, len, eof);
       if (p < 0 || p + 9 > len) return -1;
-      op = b[p]!;
-      const ids = memo.ids; // read again: a key's memo store may have grown it
-      let num = NaN;
-      let obj: unknown = undefined;
-      let objId = NO_VALUE; // the memo value id of a value got from the memo
-      let isNum = false;
-      let literal = false;
-      switch (op) {
-        case BININT1:
-          num = b[p + 1]!;
-          isNum = true;
-          p += 2;
-          break;
-        case BININT2:
-          num = b[p + 1]! | (b[p + 2]! << 8);
-          isNum = true;
-          p += 3;
-          break;
-        case BININT:
-          num = b[p + 1]! | (b[p + 2]! << 8) | (b[p + 3]! << 16) | (b[p + 4]! << 24);
-          isNum = true;
-          p += 5;
-          break;
-        case LONG1: {
-          const n = b[p + 1]!;
-          if (n > 8 || p + 2 + n > len) return -1;
-          num = decodeLong(b, p + 2, n);
-          isNum = true;
-          p += 2 + n;
-          break;
-        }
-        case BINFLOAT:
-          num = view.getFloat64(p + 1, false);
-          isNum = true;
-          p += 9;
-          break;
-        case BINGET:
-          objId = ids[b[p + 1]!]!;
-          obj = memo.values[objId];
-          p += 2;
-          break;
-        case LONG_BINGET: {
-          const idx = view.getUint32(p + 1, true);
-          if (idx >= ids.length) return -1;
-          objId = ids[idx]!;
-          obj = memo.values[objId];
-          p += 5;
-          break;
-        }
-        case SHORT_BINUNICODE: {
-          const n = b[p + 1]!;
-          if (p + 2 + n > len) return -1;
-          obj = readString(b, p + 2, n, this.cache, this.name);
-          p += 2 + n;
-          literal = true;
-          break;
-        }
-        case BINUNICODE: {
-          const n = view.getUint32(p + 1, true);
-          if (n > len - p - 5) return -1;
-          obj = readString(b, p + 5, n, this.cache, this.name);
-          p += 5 + n;
-          literal = true;
-          break;
-        }
-        case EMPTY_LIST: {
-          if (code !== K.frames) return -1;
-          if (++objects > bounds.objectFloor && objects > (absBase + p) >>> 2) return -1;
-          p = this.framesList(b, view, p + 1, len, eof, absBase, memo, items);
-          if (p < 0) return -1;
-          items = this.items;
-          cols.traceback[r] = this.tracebackId;
-          keys |= Key.frames;
-          continue;
-        }
-        default:
-          return -1;
-      }
-      if (!isNum && (obj === undefined || obj === ENTRY)) return -1; // a memo miss or an entry twice: the generic path's error
-      if (literal) {
-        p = skipFrames(b, view, p, len, eof);
-        if (p < 0 || p >= len) return -1;
-        if (b[p] === MEMOIZE || b[p] === BINPUT || b[p] === LONG_BINPUT) {
-          p = memoStore(b, view, p, len, memo, memo.stringId(obj as string), obj, absBase, bounds.memoFloor);
-          if (p < 0) return -1;
-        }
-      } else if (isNum) {
-        // A memo store of a number (no pickler writes one) is left to the generic path.
-        if (p < len && (b[p] === MEMOIZE || b[p] === BINPUT || b[p] === LONG_BINPUT)) return -1;
-      }
-      if (!isNum && typeof obj === 'number') {
-        // `+`: a number of known type keeps `num` an unboxed double; a plain copy of the tagged value made V8
-        // box every number the switch above decodes (a heap number per LONG1, 55 MB per 700k entries).
-        num = +obj;
-        isNum = true;
-      }
-      // As TraceColumns.set checks and stores it.
       switch (code) {
+        case K.addr:
+          p = readNumber(b, view, p, len);
+          if (p < 0 || !isCount(NUM[0]!)) return -1;
+          cols.addr[r] = NUM[0]!;
+          keys |= Key.addr;
+          break;
+        case K.size:
+          p = readNumber(b, view, p, len);
+          if (p < 0 || !isCount(NUM[0]!)) return -1;
+          cols.size[r] = NUM[0]!;
+          keys |= Key.size;
+          break;
+        case K.stream:
+          p = readNumber(b, view, p, len);
+          if (p < 0 || !Number.isInteger(NUM[0]!)) return -1;
+          cols.stream[r] = NUM[0]!;
+          keys |= Key.stream;
+          break;
+        case K.time:
+          p = readNumber(b, view, p, len);
+          if (p < 0) return -1;
+          cols.time[r] = NUM[0]!;
+          keys |= Key.time_us;
+          break;
+        case K.deviceFree:
+          p = readNumber(b, view, p, len);
+          if (p < 0 || !isCount(NUM[0]!)) return -1;
+          cols.deviceFree[r] = NUM[0]!;
+          keys |= Key.device_free;
+          break;
         case K.action: {
-          const c = typeof obj !== 'string' ? -1 : objId !== NO_VALUE ? this.actionOfId(objId, obj) : this.action(obj);
+          p = this.readText(b, view, p, len, eof, memo, absBase);
+          if (p < 0) return -1;
+          const s = this.text!;
+          const c = this.textId !== NO_VALUE ? this.actionOfId(this.textId, s) : this.action(s);
           if (c < 0) return -1;
           cols.action[r] = c;
           keys |= Key.action;
           break;
         }
-        case K.addr:
-          if (!isNum || !Number.isInteger(num) || num < 0) return -1;
-          cols.addr[r] = num;
-          keys |= Key.addr;
-          break;
-        case K.size:
-          if (!isNum || !Number.isInteger(num) || num < 0) return -1;
-          cols.size[r] = num;
-          keys |= Key.size;
-          break;
-        case K.stream:
-          if (!isNum || !Number.isInteger(num)) return -1;
-          cols.stream[r] = num;
-          keys |= Key.stream;
-          break;
-        case K.time:
-          if (!isNum) return -1;
-          cols.time[r] = num;
-          keys |= Key.time_us;
-          break;
-        case K.deviceFree:
-          if (!isNum || !Number.isInteger(num) || num < 0) return -1;
-          cols.deviceFree[r] = num;
-          keys |= Key.device_free;
-          break;
         case K.compileContext:
-          if (typeof obj !== 'string') return -1;
-          cols.compileContext[r] = this.context(obj);
+          p = this.readText(b, view, p, len, eof, memo, absBase);
+          if (p < 0) return -1;
+          cols.compileContext[r] = this.context(this.text!);
           keys |= Key.compile_context;
           break;
         case K.userMetadata:
-          if (typeof obj !== 'string') return -1;
-          cols.userMetadata[r] = this.metadata(obj);
+          p = this.readText(b, view, p, len, eof, memo, absBase);
+          if (p < 0) return -1;
+          cols.userMetadata[r] = this.metadata(this.text!);
           keys |= Key.user_metadata;
           break;
-        case K.frames:
-          if (!Array.isArray(obj)) return -1;
-          cols.traceback[r] = this.table.traceback(obj);
+        case K.frames: {
+          op = b[p]!;
+          if (op === EMPTY_LIST) {
+            if (++objects > bounds.objectFloor && objects > (absBase + p) >>> 2) return -1;
+            p = this.framesList(b, view, p + 1, len, eof, absBase, memo, items);
+            if (p < 0) return -1;
+            items = this.items;
+            cols.traceback[r] = this.tracebackId;
+          } else {
+            // A list got from the memo (an entry sharing another's list object).
+            let v: unknown;
+            if (op === BINGET) {
+              v = memo.values[memo.ids[b[p + 1]!]!];
+              p += 2;
+            } else if (op === LONG_BINGET) {
+              const idx = view.getUint32(p + 1, true);
+              if (idx >= memo.ids.length) return -1;
+              v = memo.values[memo.ids[idx]!];
+              p += 5;
+            } else return -1;
+            if (!Array.isArray(v)) return -1;
+            cols.traceback[r] = this.table.traceback(v);
+          }
           keys |= Key.frames;
           break;
+        }
         default:
           return -1;
       }
     }
+  }
+
+  /** The string `readText` read, and its memo value id when it was got from the memo (else NO_VALUE). */
+  private text: string | undefined = undefined;
+  private textId = NO_VALUE;
+
+  /**
+   * A string value at `p`: a memo get of a string, or a literal (memoized or not). Sets `text` and `textId`;
+   * returns the position after it, or -1 for anything else.
+   */
+  private readText(b: Uint8Array, view: DataView, p: number, len: number, eof: boolean, memo: Memo, absBase: number): number {
+    const op = b[p]!;
+    let id: number;
+    if (op === BINGET) {
+      id = memo.ids[b[p + 1]!]!;
+      p += 2;
+    } else if (op === LONG_BINGET) {
+      const idx = view.getUint32(p + 1, true);
+      if (idx >= memo.ids.length) return -1;
+      id = memo.ids[idx]!;
+      p += 5;
+    } else {
+      let s: string;
+      if (op === SHORT_BINUNICODE) {
+        const n = b[p + 1]!;
+        if (p + 2 + n > len) return -1;
+        s = readString(b, p + 2, n, this.cache, this.name);
+        p += 2 + n;
+      } else if (op === BINUNICODE) {
+        const n = view.getUint32(p + 1, true);
+        if (n > len - p - 5) return -1;
+        s = readString(b, p + 5, n, this.cache, this.name);
+        p += 5 + n;
+      } else return -1;
+      this.text = s;
+      this.textId = NO_VALUE;
+      return this.memoizeString(b, view, p, len, eof, memo, s, absBase);
+    }
+    const v = memo.values[id];
+    if (typeof v !== 'string') return -1; // a memo miss, an entry twice, or another type: the generic path's
+    this.text = v;
+    this.textId = id;
+    return p;
+  }
+
+  /** After a literal string `s` at `p`: its memo store, if one follows. Returns the position after, or -1. */
+  private memoizeString(b: Uint8Array, view: DataView, p: number, len: number, eof: boolean, memo: Memo, s: string, absBase: number): number {
+    p = skipFrames(b, view, p, len, eof);
+    if (p < 0 || p >= len) return -1;
+    const op = b[p]!;
+    if (op !== MEMOIZE && op !== BINPUT && op !== LONG_BINPUT) return p;
+    return memoStore(b, view, p, len, memo, memo.stringId(s), s, absBase, this.bounds.memoFloor);
   }
 
   /** The traceback id `framesList` found. */
@@ -527,6 +515,50 @@ export class EntryDecoder {
     this.seqEpochs.push(this.epoch);
     return tb;
   }
+}
+
+/** The number `readNumber` read (a typed array: a double kept unboxed, where a field or return would box it). */
+const NUM = new Float64Array(1);
+
+/**
+ * A number value at `p` (BININT1/2, BININT, LONG1 of up to 8 bytes, BINFLOAT) into NUM[0]; the position
+ * after it, or -1 for any other opcode and for a memo store of it (no pickler writes one; the generic path's).
+ */
+function readNumber(b: Uint8Array, view: DataView, p: number, len: number): number {
+  switch (b[p]) {
+    case BININT1:
+      NUM[0] = b[p + 1]!;
+      p += 2;
+      break;
+    case BININT2:
+      NUM[0] = b[p + 1]! | (b[p + 2]! << 8);
+      p += 3;
+      break;
+    case BININT:
+      NUM[0] = b[p + 1]! | (b[p + 2]! << 8) | (b[p + 3]! << 16) | (b[p + 4]! << 24);
+      p += 5;
+      break;
+    case LONG1: {
+      const n = b[p + 1]!;
+      if (n > 8 || p + 2 + n > len) return -1;
+      NUM[0] = decodeLong(b, p + 2, n);
+      p += 2 + n;
+      break;
+    }
+    case BINFLOAT:
+      NUM[0] = view.getFloat64(p + 1, false);
+      p += 9;
+      break;
+    default:
+      return -1;
+  }
+  if (p < len && (b[p] === MEMOIZE || b[p] === BINPUT || b[p] === LONG_BINPUT)) return -1;
+  return p;
+}
+
+/** A non-negative integer (as TraceColumns.set checks addr, size and device_free). */
+function isCount(v: number): boolean {
+  return Number.isInteger(v) && v >= 0;
 }
 
 /** Skips FRAME opcodes at `p` (the generic path only checks that a frame fits); -1 where it would complain. */

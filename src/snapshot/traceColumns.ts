@@ -232,6 +232,13 @@ export class TraceColumns {
     return r;
   }
 
+  /** Begins a row without clearing it: the caller sets every field (the reader's fast path); returns its index. */
+  open(): number {
+    const r = this.started++;
+    if (r >= this.action.length) this.grow();
+    return r;
+  }
+
   /** Makes every field of row `r` absent again. */
   clear(r: number): void {
     this.addr[r] = NaN;

@@ -509,9 +509,11 @@ export function unpickleFrom(src: ByteSource, name = 'pickle', sink?: TraceSink)
           const top = stack[sp - 1];
           if (top instanceof TraceColumns || (top === ENTRY && currentTrace !== null)) {
             if (top !== ENTRY) currentTrace = top as TraceColumns;
-            currentTrace!.start();
             stack[sp++] = ENTRY;
-            if (memoCount === memo.length) {
+            if (memoCount !== memo.length) currentTrace!.start();
+            else {
+              // The fast path sets or clears every field itself.
+              currentTrace!.open();
               entries!.objects = objects;
               entries!.items = items;
               const end = entries!.decode(b, view, pos, len, eof, absBase, memo, currentTrace!);
