@@ -200,10 +200,10 @@ export class EntryDecoder {
         if (p < 0) return -1;
       } else if (op === SETITEMS) {
         if (slot === 0) return -1; // an empty dict: the generic path says what is missing
-        // The row was begun without clearing (TraceColumns.open): the absent fields are set here.
+        // The row was begun without clearing (TraceColumns.open): the absent fields are set here (an absent
+        // device_free is the 0 of memory never written, or of a failed attempt's clear).
         if ((keys & Key.addr) === 0) cols.addr[r] = NaN;
         if ((keys & Key.time_us) === 0) cols.time[r] = NaN;
-        if ((keys & Key.device_free) === 0) cols.deviceFree[r] = NaN;
         if ((keys & Key.frames) === 0) cols.traceback[r] = -1;
         if ((keys & Key.compile_context) === 0) cols.compileContext[r] = -1;
         if ((keys & Key.user_metadata) === 0) cols.userMetadata[r] = -1;
