@@ -431,7 +431,13 @@ export class EntryDecoder {
         batch = true;
         p++;
       } else if (op === BINGET || op === LONG_BINGET) batch = false;
-      else break;
+      else {
+        // The list ends where the dict goes on (SETITEMS, or a literal key); anything else (a frame dict
+        // built in the list) is the generic path's, before a traceback is added to the table that the
+        // generic path would not add.
+        if (op !== SETITEMS && op !== SHORT_BINUNICODE) return -1;
+        break;
+      }
       const first = n;
       for (;;) {
         if (p + 5 > len) return -1;

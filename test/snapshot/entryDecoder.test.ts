@@ -44,6 +44,35 @@ afterEach(() => {
   vi.restoreAllMocks();
 });
 
+/**
+ * Property: a single-byte corruption of `original` gives a one-line AllocsimInputError, or (where the generic
+ * path reads it too) exactly the generic path's traces.
+ */
+function agreesUnderCorruption(original: Uint8Array, numRuns: number, seed: number): void {
+  fc.assert(
+    fc.property(fc.nat(original.length - 1), fc.integer({ min: 0, max: 255 }), (at, value) => {
+      const copy = original.slice();
+      copy[at] = value;
+      let got: ReturnType<typeof traceData> | null = null;
+      try {
+        got = traceData(parseSnapshot(copy, 'c'));
+      } catch (e) {
+        if (!(e instanceof AllocsimInputError) || e.message.includes('\n')) throw e;
+      }
+      let want: ReturnType<typeof traceData> | null = null;
+      try {
+        want = traceData(generic(copy, 'c'));
+      } catch (e) {
+        if (!(e instanceof AllocsimInputError)) throw e;
+      }
+      // Snapshot mode refuses some shapes plain dicts allow (an entry appended twice); where both read it,
+      // they agree.
+      if (got !== null && want !== null) expect(got).toEqual(want);
+    }),
+    { numRuns, seed },
+  );
+}
+
 describe('trace entry fast path', () => {
   for (const protocol of [2, 4]) {
     it(`reads CPython's protocol ${protocol} pickle of a frame-laden snapshot as the generic path does`, () => {
@@ -81,29 +110,35 @@ describe('trace entry fast path', () => {
   });
 
   it('gives the generic result or a one-line error on corrupted frame-laden pickles', () => {
-    const original = fixture('decoder-p4.pickle');
-    fc.assert(
-      fc.property(fc.nat(original.length - 1), fc.integer({ min: 0, max: 255 }), (at, value) => {
-        const copy = original.slice();
-        copy[at] = value;
-        let got: ReturnType<typeof traceData> | null = null;
-        try {
-          got = traceData(parseSnapshot(copy, 'c'));
-        } catch (e) {
-          if (!(e instanceof AllocsimInputError) || e.message.includes('\n')) throw e;
-        }
-        let want: ReturnType<typeof traceData> | null = null;
-        try {
-          want = traceData(generic(copy, 'c'));
-        } catch (e) {
-          if (!(e instanceof AllocsimInputError)) throw e;
-        }
-        // Snapshot mode refuses some shapes plain dicts allow (an entry appended twice); where both read it,
-        // they agree.
-        if (got !== null && want !== null) expect(got).toEqual(want);
-      }),
-      { numRuns: 300, seed: 11 },
-    );
+    agreesUnderCorruption(fixture('decoder-p4.pickle'), 300, 11);
+  });
+
+  it('gives the generic result or a one-line error on corrupted pickles of entries that lack fields', () => {
+    // The shapes the fast path reads as its key's field wants them: literal strings memoized after the key,
+    // memo gets of strings, small ints, LONG1 addresses, BINFLOAT times, an oom entry, absent fields.
+    const frames = [[{ name: 'f', filename: 'a.py', line: 1 }], [{ name: 'g', filename: 'b.py', line: 2 }]];
+    const entries = Array.from({ length: 24 }, (_, i) => {
+      const e: Record<string, unknown> = {
+        action: i === 23 ? 'oom' : ['alloc', 'free_requested', 'free_completed'][i % 3], addr: 2 ** 40 + 512 * i,
+        size: 300 * i, stream: i % 4 === 0 ? -1 : 0, time_us: i % 5 === 0 ? 10.5 + i : 1795392835981639 + i,
+        compile_context: i % 3 ? 'N/A' : `ctx \u00e9 ${i}`, user_metadata: '',
+        frames: frames[i % 2],
+      };
+      if (i === 23) {
+        delete e.addr;
+        e.device_free = 2 ** 33;
+      }
+      if (i % 4 === 1) delete e.time_us;
+      if (i % 6 === 2) delete e.compile_context;
+      if (i % 7 === 3) delete e.frames;
+      return e;
+    });
+    const b = serializeSnapshot({ segments: [], device_traces: [entries] } as unknown as Snapshot, 'pickle', false);
+    const fast = countFast();
+    parseSnapshot(b, 'f');
+    vi.restoreAllMocks();
+    expect(fast.ok).toBeGreaterThan(15);
+    agreesUnderCorruption(b, 300, 12);
   });
 
   it('leaves every raw column as the generic path does, the fields an entry lacks included', () => {
