@@ -11,6 +11,7 @@
  */
 import { actionCode, findSequence, type FrameTable, Key, type TraceColumns } from './traceColumns.js';
 import { decodeLong, ENTRY, readString, type StringCache } from './pickleScalars.js';
+import { ENTRY_ID, type Memo, NO_VALUE } from './memo.js';
 
 const MEMOIZE = 0x94;
 const BINPUT = 0x71;
@@ -31,8 +32,11 @@ const APPEND = 0x61;
 const APPENDS = 0x65;
 const FRAME = 0x95;
 
-/** The entry keys, as codes (0: any other key, which the generic path keeps as an extra). */
-const enum K { other, action, addr, size, stream, time, compileContext, userMetadata, frames, deviceFree }
+/**
+ * The entry keys, as codes (0: any other key, which the generic path keeps as an extra); the number fields
+ * and the text fields each in one range, so that each kind is read at one call site (which V8 inlines).
+ */
+const enum K { other, addr, size, stream, time, deviceFree, action, compileContext, userMetadata, frames }
 
 function keyCode(k: string): K {
   switch (k) {
@@ -58,16 +62,24 @@ export interface EntryBounds {
 
 /** Keys remembered by position in the dict (PyTorch writes them in one order, as the same memoized strings). */
 const KEY_SLOTS = 16;
+/** Action codes remembered by memo value id (direct-mapped; a snapshot has a handful of action strings). */
+const ACTION_IDS = 64;
 
 export class EntryDecoder {
   /** Containers and list items made so far (the generic path's counters): read before, updated on success. */
   objects = 0;
   items = 0;
-  private readonly keyStrings: (string | undefined)[] = new Array<string | undefined>(KEY_SLOTS).fill(undefined);
+  /** The memo value id of the key at each position last seen, and its code (id NO_VALUE: code K.other). */
+  private readonly keyIds = new Int32Array(KEY_SLOTS);
   private readonly keyCodes = new Int8Array(KEY_SLOTS);
   /** Action strings seen, by code: a pointer comparison finds the code of a memoized or cached string. */
   private readonly actions: (string | undefined)[] = [];
   private readonly actionCodes: number[] = [];
+  /** Action codes by the memo value id of their string (`actionIds[id % ACTION_IDS] === id`). */
+  private readonly actionIds = new Int32Array(ACTION_IDS);
+  private readonly actionIdCodes = new Int8Array(ACTION_IDS);
+  /** The memo value id of each traceback's shared list (NO_VALUE until a memoized `frames` list needs it). */
+  private readonly listIds: number[] = [];
   private lastContext: string | undefined = undefined;
   private lastContextId = -1;
   private lastMetadata: string | undefined = undefined;
@@ -85,6 +97,18 @@ export class EntryDecoder {
     if (c >= 0 && seen.length < 32) {
       seen.push(s);
       this.actionCodes.push(c);
+    }
+    return c;
+  }
+
+  /** The action code of memo value `id` (the string `s`), or -1. */
+  private actionOfId(id: number, s: string): number {
+    const k = id & (ACTION_IDS - 1);
+    if (this.actionIds[k] === id) return this.actionIdCodes[k]!;
+    const c = this.action(s);
+    if (c >= 0) {
+      this.actionIds[k] = id;
+      this.actionIdCodes[k] = c;
     }
     return c;
   }
@@ -110,18 +134,18 @@ export class EntryDecoder {
    * is dense (its length is the memo count). Returns the position after its SETITEMS, or -1 when the generic
    * path must read it (then the memo and the row are as they were).
    */
-  decode(b: Uint8Array, view: DataView, p: number, len: number, eof: boolean, absBase: number, memo: unknown[], cols: TraceColumns): number {
+  decode(b: Uint8Array, view: DataView, p: number, len: number, eof: boolean, absBase: number, memo: Memo, cols: TraceColumns): number {
     const memoStart = memo.length;
     const end = this.entry(b, view, p, len, eof, absBase, memo, cols);
     if (end < 0) {
       if (memo.length !== memoStart) this.memoDropped(memoStart);
-      memo.length = memoStart;
+      memo.truncate(memoStart);
       cols.clear(cols.started - 1);
     }
     return end;
   }
 
-  private entry(b: Uint8Array, view: DataView, p: number, len: number, eof: boolean, absBase: number, memo: unknown[], cols: TraceColumns): number {
+  private entry(b: Uint8Array, view: DataView, p: number, len: number, eof: boolean, absBase: number, memo: Memo, cols: TraceColumns): number {
     const r = cols.started - 1;
     const bounds = this.bounds;
     let objects = this.objects;
@@ -132,7 +156,7 @@ export class EntryDecoder {
     if (p < 0 || p + 5 > len) return -1;
     let op = b[p]!;
     if (op === MEMOIZE || op === BINPUT || op === LONG_BINPUT) {
-      p = memoStore(b, view, p, len, memo, ENTRY, absBase, bounds.memoFloor);
+      p = memoStore(b, view, p, len, memo, ENTRY_ID, ENTRY, absBase, bounds.memoFloor);
       if (p < 0) return -1;
       p = skipFrames(b, view, p, len, eof);
       if (p < 0 || p >= len) return -1;
@@ -142,195 +166,195 @@ export class EntryDecoder {
     p++;
     for (let slot = 0; ; slot++) {
       // ---- the key ----
-      p = skipFrames(b, view, p, len, eof);
+      if (p < len && b[p] === FRAME) p = skipFrames(b, view, p, len, eof);
       if (p < 0 || p + 5 > len) return -1;
       op = b[p]!;
-      let key: unknown;
-      let literal = false;
-      if (op === BINGET) {
-        key = memo[b[p + 1]!];
-        p += 2;
-      } else if (op === LONG_BINGET) {
-        const idx = view.getUint32(p + 1, true);
-        key = idx < memo.length ? memo[idx] : undefined;
-        p += 5;
+      let code: number;
+      if (op === BINGET || op === LONG_BINGET) {
+        // A memoized key: its code by the id of its value, as PyTorch gets the same key strings each entry.
+        const ids = memo.ids;
+        let id: number;
+        if (op === BINGET) {
+          id = ids[b[p + 1]!]!;
+          p += 2;
+        } else {
+          const idx = view.getUint32(p + 1, true);
+          if (idx >= ids.length) return -1;
+          id = ids[idx]!;
+          p += 5;
+        }
+        if (slot < KEY_SLOTS && this.keyIds[slot] === id) code = this.keyCodes[slot]!;
+        else {
+          const key = memo.values[id];
+          if (typeof key !== 'string') return -1;
+          code = keyCode(key);
+          if (slot < KEY_SLOTS) {
+            this.keyIds[slot] = id;
+            this.keyCodes[slot] = code;
+          }
+        }
       } else if (op === SHORT_BINUNICODE) {
         const n = b[p + 1]!;
         if (p + 2 + n > len) return -1;
-        key = readString(b, p + 2, n, this.cache, this.name);
+        const key = readString(b, p + 2, n, this.cache, this.name);
         p += 2 + n;
-        literal = true;
+        code = keyCode(key);
+        p = this.memoizeString(b, view, p, len, eof, memo, key, absBase);
+        if (p < 0) return -1;
       } else if (op === SETITEMS) {
         if (slot === 0) return -1; // an empty dict: the generic path says what is missing
-        cols.keys[r]! |= keys;
+        // The row was begun without clearing (TraceColumns.open): the absent fields are set here (an absent
+        // device_free is the 0 of memory never written, or of a failed attempt's clear).
+        if ((keys & Key.addr) === 0) cols.addr[r] = NaN;
+        if ((keys & Key.time_us) === 0) cols.time[r] = NaN;
+        if ((keys & Key.frames) === 0) cols.traceback[r] = -1;
+        if ((keys & Key.compile_context) === 0) cols.compileContext[r] = -1;
+        if ((keys & Key.user_metadata) === 0) cols.userMetadata[r] = -1;
+        cols.keys[r] = keys;
         this.objects = objects;
         this.items = items;
         return p + 1;
       } else return -1;
-      if (typeof key !== 'string') return -1;
-      if (literal) {
-        p = skipFrames(b, view, p, len, eof);
-        if (p < 0 || p >= len) return -1;
-        if (b[p] === MEMOIZE || b[p] === BINPUT || b[p] === LONG_BINPUT) {
-          p = memoStore(b, view, p, len, memo, key, absBase, bounds.memoFloor);
-          if (p < 0) return -1;
-        }
-      }
-      let code: number;
-      if (slot < KEY_SLOTS) {
-        if (this.keyStrings[slot] !== key) {
-          this.keyStrings[slot] = key;
-          this.keyCodes[slot] = keyCode(key);
-        }
-        code = this.keyCodes[slot]!;
-      } else code = keyCode(key);
-      if (code === K.other) return -1;
 
-      // ---- the value ----
-      p = skipFrames(b, view, p, len, eof);
+      // ---- the value, read as the key's field wants it (anything else is the generic path's) ----
+      if (p < len && b[p] === FRAME) p = skipFrames(b, view, p, len, eof);
       if (p < 0 || p + 9 > len) return -1;
-      op = b[p]!;
-      let num = NaN;
-      let obj: unknown = undefined;
-      let isNum = false;
-      literal = false;
-      switch (op) {
-        case BININT1:
-          num = b[p + 1]!;
-          isNum = true;
-          p += 2;
-          break;
-        case BININT2:
-          num = b[p + 1]! | (b[p + 2]! << 8);
-          isNum = true;
-          p += 3;
-          break;
-        case BININT:
-          num = b[p + 1]! | (b[p + 2]! << 8) | (b[p + 3]! << 16) | (b[p + 4]! << 24);
-          isNum = true;
-          p += 5;
-          break;
-        case LONG1: {
-          const n = b[p + 1]!;
-          if (n > 8 || p + 2 + n > len) return -1;
-          num = decodeLong(b, p + 2, n);
-          isNum = true;
-          p += 2 + n;
-          break;
+      if (code >= K.addr && code <= K.deviceFree) {
+        p = readNumber(b, view, p, len);
+        if (p < 0) return -1;
+        const num = NUM[0]!;
+        switch (code) {
+          case K.addr:
+            if (!isCount(num)) return -1;
+            cols.addr[r] = num;
+            keys |= Key.addr;
+            break;
+          case K.size:
+            if (!isCount(num)) return -1;
+            cols.size[r] = num;
+            keys |= Key.size;
+            break;
+          case K.stream:
+            if (!Number.isInteger(num)) return -1;
+            cols.stream[r] = num;
+            keys |= Key.stream;
+            break;
+          case K.time:
+            cols.time[r] = num;
+            keys |= Key.time_us;
+            break;
+          default:
+            if (!isCount(num)) return -1;
+            cols.deviceFree[r] = num;
+            keys |= Key.device_free;
         }
-        case BINFLOAT:
-          num = view.getFloat64(p + 1, false);
-          isNum = true;
-          p += 9;
-          break;
-        case BINGET:
-          obj = memo[b[p + 1]!];
-          p += 2;
-          break;
-        case LONG_BINGET: {
-          const idx = view.getUint32(p + 1, true);
-          obj = idx < memo.length ? memo[idx] : undefined;
-          p += 5;
-          break;
-        }
-        case SHORT_BINUNICODE: {
-          const n = b[p + 1]!;
-          if (p + 2 + n > len) return -1;
-          obj = readString(b, p + 2, n, this.cache, this.name);
-          p += 2 + n;
-          literal = true;
-          break;
-        }
-        case BINUNICODE: {
-          const n = view.getUint32(p + 1, true);
-          if (n > len - p - 5) return -1;
-          obj = readString(b, p + 5, n, this.cache, this.name);
-          p += 5 + n;
-          literal = true;
-          break;
-        }
-        case EMPTY_LIST: {
-          if (code !== K.frames) return -1;
-          if (++objects > bounds.objectFloor && objects > (absBase + p) >>> 2) return -1;
-          p = this.framesList(b, view, p + 1, len, eof, absBase, memo, items);
-          if (p < 0) return -1;
-          items = this.items;
-          cols.traceback[r] = this.tracebackId;
-          keys |= Key.frames;
-          continue;
-        }
-        default:
-          return -1;
+        continue;
       }
-      if (!isNum && (obj === undefined || obj === ENTRY)) return -1; // a memo miss or an entry twice: the generic path's error
-      if (literal) {
-        p = skipFrames(b, view, p, len, eof);
-        if (p < 0 || p >= len) return -1;
-        if (b[p] === MEMOIZE || b[p] === BINPUT || b[p] === LONG_BINPUT) {
-          p = memoStore(b, view, p, len, memo, obj, absBase, bounds.memoFloor);
-          if (p < 0) return -1;
+      if (code >= K.action && code <= K.userMetadata) {
+        p = this.readText(b, view, p, len, eof, memo, absBase);
+        if (p < 0) return -1;
+        const s = this.text!;
+        switch (code) {
+          case K.action: {
+            const c = this.textId !== NO_VALUE ? this.actionOfId(this.textId, s) : this.action(s);
+            if (c < 0) return -1;
+            cols.action[r] = c;
+            keys |= Key.action;
+            break;
+          }
+          case K.compileContext:
+            cols.compileContext[r] = this.context(s);
+            keys |= Key.compile_context;
+            break;
+          default:
+            cols.userMetadata[r] = this.metadata(s);
+            keys |= Key.user_metadata;
         }
-      } else if (isNum) {
-        // A memo store of a number (no pickler writes one) is left to the generic path.
-        if (p < len && (b[p] === MEMOIZE || b[p] === BINPUT || b[p] === LONG_BINPUT)) return -1;
+        continue;
       }
-      if (!isNum && typeof obj === 'number') {
-        num = obj;
-        isNum = true;
-      }
-      // As TraceColumns.set checks and stores it.
       switch (code) {
-        case K.action: {
-          const c = typeof obj === 'string' ? this.action(obj) : -1;
-          if (c < 0) return -1;
-          cols.action[r] = c;
-          keys |= Key.action;
-          break;
-        }
-        case K.addr:
-          if (!isNum || !Number.isInteger(num) || num < 0) return -1;
-          cols.addr[r] = num;
-          keys |= Key.addr;
-          break;
-        case K.size:
-          if (!isNum || !Number.isInteger(num) || num < 0) return -1;
-          cols.size[r] = num;
-          keys |= Key.size;
-          break;
-        case K.stream:
-          if (!isNum || !Number.isInteger(num)) return -1;
-          cols.stream[r] = num;
-          keys |= Key.stream;
-          break;
-        case K.time:
-          if (!isNum) return -1;
-          cols.time[r] = num;
-          keys |= Key.time_us;
-          break;
-        case K.deviceFree:
-          if (!isNum || !Number.isInteger(num) || num < 0) return -1;
-          cols.deviceFree[r] = num;
-          keys |= Key.device_free;
-          break;
-        case K.compileContext:
-          if (typeof obj !== 'string') return -1;
-          cols.compileContext[r] = this.context(obj);
-          keys |= Key.compile_context;
-          break;
-        case K.userMetadata:
-          if (typeof obj !== 'string') return -1;
-          cols.userMetadata[r] = this.metadata(obj);
-          keys |= Key.user_metadata;
-          break;
-        case K.frames:
-          if (!Array.isArray(obj)) return -1;
-          cols.traceback[r] = this.table.traceback(obj);
+        case K.frames: {
+          op = b[p]!;
+          if (op === EMPTY_LIST) {
+            if (++objects > bounds.objectFloor && objects > (absBase + p) >>> 2) return -1;
+            p = this.framesList(b, view, p + 1, len, eof, absBase, memo, items);
+            if (p < 0) return -1;
+            items = this.items;
+            cols.traceback[r] = this.tracebackId;
+          } else {
+            // A list got from the memo (an entry sharing another's list object).
+            let v: unknown;
+            if (op === BINGET) {
+              v = memo.values[memo.ids[b[p + 1]!]!];
+              p += 2;
+            } else if (op === LONG_BINGET) {
+              const idx = view.getUint32(p + 1, true);
+              if (idx >= memo.ids.length) return -1;
+              v = memo.values[memo.ids[idx]!];
+              p += 5;
+            } else return -1;
+            if (!Array.isArray(v)) return -1;
+            cols.traceback[r] = this.table.traceback(v);
+          }
           keys |= Key.frames;
           break;
+        }
         default:
           return -1;
       }
     }
+  }
+
+  /** The string `readText` read, and its memo value id when it was got from the memo (else NO_VALUE). */
+  private text: string | undefined = undefined;
+  private textId = NO_VALUE;
+
+  /**
+   * A string value at `p`: a memo get of a string, or a literal (memoized or not). Sets `text` and `textId`;
+   * returns the position after it, or -1 for anything else.
+   */
+  private readText(b: Uint8Array, view: DataView, p: number, len: number, eof: boolean, memo: Memo, absBase: number): number {
+    const op = b[p]!;
+    let id: number;
+    if (op === BINGET) {
+      id = memo.ids[b[p + 1]!]!;
+      p += 2;
+    } else if (op === LONG_BINGET) {
+      const idx = view.getUint32(p + 1, true);
+      if (idx >= memo.ids.length) return -1;
+      id = memo.ids[idx]!;
+      p += 5;
+    } else {
+      let s: string;
+      if (op === SHORT_BINUNICODE) {
+        const n = b[p + 1]!;
+        if (p + 2 + n > len) return -1;
+        s = readString(b, p + 2, n, this.cache, this.name);
+        p += 2 + n;
+      } else if (op === BINUNICODE) {
+        const n = view.getUint32(p + 1, true);
+        if (n > len - p - 5) return -1;
+        s = readString(b, p + 5, n, this.cache, this.name);
+        p += 5 + n;
+      } else return -1;
+      this.text = s;
+      this.textId = NO_VALUE;
+      return this.memoizeString(b, view, p, len, eof, memo, s, absBase);
+    }
+    const v = memo.values[id];
+    if (typeof v !== 'string') return -1; // a memo miss, an entry twice, or another type: the generic path's
+    this.text = v;
+    this.textId = id;
+    return p;
+  }
+
+  /** After a literal string `s` at `p`: its memo store, if one follows. Returns the position after, or -1. */
+  private memoizeString(b: Uint8Array, view: DataView, p: number, len: number, eof: boolean, memo: Memo, s: string, absBase: number): number {
+    p = skipFrames(b, view, p, len, eof);
+    if (p < 0 || p >= len) return -1;
+    const op = b[p]!;
+    if (op !== MEMOIZE && op !== BINPUT && op !== LONG_BINPUT) return p;
+    return memoStore(b, view, p, len, memo, memo.stringId(s), s, absBase, this.bounds.memoFloor);
   }
 
   /** The traceback id `framesList` found. */
@@ -382,7 +406,7 @@ export class EntryDecoder {
    * A `frames` list after its EMPTY_LIST: an optional memo store, then batches (MARK gets APPENDS, or get
    * APPEND) of memoized frames. Sets `tracebackId` and `items`; returns the position after it, or -1.
    */
-  private framesList(b: Uint8Array, view: DataView, p: number, len: number, eof: boolean, absBase: number, memo: unknown[], items: number): number {
+  private framesList(b: Uint8Array, view: DataView, p: number, len: number, eof: boolean, absBase: number, memo: Memo, items: number): number {
     const bounds = this.bounds;
     p = skipFrames(b, view, p, len, eof);
     if (p < 0 || p >= len) return -1;
@@ -391,7 +415,7 @@ export class EntryDecoder {
       slot = memo.length;
       // Nothing to store yet: the slot gets the table's list for the traceback (as the generic path leaves it).
       // While it is undefined, a get of it inside the list is a memo miss and is left to the generic path.
-      p = memoStore(b, view, p, len, memo, undefined, absBase, bounds.memoFloor);
+      p = memoStore(b, view, p, len, memo, NO_VALUE, undefined, absBase, bounds.memoFloor);
       if (p < 0) return -1;
     }
     // The memo indices of the frames, and their hash.
@@ -407,7 +431,13 @@ export class EntryDecoder {
         batch = true;
         p++;
       } else if (op === BINGET || op === LONG_BINGET) batch = false;
-      else break;
+      else {
+        // The list ends where the dict goes on (SETITEMS, or a literal key); anything else (a frame dict
+        // built in the list) is the generic path's, before a traceback is added to the table that the
+        // generic path would not add.
+        if (op !== SETITEMS && op !== SHORT_BINUNICODE) return -1;
+        break;
+      }
       const first = n;
       for (;;) {
         if (p + 5 > len) return -1;
@@ -443,13 +473,23 @@ export class EntryDecoder {
     const tb = this.tracebackAt(ids, n, (h ^ n) & 0x3fffffff, memo);
     if (tb < 0) return -1;
     this.tracebackId = tb;
-    if (slot >= 0) memo[slot] = this.table.list(tb);
+    if (slot >= 0) memo.ids[slot] = this.listId(tb, memo);
     this.items = items;
     return p;
   }
 
+  /** The memo value id of traceback `tb`'s shared list. */
+  private listId(tb: number, memo: Memo): number {
+    let id = this.listIds[tb];
+    if (id === undefined || id === NO_VALUE) {
+      id = memo.valueId(this.table.list(tb));
+      this.listIds[tb] = id;
+    }
+    return id;
+  }
+
   /** The traceback of the frames at memo indices `idx[0..n)` (hash `h`), or -1 where one is not a frame. */
-  private tracebackAt(idx: Int32Array, n: number, h: number, memo: unknown[]): number {
+  private tracebackAt(idx: Int32Array, n: number, h: number, memo: Memo): number {
     let bucket = this.seqByHash.get(h);
     let stale = -1; // a known sequence whose memo slots may have changed since
     if (bucket !== undefined) {
@@ -465,7 +505,7 @@ export class EntryDecoder {
     const frameIds = this.frameIds;
     for (let i = 0; i < n; i++) {
       const k = idx[i]! >>> 0;
-      const v = k < memo.length ? memo[k] : undefined;
+      const v = k < memo.ids.length ? memo.values[memo.ids[k]!] : undefined;
       if (v === undefined || v === ENTRY) return -1;
       frameIds[i] = table.frame(v);
     }
@@ -487,6 +527,50 @@ export class EntryDecoder {
   }
 }
 
+/** The number `readNumber` read (a typed array: a double kept unboxed, where a field or return would box it). */
+const NUM = new Float64Array(1);
+
+/**
+ * A number value at `p` (BININT1/2, BININT, LONG1 of up to 8 bytes, BINFLOAT) into NUM[0]; the position
+ * after it, or -1 for any other opcode and for a memo store of it (no pickler writes one; the generic path's).
+ */
+function readNumber(b: Uint8Array, view: DataView, p: number, len: number): number {
+  switch (b[p]) {
+    case BININT1:
+      NUM[0] = b[p + 1]!;
+      p += 2;
+      break;
+    case BININT2:
+      NUM[0] = b[p + 1]! | (b[p + 2]! << 8);
+      p += 3;
+      break;
+    case BININT:
+      NUM[0] = b[p + 1]! | (b[p + 2]! << 8) | (b[p + 3]! << 16) | (b[p + 4]! << 24);
+      p += 5;
+      break;
+    case LONG1: {
+      const n = b[p + 1]!;
+      if (n > 8 || p + 2 + n > len) return -1;
+      NUM[0] = decodeLong(b, p + 2, n);
+      p += 2 + n;
+      break;
+    }
+    case BINFLOAT:
+      NUM[0] = view.getFloat64(p + 1, false);
+      p += 9;
+      break;
+    default:
+      return -1;
+  }
+  if (p < len && (b[p] === MEMOIZE || b[p] === BINPUT || b[p] === LONG_BINPUT)) return -1;
+  return p;
+}
+
+/** A non-negative integer (as TraceColumns.set checks addr, size and device_free). */
+function isCount(v: number): boolean {
+  return Number.isInteger(v) && v >= 0;
+}
+
 /** Skips FRAME opcodes at `p` (the generic path only checks that a frame fits); -1 where it would complain. */
 function skipFrames(b: Uint8Array, view: DataView, p: number, len: number, eof: boolean): number {
   while (p < len && b[p] === FRAME) {
@@ -499,25 +583,27 @@ function skipFrames(b: Uint8Array, view: DataView, p: number, len: number, eof: 
 }
 
 /**
- * A MEMOIZE, or a BINPUT / LONG_BINPUT to the next index, storing `v` (the memo is dense: its length is the memo
- * count); -1 for any other index, or where the generic path would refuse it.
+ * A MEMOIZE, or a BINPUT / LONG_BINPUT to the next index, storing `v` (value id `id`; the memo is dense: its
+ * length is the memo count); -1 for any other index, or where the generic path would refuse it.
  */
-function memoStore(b: Uint8Array, view: DataView, p: number, len: number, memo: unknown[], v: unknown, absBase: number, floor: number): number {
+function memoStore(b: Uint8Array, view: DataView, p: number, len: number, memo: Memo, id: number, v: unknown, absBase: number, floor: number): number {
   const n = memo.length;
   if (n > floor && n > (absBase + p) >>> 2) return -1;
   const op = b[p]!;
+  let next: number;
   if (op === MEMOIZE) {
     // The generic path's refusal of a value memoized twice in a row.
-    if (n > 0 && memo[n - 1] === v && p > 0 && b[p - 1] === MEMOIZE) return -1;
-    memo.push(v);
-    return p + 1;
-  }
-  if (op === BINPUT) {
+    if (n > 0 && memo.get(n - 1) === v && p > 0 && b[p - 1] === MEMOIZE) return -1;
+    next = p + 1;
+  } else if (op === BINPUT) {
     if (p + 2 > len || b[p + 1] !== n) return -1;
-    memo.push(v);
-    return p + 2;
+    next = p + 2;
+  } else {
+    if (p + 5 > len || view.getUint32(p + 1, true) !== n) return -1;
+    next = p + 5;
   }
-  if (p + 5 > len || view.getUint32(p + 1, true) !== n) return -1;
-  memo.push(v);
-  return p + 5;
+  if (n >= memo.ids.length && !memo.reserve(n, absBase + p)) return -1;
+  memo.ids[n] = id;
+  memo.length = n + 1;
+  return next;
 }

@@ -177,7 +177,11 @@ export class FrameTable {
   }
 }
 
-/** One device's trace, column-wise. Absent numbers are NaN, absent ids -1; `keys` says which keys a row had. */
+/**
+ * One device's trace, column-wise. Absent numbers are NaN, absent ids -1, an absent `device_free` 0 (only `oom`
+ * rows have one, and there it is required: the reader need not touch that column's pages for the rest);
+ * `keys` says which keys a row had.
+ */
 export class TraceColumns {
   /** Rows committed (entries of the list). */
   length = 0;
@@ -232,11 +236,18 @@ export class TraceColumns {
     return r;
   }
 
+  /** Begins a row without clearing it: the caller sets every field (the reader's fast path); returns its index. */
+  open(): number {
+    const r = this.started++;
+    if (r >= this.action.length) this.grow();
+    return r;
+  }
+
   /** Makes every field of row `r` absent again. */
   clear(r: number): void {
     this.addr[r] = NaN;
     this.time[r] = NaN;
-    this.deviceFree[r] = NaN;
+    this.deviceFree[r] = 0;
     this.traceback[r] = -1;
     this.compileContext[r] = -1;
     this.userMetadata[r] = -1;

@@ -28,6 +28,7 @@ import { FrameTable, TraceColumns } from './traceColumns.js';
 import { bufferSource, type ByteSource } from './byteSource.js';
 import { decodeLong, ENTRY, fail, newStringCache, readString, uint64 } from './pickleScalars.js';
 import { EntryDecoder } from './entryDecoder.js';
+import { Memo } from './memo.js';
 
 /** Opcode byte → name, for the ones we know but do not (or must not) interpret. */
 const REFUSED_EXECUTES: Record<number, string> = {
@@ -192,19 +193,12 @@ function popMark(marks: number[], name: string, what: string, opPos: number): nu
   return m;
 }
 
-/** Memo store at an arbitrary index (PUT/BINPUT/LONG_BINPUT); returns whether the index is new. */
-function memoPutAt(memo: unknown[], idx: number, value: unknown): boolean {
-  const isNew = memo[idx] === undefined;
-  memo[idx] = value;
-  return isNew;
-}
-
 /**
- * Memo lookup; the hot opcodes read in-bounds indices directly and only come here for the rest (sparse indices
- * that PUT stored far beyond the array, including 2^32 - 1, which JS keeps as a plain property).
+ * Memo lookup; the hot opcodes read slots within `ids` directly and only come here for the rest (slots that
+ * PUT stored far beyond them, up to 2^32 - 1).
  */
-function memoGet(memo: unknown[], idx: number, name: string, opPos: number): unknown {
-  const v = memo[idx];
+function memoGet(memo: Memo, idx: number, name: string, opPos: number): unknown {
+  const v = memo.get(idx);
   if (v === undefined) badMemo(name, opPos, idx);
   return v;
 }
@@ -401,7 +395,7 @@ export function unpickleFrom(src: ByteSource, name = 'pickle', sink?: TraceSink)
   let sp = 0;
   const marks: number[] = [];
   let base = 0; // stack index of the innermost MARK: values below it are out of reach of plain opcodes
-  const memo: unknown[] = [];
+  const memo = new Memo(src.sizeHint);
   let memoCount = 0; // Python's len(memo), where MEMOIZE stores
   const kinds = new Map<unknown, ArrayKind>();
   const cache = newStringCache();
@@ -432,7 +426,7 @@ export function unpickleFrom(src: ByteSource, name = 'pickle', sink?: TraceSink)
         // BINGET
         if (pos >= len) truncated(name, op, opPos, 1, len - pos);
         const idx = b[pos++]!;
-        const v = idx < memo.length ? memo[idx] : undefined;
+        const v = idx < memo.ids.length ? memo.values[memo.ids[idx]!] : undefined;
         if (v === ENTRY) entryTwice(name, opPos);
         stack[sp++] = v !== undefined ? v : memoGet(memo, idx, name, opPos);
         break;
@@ -442,20 +436,19 @@ export function unpickleFrom(src: ByteSource, name = 'pickle', sink?: TraceSink)
         if (pos + 4 > len) truncated(name, op, opPos, 4, len - pos);
         const idx = view.getUint32(pos, true);
         pos += 4;
-        const v = idx < memo.length ? memo[idx] : undefined;
+        const v = idx < memo.ids.length ? memo.values[memo.ids[idx]!] : undefined;
         if (v === ENTRY) entryTwice(name, opPos);
         stack[sp++] = v !== undefined ? v : memoGet(memo, idx, name, opPos);
         break;
       }
       case 0x94: // MEMOIZE
         if (sp <= base) underflow(name, 'MEMOIZE', opPos);
-        if (memoCount > 0 && memo[memoCount - 1] === stack[sp - 1] && op0 > 0 && b[op0 - 1] === 0x94) {
+        if (memoCount > 0 && memo.get(memoCount - 1) === stack[sp - 1] && op0 > 0 && b[op0 - 1] === 0x94) {
           fail(name, `MEMOIZE at byte ${opPos} memoizes the same value twice (no pickler does; a pickle bomb?)`);
         }
         if (memoCount > MEMO_FLOOR && memoCount > opPos >>> 2) tooBig(name, `${memoCount} memo entries`, opPos);
         if (stack[sp - 1] === framesList) framesMemo = memoCount;
-        if (memoCount === memo.length) memo.push(stack[sp - 1]);
-        else if (!memoPutAt(memo, memoCount, stack[sp - 1])) {
+        if (!memo.put(memoCount, stack[sp - 1], opPos)) {
           entries?.memoChanged(memoCount);
           break;
         }
@@ -516,9 +509,11 @@ export function unpickleFrom(src: ByteSource, name = 'pickle', sink?: TraceSink)
           const top = stack[sp - 1];
           if (top instanceof TraceColumns || (top === ENTRY && currentTrace !== null)) {
             if (top !== ENTRY) currentTrace = top as TraceColumns;
-            currentTrace!.start();
             stack[sp++] = ENTRY;
-            if (memoCount === memo.length) {
+            if (memoCount !== memo.length) currentTrace!.start();
+            else {
+              // The fast path sets or clears every field itself.
+              currentTrace!.open();
               entries!.objects = objects;
               entries!.items = items;
               const end = entries!.decode(b, view, pos, len, eof, absBase, memo, currentTrace!);
@@ -544,8 +539,8 @@ export function unpickleFrom(src: ByteSource, name = 'pickle', sink?: TraceSink)
           if (framesList !== null) {
             const t = currentTrace!;
             const r = t.started - 1;
-            if (framesMemo >= 0 && memo[framesMemo] === framesList && t.traceback[r]! >= 0) {
-              memo[framesMemo] = sink!.table.list(t.traceback[r]!);
+            if (framesMemo >= 0 && memo.get(framesMemo) === framesList && t.traceback[r]! >= 0) {
+              memo.put(framesMemo, sink!.table.list(t.traceback[r]!), opPos);
               entries!.memoChanged(framesMemo);
             }
             framesList = null;
@@ -819,7 +814,7 @@ export function unpickleFrom(src: ByteSource, name = 'pickle', sink?: TraceSink)
         if (sp <= base) underflow(name, 'memo store', opPos);
         if (memoCount > MEMO_FLOOR && memoCount > opPos >>> 2) tooBig(name, `${memoCount} memo entries`, opPos);
         if (stack[sp - 1] === framesList) framesMemo = idx;
-        if (memoPutAt(memo, idx, stack[sp - 1])) memoCount++;
+        if (memo.put(idx, stack[sp - 1], opPos)) memoCount++;
         else entries?.memoChanged(idx);
         break;
       }

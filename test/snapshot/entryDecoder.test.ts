@@ -8,7 +8,7 @@ import fc from 'fast-check';
 import { brotliDecompressSync } from 'node:zlib';
 import { readFileSync } from 'node:fs';
 import { EntryDecoder } from '../../src/snapshot/entryDecoder.js';
-import { columnarOf, FrameTable, parseSnapshot, unpickle, validateSnapshot, type Snapshot } from '../../src/snapshot/index.js';
+import { columnarOf, FrameTable, parseSnapshot, serializeSnapshot, unpickle, validateSnapshot, type Snapshot } from '../../src/snapshot/index.js';
 import { AllocsimInputError } from '../../src/util/inputError.js';
 import { bytes, fixture, inputError } from './helpers.js';
 
@@ -43,6 +43,35 @@ function countFast(): { ok: number } {
 afterEach(() => {
   vi.restoreAllMocks();
 });
+
+/**
+ * Property: a single-byte corruption of `original` gives a one-line AllocsimInputError, or (where the generic
+ * path reads it too) exactly the generic path's traces.
+ */
+function agreesUnderCorruption(original: Uint8Array, numRuns: number, seed: number): void {
+  fc.assert(
+    fc.property(fc.nat(original.length - 1), fc.integer({ min: 0, max: 255 }), (at, value) => {
+      const copy = original.slice();
+      copy[at] = value;
+      let got: ReturnType<typeof traceData> | null = null;
+      try {
+        got = traceData(parseSnapshot(copy, 'c'));
+      } catch (e) {
+        if (!(e instanceof AllocsimInputError) || e.message.includes('\n')) throw e;
+      }
+      let want: ReturnType<typeof traceData> | null = null;
+      try {
+        want = traceData(generic(copy, 'c'));
+      } catch (e) {
+        if (!(e instanceof AllocsimInputError)) throw e;
+      }
+      // Snapshot mode refuses some shapes plain dicts allow (an entry appended twice); where both read it,
+      // they agree.
+      if (got !== null && want !== null) expect(got).toEqual(want);
+    }),
+    { numRuns, seed },
+  );
+}
 
 describe('trace entry fast path', () => {
   for (const protocol of [2, 4]) {
@@ -81,29 +110,87 @@ describe('trace entry fast path', () => {
   });
 
   it('gives the generic result or a one-line error on corrupted frame-laden pickles', () => {
-    const original = fixture('decoder-p4.pickle');
-    fc.assert(
-      fc.property(fc.nat(original.length - 1), fc.integer({ min: 0, max: 255 }), (at, value) => {
-        const copy = original.slice();
-        copy[at] = value;
-        let got: ReturnType<typeof traceData> | null = null;
-        try {
-          got = traceData(parseSnapshot(copy, 'c'));
-        } catch (e) {
-          if (!(e instanceof AllocsimInputError) || e.message.includes('\n')) throw e;
-        }
-        let want: ReturnType<typeof traceData> | null = null;
-        try {
-          want = traceData(generic(copy, 'c'));
-        } catch (e) {
-          if (!(e instanceof AllocsimInputError)) throw e;
-        }
-        // Snapshot mode refuses some shapes plain dicts allow (an entry appended twice); where both read it,
-        // they agree.
-        if (got !== null && want !== null) expect(got).toEqual(want);
-      }),
-      { numRuns: 300, seed: 11 },
-    );
+    agreesUnderCorruption(fixture('decoder-p4.pickle'), 300, 11);
+  });
+
+  it('gives the generic result or a one-line error on corrupted pickles of entries that lack fields', () => {
+    // The shapes the fast path reads as its key's field wants them: literal strings memoized after the key,
+    // memo gets of strings, small ints, LONG1 addresses, BINFLOAT times, an oom entry, absent fields.
+    const frames = [[{ name: 'f', filename: 'a.py', line: 1 }], [{ name: 'g', filename: 'b.py', line: 2 }]];
+    const entries = Array.from({ length: 24 }, (_, i) => {
+      const e: Record<string, unknown> = {
+        action: i === 23 ? 'oom' : ['alloc', 'free_requested', 'free_completed'][i % 3], addr: 2 ** 40 + 512 * i,
+        size: 300 * i, stream: i % 4 === 0 ? -1 : 0, time_us: i % 5 === 0 ? 10.5 + i : 1795392835981639 + i,
+        compile_context: i % 3 ? 'N/A' : `ctx \u00e9 ${i}`, user_metadata: '',
+        frames: frames[i % 2],
+      };
+      if (i === 23) {
+        delete e.addr;
+        e.device_free = 2 ** 33;
+      }
+      if (i % 4 === 1) delete e.time_us;
+      if (i % 6 === 2) delete e.compile_context;
+      if (i % 7 === 3) delete e.frames;
+      return e;
+    });
+    const b = serializeSnapshot({ segments: [], device_traces: [entries] } as unknown as Snapshot, 'pickle', false);
+    const fast = countFast();
+    parseSnapshot(b, 'f');
+    vi.restoreAllMocks();
+    expect(fast.ok).toBeGreaterThan(15);
+    agreesUnderCorruption(b, 300, 12);
+  });
+
+  it('leaves every raw column as the generic path does, the fields an entry lacks included', () => {
+    // Consumers read the columns directly (an absent time_us is NaN, an absent traceback -1): the fast path
+    // begins a row without clearing it and sets what the entry lacks at its end, or clears it when it gives up.
+    const columns = (s: Snapshot) => {
+      const t = columnarOf(s)!.traces[0]!;
+      return [t.action, t.addr, t.size, t.stream, t.time, t.deviceFree, t.traceback, t.compileContext, t.userMetadata, t.keys]
+        .map((col) => Array.from(col.subarray(0, t.length)));
+    };
+    const tb = [{ name: 'f', filename: 'a.py', line: 1 }, { name: 'g', filename: 'b.py', line: 2 }];
+    // Entries lack different optional fields, after entries that had them.
+    const entries = Array.from({ length: 60 }, (_, i) => {
+      const e: Record<string, unknown> = {
+        action: i === 59 ? 'oom' : 'alloc', addr: 4096 * i, size: 512, stream: 0, time_us: 1000 + i,
+        compile_context: `cc${i % 3}`, user_metadata: '', frames: tb,
+      };
+      if (i === 59) {
+        delete e.addr;
+        e.device_free = 123456;
+      }
+      for (const [k, every] of [['time_us', 2], ['compile_context', 3], ['user_metadata', 4], ['frames', 5]] as const) {
+        if (i % every === 1) delete e[k];
+      }
+      return e;
+    });
+    const snap = { segments: [], device_traces: [entries] } as unknown as Snapshot;
+    const b = serializeSnapshot(snap, 'pickle', false);
+    const fast = countFast();
+    const got = columns(parseSnapshot(b, 'f'));
+    vi.restoreAllMocks();
+    expect(fast.ok).toBeGreaterThan(50);
+    expect(got).toEqual(columns(generic(b, 'f')));
+    const [, addr, , , time, deviceFree, traceback, compileContext, userMetadata] = got;
+    expect(time![3]).toBeNaN();
+    expect(compileContext![4]).toBe(-1);
+    expect(userMetadata![5]).toBe(-1);
+    expect(traceback![6]).toBe(-1);
+    expect(traceback![7]).toBeGreaterThanOrEqual(0);
+    expect(deviceFree![0]).toBe(0);
+    expect(deviceFree![59]).toBe(123456);
+    expect(addr![59]).toBeNaN();
+  });
+
+  it('clears a row it gave up on part way, so the generic path begins it afresh', () => {
+    // The second entry's stream is a float (the fast path gives up after its addr, size and time): the generic
+    // path's refusal names it, as with no fast path at all.
+    const entries = [0, 1].map((i) => ({ action: 'alloc', addr: 4096 * i, time_us: 5, size: 512, stream: i === 1 ? 0.5 : 0 }));
+    const b = serializeSnapshot({ segments: [], device_traces: [entries] } as unknown as Snapshot, 'pickle', false);
+    const fast = inputError(() => parseSnapshot(b, 'f')).message;
+    expect(fast).toMatch(/device_traces\[0\]\[1\]/);
+    expect(fast).toBe(inputError(() => generic(b, 'f')).message);
   });
 
   it('refuses an entry whose frames list gets the entry itself, as the generic path does', () => {
