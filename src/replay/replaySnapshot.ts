@@ -72,13 +72,18 @@ export function replaySnapshot(snapshot: Snapshot, opts: ReplayOptions = {}): Re
   const planned = planSnapshot(snapshot, sourceConfig, opts.deviceTotal ?? H100_TOTAL_GLOBAL_MEM, opts.source, opts.fraction ?? null);
   const start = planned.start;
   let plan = planned.plan;
+  // The trial mallocs of releases before a malloc compare the entries they record with the trace's.
+  const trials = plan.releasesBefore.includes(1);
   if (opts.timeline) {
     // A first pass decides the empty_cache() calls; the second replays them as operations of their own, so
     // each has a timeline row (the drop it makes is visible on the curve).
-    const first = simulate(plan.workload, { ...opts, config, plan, start: start.segments, timeline: false, onOp: undefined, onOom: undefined });
+    const first = simulate(plan.workload, {
+      ...opts, config, plan, start: start.segments, timeline: false, onOp: undefined, onOom: undefined, recordTrace: trials || 'count',
+    });
     plan = resolvePlan(plan, first.emptyCacheBefore);
   }
-  const result = simulate(plan.workload, { ...opts, config, plan, start: start.segments });
+  const recordTrace = opts.recordTrace === 'count' && trials ? true : opts.recordTrace;
+  const result = simulate(plan.workload, { ...opts, config, plan, start: start.segments, recordTrace });
   return { ...result, plan, start, sourceConfig, config };
 }
 

@@ -7,8 +7,7 @@
  * started (a late `_record_memory_history()` or a wrapped ring buffer); the replay starts from it
  * (allocator/seedState.ts) and runs forward through the same model.
  *
- * Trace entries are read through `entryAt`-style field access only (action, addr, size, stream), so a
- * columnar trace representation can replace the entry objects here in one place.
+ * The trace is read column-wise (traceFields: action, addr, size, stream), no object per entry.
  */
 import { kSmallBuffer, kSmallSize } from '../allocator/constants.js';
 import { roundSize } from '../allocator/rounding.js';
@@ -16,6 +15,9 @@ import { expandableReserveSize, type SeedBlock, type SeedSegment } from '../allo
 import type { AllocatorConfig } from '../config/allocatorConfig.js';
 import type { SegmentInfo, TraceEntry } from '../snapshot/schema.js';
 import { rowReader, type TraceRows } from '../snapshot/index.js';
+import { A } from '../allocator/traceRecorder.js';
+import { traceFields, type TraceFields } from './tracePlan.js';
+import { AddressMap } from '../util/addressMap.js';
 
 export interface StartBlock extends SeedBlock {
   /** Trace index of the `free_completed` that ends a pending free (pending blocks only; Infinity: none). */
@@ -68,6 +70,63 @@ interface LiveBlock {
   liveUntil: number;
 }
 
+/**
+ * The live blocks by address, iterated in insertion order as a Map is (the notes name dropped blocks in that
+ * order): a Map of 700k boxed addresses was most of the rebuild's time on long traces.
+ */
+class BlockTable {
+  private readonly index = new AddressMap(1024);
+  private slots: (LiveBlock | undefined)[] = [];
+  private addresses: number[] = [];
+  private live = 0;
+
+  get(address: number): LiveBlock | undefined {
+    const k = this.index.get(address);
+    return k < 0 ? undefined : this.slots[k];
+  }
+
+  set(address: number, b: LiveBlock): void {
+    const k = this.index.get(address);
+    if (k >= 0) {
+      this.slots[k] = b;
+      return;
+    }
+    // Deleted slots are dropped once they are most of the table, the order of the others kept.
+    if (this.slots.length >= 1024 && this.slots.length >= 4 * this.live) this.compact();
+    this.index.set(address, this.slots.length);
+    this.slots.push(b);
+    this.addresses.push(address);
+    this.live++;
+  }
+
+  delete(address: number): void {
+    const k = this.index.get(address);
+    if (k < 0) return;
+    this.index.delete(address);
+    this.slots[k] = undefined;
+    this.live--;
+  }
+
+  *entries(): IterableIterator<[number, LiveBlock]> {
+    for (let k = 0; k < this.slots.length; k++) {
+      const b = this.slots[k];
+      if (b !== undefined) yield [this.addresses[k]!, b];
+    }
+  }
+
+  private compact(): void {
+    const slots: LiveBlock[] = [];
+    const addresses: number[] = [];
+    for (const [address, b] of this.entries()) {
+      this.index.set(address, slots.length);
+      slots.push(b);
+      addresses.push(address);
+    }
+    this.slots = slots;
+    this.addresses = addresses;
+  }
+}
+
 /** At most this many inconsistencies are listed one by one; the rest are counted. */
 const MAX_LISTED = 20;
 
@@ -97,6 +156,9 @@ function insertSorted(segs: Seg[], s: Seg): void {
 export function rebuildStartState(
   finalSegments: readonly SegmentInfo[], entries: TraceRows, config: AllocatorConfig, deviceTotal: number,
 ): StartState {
+  const t = traceFields(entries);
+  const { action, addr: addrs, size: sizes, stream: streams } = t;
+  // Entries as dicts for the notes only (rare): the passes read the columns.
   const at = rowReader(entries);
   const inconsistencies: string[] = [];
   let unlisted = 0;
@@ -105,7 +167,7 @@ export function rebuildStartState(
     else unlisted++;
   };
   const segs: Seg[] = [];
-  const blocks = new Map<number, LiveBlock>();
+  const blocks = new BlockTable();
   for (const s of finalSegments) {
     const pool = s.segment_pool_id;
     const poolId = pool !== undefined && (pool[0] !== 0 || pool[1] !== 0) ? { poolId: [pool[0], pool[1]] as [number, number] } : {};
@@ -120,62 +182,61 @@ export function rebuildStartState(
   }
   segs.sort((a, b) => a.address - b.address);
 
-  for (let i = entries.length - 1; i >= 0; i--) {
-    const e = at(i);
-    const addr = e.addr as number;
-    switch (e.action) {
-      case 'alloc': {
+  for (let i = t.length - 1; i >= 0; i--) {
+    const addr = addrs[i]!;
+    switch (action[i]) {
+      case A.alloc: {
         const b = blocks.get(addr);
         if (b === undefined || b.pending) {
-          note(`${describeEntry(i, e)}: no live block there afterwards; assumed it was freed by entries the trace lacks`);
+          note(`${describeEntry(i, at(i))}: no live block there afterwards; assumed it was freed by entries the trace lacks`);
         }
         blocks.delete(addr);
         break;
       }
-      case 'free_completed': {
+      case A.free_completed: {
         const b = blocks.get(addr);
         if (b !== undefined) {
-          note(`${describeEntry(i, e)}: a block is still live there afterwards; assumed the free belongs to an earlier block`);
+          note(`${describeEntry(i, at(i))}: a block is still live there afterwards; assumed the free belongs to an earlier block`);
           b.pending = true;
           b.completesAt = i;
           break;
         }
-        blocks.set(addr, { size: -1, requestedSize: e.size, pending: true, stream: e.stream, completesAt: i, known: false, liveUntil: i });
+        blocks.set(addr, { size: -1, requestedSize: sizes[i]!, pending: true, stream: streams[i]!, completesAt: i, known: false, liveUntil: i });
         break;
       }
-      case 'free_requested': {
+      case A.free_requested: {
         const b = blocks.get(addr);
         if (b === undefined) {
-          note(`${describeEntry(i, e)}: no block there afterwards; assumed it was live until here`);
-          blocks.set(addr, { size: -1, requestedSize: e.size, pending: false, stream: e.stream, completesAt: Infinity, known: false, liveUntil: i });
+          note(`${describeEntry(i, at(i))}: no block there afterwards; assumed it was live until here`);
+          blocks.set(addr, { size: -1, requestedSize: sizes[i]!, pending: false, stream: streams[i]!, completesAt: Infinity, known: false, liveUntil: i });
         } else {
           b.pending = false;
           b.liveUntil = i;
         }
         break;
       }
-      case 'segment_free': {
+      case A.segment_free: {
         if (containing(segs, addr) >= 0) {
-          note(`${describeEntry(i, e)}: overlaps a segment held afterwards; ignored`);
+          note(`${describeEntry(i, at(i))}: overlaps a segment held afterwards; ignored`);
           break;
         }
-        insertSorted(segs, { address: addr, size: e.size, stream: e.stream, small: e.size === kSmallBuffer, expandable: false });
+        insertSorted(segs, { address: addr, size: sizes[i]!, stream: streams[i]!, small: sizes[i] === kSmallBuffer, expandable: false });
         break;
       }
-      case 'segment_alloc': {
+      case A.segment_alloc: {
         const k = containing(segs, addr);
         if (k < 0 || segs[k].address !== addr || segs[k].expandable) {
-          note(`${describeEntry(i, e)}: no such segment afterwards; ignored`);
+          note(`${describeEntry(i, at(i))}: no such segment afterwards; ignored`);
           break;
         }
         segs.splice(k, 1);
         break;
       }
-      case 'segment_unmap':
-        mapBack(segs, addr, e.size, e.stream, config, () => note(`${describeEntry(i, e)}: overlaps memory mapped afterwards; ignored`));
+      case A.segment_unmap:
+        mapBack(segs, addr, sizes[i]!, streams[i]!, config, () => note(`${describeEntry(i, at(i))}: overlaps memory mapped afterwards; ignored`));
         break;
-      case 'segment_map':
-        if (!unmapBack(segs, addr, e.size)) note(`${describeEntry(i, e)}: not inside a mapped range afterwards; ignored`);
+      case A.segment_map:
+        if (!unmapBack(segs, addr, sizes[i]!)) note(`${describeEntry(i, at(i))}: not inside a mapped range afterwards; ignored`);
         break;
       default:
         break;
@@ -184,15 +245,12 @@ export function rebuildStartState(
 
   const expandableAddrs: number[] = [];
   for (const s of finalSegments) if (s.is_expandable) expandableAddrs.push(s.address);
-  for (let i = 0; i < entries.length; i++) {
-    const e = at(i);
-    if (e.action === 'segment_map' || e.action === 'segment_unmap') expandableAddrs.push(e.addr as number);
-  }
+  for (let i = 0; i < t.length; i++) if (action[i] === A.segment_map || action[i] === A.segment_unmap) expandableAddrs.push(addrs[i]!);
   expandableAddrs.sort((a, b) => a - b);
 
   // Blocks into their segments, then sizes the snapshot does not give.
   const perSeg: { address: number; b: LiveBlock }[][] = segs.map(() => []);
-  for (const [address, b] of blocks) {
+  for (const [address, b] of blocks.entries()) {
     const k = containing(segs, address);
     if (k < 0) {
       note(`block at ${address} (requested ${b.requestedSize}) lies in no segment held at the start; dropped`);
@@ -200,7 +258,7 @@ export function rebuildStartState(
     }
     perSeg[k].push({ address, b });
   }
-  const ends = observedEnds(perSeg, segs, entries);
+  const ends = observedEnds(perSeg, segs, t);
   let inferredSizes = 0;
   let unresolvedSizes = 0;
   let pendingAtStart = 0;
@@ -259,7 +317,7 @@ export function rebuildStartState(
  * takes its lowest addresses; so the first `alloc` in that space lands exactly at the block's end.
  */
 function observedEnds(
-  perSeg: { address: number; b: LiveBlock }[][], segs: Seg[], entries: TraceRows,
+  perSeg: { address: number; b: LiveBlock }[][], segs: Seg[], t: TraceFields,
 ): Map<number, number> {
   const unknown: { address: number; limit: number; liveUntil: number }[] = [];
   perSeg.forEach((list, k) => {
@@ -276,11 +334,10 @@ function observedEnds(
   const ends = new Map<number, number>();
   if (unknown.length === 0) return ends;
   unknown.sort((x, y) => x.address - y.address);
-  const at = rowReader(entries);
-  for (let i = 0; i < entries.length; i++) {
-    const e = at(i);
-    if (e.action !== 'alloc') continue;
-    const a = e.addr as number;
+  const { action, addr } = t;
+  for (let i = 0; i < t.length; i++) {
+    if (action[i] !== A.alloc) continue;
+    const a = addr[i]!;
     let lo = 0;
     let hi = unknown.length;
     while (lo < hi) {

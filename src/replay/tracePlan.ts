@@ -6,10 +6,13 @@
  */
 import { AllocsimInputError } from '../util/inputError.js';
 import type { TraceEntry } from '../snapshot/schema.js';
-import { ACTION_USER_DEFINED, columnsFromEntries, FrameTable, TraceColumns, withoutAction } from '../snapshot/index.js';
+import {
+  ACTION_USER_DEFINED, columnsFromEntries, FrameTable, TRACE_ACTION_NAMES, TraceColumns, withoutAction,
+} from '../snapshot/index.js';
 import { A } from '../allocator/traceRecorder.js';
 import { Op, WorkloadBuilder, type Workload } from './workload.js';
 import { grown } from '../util/columns.js';
+import { AddressMap } from '../util/addressMap.js';
 
 export interface TracePlan {
   workload: Workload;
@@ -40,6 +43,42 @@ export interface TracePlan {
 /** The trace's columns (a list of entry dicts is converted). */
 export function asTraceColumns(entries: readonly TraceEntry[] | TraceColumns): TraceColumns {
   return entries instanceof TraceColumns ? entries : columnsFromEntries(entries, 0, new FrameTable(false));
+}
+
+/** The fields the passes over a trace read (start state, fraction bounds), one typed array each. */
+export interface TraceFields {
+  length: number;
+  /** Action codes (`A`, then ACTION_USER_DEFINED; 255 for an unknown action). */
+  action: Uint8Array;
+  /** NaN where the entry has none. */
+  addr: Float64Array;
+  size: Float64Array;
+  stream: Float64Array;
+  deviceFree: Float64Array;
+}
+
+const ACTION_CODES = new Map<string, number>(TRACE_ACTION_NAMES.map((a, i) => [a, i]));
+
+/**
+ * A trace's fields column-wise: the reader's columns as they are, entry dicts copied field by field (without the
+ * checks columnsFromEntries makes: the passes read what an entry has, as they read the dicts).
+ */
+export function traceFields(rows: readonly TraceEntry[] | TraceColumns): TraceFields {
+  if (rows instanceof TraceColumns) return rows;
+  const n = rows.length;
+  const f: TraceFields = {
+    length: n, action: new Uint8Array(n), addr: new Float64Array(n), size: new Float64Array(n),
+    stream: new Float64Array(n), deviceFree: new Float64Array(n),
+  };
+  for (let i = 0; i < n; i++) {
+    const e = rows[i]!;
+    f.action[i] = ACTION_CODES.get(e.action) ?? 255;
+    f.addr[i] = e.addr ?? NaN;
+    f.size[i] = e.size ?? NaN;
+    f.stream[i] = e.stream ?? NaN;
+    f.deviceFree[i] = e.device_free ?? NaN;
+  }
+  return f;
 }
 
 /**
@@ -74,8 +113,8 @@ export function planTraceReplay(entries: TraceEntry[] | TraceColumns, source = '
   let releasesBefore = new Uint8Array(n + 16);
   let expectOom = new Uint8Array(n + 16);
   let ops = 0;
-  const live = new Map<number, number>();
-  const pending = new Map<number, number>();
+  const live = new AddressMap(1024);
+  const pending = new AddressMap(1024);
   let inferredEmptyCaches = 0;
   let unknownFrees = 0;
   let deferredFrees = 0;
@@ -106,7 +145,7 @@ export function planTraceReplay(entries: TraceEntry[] | TraceColumns, source = '
       }
       case A.free_requested: {
         const id = live.get(addr[i]!);
-        if (id === undefined) {
+        if (id < 0) {
           unknownFrees++;
           if (i + 1 < n && action[i + 1] === A.free_completed && addr[i + 1] === addr[i]) i++;
           break;
@@ -147,7 +186,9 @@ export function planTraceReplay(entries: TraceEntry[] | TraceColumns, source = '
         }
         for (let k = i; k < j; k++) {
           if (action[k] !== A.free_completed) continue;
-          const id = pending.get(addr[k]!) as number;
+          // A second completion of one address in the group (a damaged trace) finds it gone: it has always been
+          // replayed as a completion of allocation 0 (the JS Map's undefined stored in an Int32Array), kept so.
+          const id = Math.max(pending.get(addr[k]!), 0);
           pending.delete(addr[k]!);
           if (firstRelease < 0 || k < firstRelease) {
             b.freeCompleted(id, timeAt(k, t));
@@ -185,9 +226,10 @@ export function planTraceReplay(entries: TraceEntry[] | TraceColumns, source = '
       made ??= trace.entries();
       return made;
     },
-    traceIndex: traceIndex.slice(0, ops),
-    releasesBefore: releasesBefore.slice(0, ops),
-    expectOom: expectOom.slice(0, ops),
+    // Views, as the workload's (WorkloadBuilder.finish): copies would be fresh memory, slow to touch.
+    traceIndex: traceIndex.subarray(0, ops),
+    releasesBefore: releasesBefore.subarray(0, ops),
+    expectOom: expectOom.subarray(0, ops),
     inferredEmptyCaches,
     unknownFrees,
     deferredFrees,

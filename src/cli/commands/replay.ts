@@ -231,6 +231,8 @@ export const replayCommand: CommandModule<object, ReplayArgs> = {
 
     const result = replaySnapshot(snapshot, {
       ...settings, config, fraction, timeline, source: path, onOp: observer.onOp, onOom: observer.onOom,
+      // Only --check and --export-snapshot read the simulated trace's entries; the rest need their count.
+      recordTrace: argv.check || argv['export-snapshot'] !== undefined ? true : 'count',
     });
     if (argv.strict) refuseInconsistent(result.start, path);
     const notes = startNotes(result.start, traceEntries);
