@@ -153,11 +153,80 @@ function insertSorted(segs: Seg[], s: Seg): void {
   segs.splice(i, 0, s);
 }
 
+/**
+ * Undoes the trace from its last entry to its first on the final state (blocks and segments, in place);
+ * `noteAt(i, what)`: entry i contradicts the state. Its own function: a small loop is optimised sooner, and this
+ * one runs once, cold, over every entry.
+ */
+function undoTrace(t: TraceFields, blocks: BlockTable, segs: Seg[], config: AllocatorConfig, noteAt: (i: number, what: string) => void): void {
+  const { action, addr: addrs, size: sizes, stream: streams } = t;
+  for (let i = t.length - 1; i >= 0; i--) {
+    const addr = addrs[i]!;
+    switch (action[i]) {
+      case A.alloc: {
+        const b = blocks.get(addr);
+        if (b === undefined || b.pending) {
+          noteAt(i, 'no live block there afterwards; assumed it was freed by entries the trace lacks');
+        }
+        blocks.delete(addr);
+        break;
+      }
+      case A.free_completed: {
+        const b = blocks.get(addr);
+        if (b !== undefined) {
+          noteAt(i, 'a block is still live there afterwards; assumed the free belongs to an earlier block');
+          b.pending = true;
+          b.completesAt = i;
+          break;
+        }
+        blocks.set(addr, { size: -1, requestedSize: sizes[i]!, pending: true, stream: streams[i]!, completesAt: i, known: false, liveUntil: i });
+        break;
+      }
+      case A.free_requested: {
+        const b = blocks.get(addr);
+        if (b === undefined) {
+          noteAt(i, 'no block there afterwards; assumed it was live until here');
+          blocks.set(addr, { size: -1, requestedSize: sizes[i]!, pending: false, stream: streams[i]!, completesAt: Infinity, known: false, liveUntil: i });
+        } else {
+          b.pending = false;
+          b.liveUntil = i;
+        }
+        break;
+      }
+      case A.segment_free: {
+        if (containing(segs, addr) >= 0) {
+          noteAt(i, 'overlaps a segment held afterwards; ignored');
+          break;
+        }
+        insertSorted(segs, { address: addr, size: sizes[i]!, stream: streams[i]!, small: sizes[i] === kSmallBuffer, expandable: false });
+        break;
+      }
+      case A.segment_alloc: {
+        const k = containing(segs, addr);
+        if (k < 0 || segs[k].address !== addr || segs[k].expandable) {
+          noteAt(i, 'no such segment afterwards; ignored');
+          break;
+        }
+        segs.splice(k, 1);
+        break;
+      }
+      case A.segment_unmap:
+        mapBack(segs, addr, sizes[i]!, streams[i]!, config, () => noteAt(i, 'overlaps memory mapped afterwards; ignored'));
+        break;
+      case A.segment_map:
+        if (!unmapBack(segs, addr, sizes[i]!)) noteAt(i, 'not inside a mapped range afterwards; ignored');
+        break;
+      default:
+        break;
+    }
+  }
+}
+
 export function rebuildStartState(
   finalSegments: readonly SegmentInfo[], entries: TraceRows, config: AllocatorConfig, deviceTotal: number,
 ): StartState {
   const t = traceFields(entries);
-  const { action, addr: addrs, size: sizes, stream: streams } = t;
+  const { action, addr: addrs } = t;
   // Entries as dicts for the notes only (rare): the passes read the columns.
   const at = rowReader(entries);
   const inconsistencies: string[] = [];
@@ -182,66 +251,7 @@ export function rebuildStartState(
   }
   segs.sort((a, b) => a.address - b.address);
 
-  for (let i = t.length - 1; i >= 0; i--) {
-    const addr = addrs[i]!;
-    switch (action[i]) {
-      case A.alloc: {
-        const b = blocks.get(addr);
-        if (b === undefined || b.pending) {
-          note(`${describeEntry(i, at(i))}: no live block there afterwards; assumed it was freed by entries the trace lacks`);
-        }
-        blocks.delete(addr);
-        break;
-      }
-      case A.free_completed: {
-        const b = blocks.get(addr);
-        if (b !== undefined) {
-          note(`${describeEntry(i, at(i))}: a block is still live there afterwards; assumed the free belongs to an earlier block`);
-          b.pending = true;
-          b.completesAt = i;
-          break;
-        }
-        blocks.set(addr, { size: -1, requestedSize: sizes[i]!, pending: true, stream: streams[i]!, completesAt: i, known: false, liveUntil: i });
-        break;
-      }
-      case A.free_requested: {
-        const b = blocks.get(addr);
-        if (b === undefined) {
-          note(`${describeEntry(i, at(i))}: no block there afterwards; assumed it was live until here`);
-          blocks.set(addr, { size: -1, requestedSize: sizes[i]!, pending: false, stream: streams[i]!, completesAt: Infinity, known: false, liveUntil: i });
-        } else {
-          b.pending = false;
-          b.liveUntil = i;
-        }
-        break;
-      }
-      case A.segment_free: {
-        if (containing(segs, addr) >= 0) {
-          note(`${describeEntry(i, at(i))}: overlaps a segment held afterwards; ignored`);
-          break;
-        }
-        insertSorted(segs, { address: addr, size: sizes[i]!, stream: streams[i]!, small: sizes[i] === kSmallBuffer, expandable: false });
-        break;
-      }
-      case A.segment_alloc: {
-        const k = containing(segs, addr);
-        if (k < 0 || segs[k].address !== addr || segs[k].expandable) {
-          note(`${describeEntry(i, at(i))}: no such segment afterwards; ignored`);
-          break;
-        }
-        segs.splice(k, 1);
-        break;
-      }
-      case A.segment_unmap:
-        mapBack(segs, addr, sizes[i]!, streams[i]!, config, () => note(`${describeEntry(i, at(i))}: overlaps memory mapped afterwards; ignored`));
-        break;
-      case A.segment_map:
-        if (!unmapBack(segs, addr, sizes[i]!)) note(`${describeEntry(i, at(i))}: not inside a mapped range afterwards; ignored`);
-        break;
-      default:
-        break;
-    }
-  }
+  undoTrace(t, blocks, segs, config, (i, what) => note(`${describeEntry(i, at(i))}: ${what}`));
 
   const expandableAddrs: number[] = [];
   for (const s of finalSegments) if (s.is_expandable) expandableAddrs.push(s.address);

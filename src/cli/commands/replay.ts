@@ -3,6 +3,7 @@
  * was captured with, or as a what-if under other settings, another memory fraction or a smaller device.
  */
 import type { Argv, CommandModule } from 'yargs';
+import { COMMAND_SUMMARIES } from './summaries.js';
 import { allocatorSettingsDict } from '../../snapshot/allocatorSettings.js';
 import { validateFraction } from '../../config/fraction.js';
 import { canonicalConf } from '../../config/canonical.js';
@@ -57,8 +58,7 @@ function whatIfDigest(r: { recordedAnswers: number; modelAnswers: number; diverg
 }
 
 export const replayCommand: CommandModule<object, ReplayArgs> = {
-  command: 'replay <trace> [more..]',
-  describe: 'Replay a memory snapshot (_dump_snapshot pickle or JSON): exactly, or as a what-if; several (a directory or glob of per-rank snapshots, --device all) side by side',
+  ...COMMAND_SUMMARIES.replay,
   builder: (y: Argv) =>
     addOutputOptions(addDeviceOptions(y))
       .positional('trace', { type: 'string', demandOption: true, describe: 'snapshot pickle or JSON, a directory of them, or a quoted glob' })
