@@ -236,10 +236,10 @@ export function humanStream(argv: Record<string, unknown>): NodeJS.WriteStream {
  * Hooks and recording switches a simulating command passes to the run, from its output options (checked
  * here, before the run, so a bad path costs no simulation and leaves no other output behind).
  */
-export function runHooks(argv: OutputArgs): { observer: RunObserver; timeline: boolean } {
+export function runHooks(argv: OutputArgs, expectedOps?: number): { observer: RunObserver; timeline: boolean } {
   checkOutputPaths(argv as Record<string, unknown>);
   return {
-    observer: new RunObserver({ layouts: argv.report !== undefined }),
+    observer: new RunObserver({ layouts: argv.report !== undefined, expectedOps }),
     timeline: argv.timeline !== undefined || argv.report !== undefined,
   };
 }

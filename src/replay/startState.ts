@@ -18,6 +18,7 @@ import { rowReader, type TraceRows } from '../snapshot/index.js';
 import { A } from '../allocator/traceRecorder.js';
 import { traceFields, type TraceFields } from './tracePlan.js';
 import { AddressMap } from '../util/addressMap.js';
+import { grown } from '../util/columns.js';
 
 export interface StartBlock extends SeedBlock {
   /** Trace index of the `free_completed` that ends a pending free (pending blocks only; Infinity: none). */
@@ -71,61 +72,118 @@ interface LiveBlock {
 }
 
 /**
- * The live blocks by address, iterated in insertion order as a Map is (the notes name dropped blocks in that
- * order): a Map of 700k boxed addresses was most of the rebuild's time on long traces.
+ * The live blocks by address, column-wise (slot k: one block), iterated in insertion order as a Map is (the notes
+ * name dropped blocks in that order). The undo pass makes and drops a block per free: a Map of boxed addresses
+ * and an object per block were most of the rebuild's time on long traces.
  */
 class BlockTable {
   private readonly index = new AddressMap(1024);
-  private slots: (LiveBlock | undefined)[] = [];
-  private addresses: number[] = [];
+  private n = 0;
   private live = 0;
+  private address = new Float64Array(1024);
+  size = new Float64Array(1024);
+  requestedSize = new Float64Array(1024);
+  stream = new Float64Array(1024);
+  completesAt = new Float64Array(1024);
+  liveUntil = new Float64Array(1024);
+  /** 1: live, and pending / known as below. */
+  private flags = new Uint8Array(1024);
 
-  get(address: number): LiveBlock | undefined {
-    const k = this.index.get(address);
-    return k < 0 ? undefined : this.slots[k];
+  /** The slot of the block at `address`, or -1. */
+  find(address: number): number {
+    return this.index.get(address);
+  }
+
+  pending(k: number): boolean {
+    return (this.flags[k]! & PENDING) !== 0;
+  }
+
+  setPending(k: number, pending: boolean): void {
+    this.flags[k] = pending ? this.flags[k]! | PENDING : this.flags[k]! & ~PENDING;
   }
 
   set(address: number, b: LiveBlock): void {
-    const k = this.index.get(address);
-    if (k >= 0) {
-      this.slots[k] = b;
-      return;
+    this.add(address, b.size, b.requestedSize, b.pending, b.stream, b.completesAt, b.known, b.liveUntil);
+  }
+
+  /** Sets the block at `address` (a new one goes last in the order, as Map.set puts it). */
+  add(
+    address: number, size: number, requestedSize: number, pending: boolean, stream: number, completesAt: number, known: boolean,
+    liveUntil: number,
+  ): void {
+    let k = this.index.get(address);
+    if (k < 0) {
+      if (this.n === this.address.length) this.makeRoom();
+      k = this.n++;
+      this.index.set(address, k);
+      this.live++;
     }
-    // Deleted slots are dropped once they are most of the table, the order of the others kept.
-    if (this.slots.length >= 1024 && this.slots.length >= 4 * this.live) this.compact();
-    this.index.set(address, this.slots.length);
-    this.slots.push(b);
-    this.addresses.push(address);
-    this.live++;
+    this.address[k] = address;
+    this.size[k] = size;
+    this.requestedSize[k] = requestedSize;
+    this.stream[k] = stream;
+    this.completesAt[k] = completesAt;
+    this.liveUntil[k] = liveUntil;
+    this.flags[k] = LIVE | (pending ? PENDING : 0) | (known ? KNOWN : 0);
   }
 
   delete(address: number): void {
     const k = this.index.get(address);
     if (k < 0) return;
     this.index.delete(address);
-    this.slots[k] = undefined;
+    this.flags[k] = 0;
     this.live--;
   }
 
-  *entries(): IterableIterator<[number, LiveBlock]> {
-    for (let k = 0; k < this.slots.length; k++) {
-      const b = this.slots[k];
-      if (b !== undefined) yield [this.addresses[k]!, b];
+  /** The live blocks as [address, block] in insertion order. */
+  entries(): [number, LiveBlock][] {
+    const out: [number, LiveBlock][] = [];
+    for (let k = 0; k < this.n; k++) {
+      const f = this.flags[k]!;
+      if ((f & LIVE) === 0) continue;
+      out.push([this.address[k]!, {
+        size: this.size[k]!, requestedSize: this.requestedSize[k]!, pending: (f & PENDING) !== 0, stream: this.stream[k]!,
+        completesAt: this.completesAt[k]!, known: (f & KNOWN) !== 0, liveUntil: this.liveUntil[k]!,
+      }]);
     }
+    return out;
   }
 
-  private compact(): void {
-    const slots: LiveBlock[] = [];
-    const addresses: number[] = [];
-    for (const [address, b] of this.entries()) {
-      this.index.set(address, slots.length);
-      slots.push(b);
-      addresses.push(address);
+  /** Drops the deleted slots (the others keep their order) when they are half the table or more, else grows it. */
+  private makeRoom(): void {
+    if (this.live * 2 > this.n) {
+      const cap = this.n * 2;
+      this.address = grown(this.address, cap);
+      this.size = grown(this.size, cap);
+      this.requestedSize = grown(this.requestedSize, cap);
+      this.stream = grown(this.stream, cap);
+      this.completesAt = grown(this.completesAt, cap);
+      this.liveUntil = grown(this.liveUntil, cap);
+      this.flags = grown(this.flags, cap);
+      return;
     }
-    this.slots = slots;
-    this.addresses = addresses;
+    let j = 0;
+    for (let k = 0; k < this.n; k++) {
+      if ((this.flags[k]! & LIVE) === 0) continue;
+      if (j !== k) {
+        this.address[j] = this.address[k]!;
+        this.size[j] = this.size[k]!;
+        this.requestedSize[j] = this.requestedSize[k]!;
+        this.stream[j] = this.stream[k]!;
+        this.completesAt[j] = this.completesAt[k]!;
+        this.liveUntil[j] = this.liveUntil[k]!;
+        this.flags[j] = this.flags[k]!;
+        this.index.set(this.address[j]!, j);
+      }
+      j++;
+    }
+    this.flags.fill(0, j, this.n);
+    this.n = j;
   }
 }
+const LIVE = 1;
+const PENDING = 2;
+const KNOWN = 4;
 
 /** At most this many inconsistencies are listed one by one; the rest are counted. */
 const MAX_LISTED = 20;
@@ -164,32 +222,32 @@ function undoTrace(t: TraceFields, blocks: BlockTable, segs: Seg[], config: Allo
     const addr = addrs[i]!;
     switch (action[i]) {
       case A.alloc: {
-        const b = blocks.get(addr);
-        if (b === undefined || b.pending) {
+        const k = blocks.find(addr);
+        if (k < 0 || blocks.pending(k)) {
           noteAt(i, 'no live block there afterwards; assumed it was freed by entries the trace lacks');
         }
         blocks.delete(addr);
         break;
       }
       case A.free_completed: {
-        const b = blocks.get(addr);
-        if (b !== undefined) {
+        const k = blocks.find(addr);
+        if (k >= 0) {
           noteAt(i, 'a block is still live there afterwards; assumed the free belongs to an earlier block');
-          b.pending = true;
-          b.completesAt = i;
+          blocks.setPending(k, true);
+          blocks.completesAt[k] = i;
           break;
         }
-        blocks.set(addr, { size: -1, requestedSize: sizes[i]!, pending: true, stream: streams[i]!, completesAt: i, known: false, liveUntil: i });
+        blocks.add(addr, -1, sizes[i]!, true, streams[i]!, i, false, i);
         break;
       }
       case A.free_requested: {
-        const b = blocks.get(addr);
-        if (b === undefined) {
+        const k = blocks.find(addr);
+        if (k < 0) {
           noteAt(i, 'no block there afterwards; assumed it was live until here');
-          blocks.set(addr, { size: -1, requestedSize: sizes[i]!, pending: false, stream: streams[i]!, completesAt: Infinity, known: false, liveUntil: i });
+          blocks.add(addr, -1, sizes[i]!, false, streams[i]!, Infinity, false, i);
         } else {
-          b.pending = false;
-          b.liveUntil = i;
+          blocks.setPending(k, false);
+          blocks.liveUntil[k] = i;
         }
         break;
       }

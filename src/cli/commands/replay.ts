@@ -154,10 +154,11 @@ export const replayCommand: CommandModule<object, ReplayArgs> = {
       say('note', 'snapshots do not record the memory fraction, and garbage_collection_threshold acts only with one; ' +
         'pass --fraction (or --source-fraction) as the job set it');
     }
-    const { observer, timeline } = runHooks(argv);
     // The trace's entries as dicts only for --check's comparison: a long trace's entry objects would be most of the
     // memory a replay takes.
     const traceEntries = traceLength(snapshot, 0);
+    // A trace has about one operation per entry or fewer (a free's two entries are one).
+    const { observer, timeline } = runHooks(argv, traceEntries + 64);
     const common = {
       trace: path,
       allocator_settings: allocatorSettingsDict(config),
@@ -173,6 +174,8 @@ export const replayCommand: CommandModule<object, ReplayArgs> = {
       });
       if (argv.strict) refuseInconsistent(result.start, path);
       const frames = traceRunFrames(result.plan, result.workload, snapshot, result.start.blocks);
+      // The report's and --json's (one pass over the trace for both).
+      const annotations = annotationRanges(snapshot, result.workload, chosen.device);
       const baselineLabel = `the recorded run (its own settings${sourceFraction !== null ? `, fraction ${sourceFraction}` : ', no fraction'}` +
         `${result.sourceReplay.exact ? ', replayed exactly' : ', not replayed exactly'})`;
       await finishRun(argv, {
@@ -187,7 +190,7 @@ export const replayCommand: CommandModule<object, ReplayArgs> = {
         },
         frames,
         basis: result.basis,
-        annotations: annotationRanges(snapshot, result.workload, chosen.device),
+        annotations,
         details: [['trace', path], ['settings', config.source || '(PyTorch defaults)'], ['mode', 'what-if replay'],
           ['inputs', `fraction ${fraction ?? 'none'} (recorded run: ${sourceFraction ?? 'none'}); capacity ${capacity} bytes of a ` +
             `${deviceTotal}-byte device`],
@@ -203,7 +206,7 @@ export const replayCommand: CommandModule<object, ReplayArgs> = {
           source_allocator_settings: allocatorSettingsDict(sourceConfig),
           notes: result.notes,
           basis: result.basis,
-        annotations: annotationRanges(snapshot, result.workload, chosen.device),
+        annotations,
           ...(result.spread ? { spread: result.spread } : {}),
           driver: { recorded_answers: result.recordedAnswers, model_answers: result.modelAnswers, diverged_at_op: result.divergedAtOp },
         },
@@ -239,6 +242,7 @@ export const replayCommand: CommandModule<object, ReplayArgs> = {
     const traceDivergence = argv.check ? compareTrace(snapshot.device_traces[0] ?? [], result.recorder, true) : null;
     const layoutDivergence = argv.check ? compareSegments(snapshot.segments, result.snapshot.segments, !result.start.empty) : null;
     const pools = (result.plan as { pools?: PoolInference }).pools;
+    const annotations = annotationRanges(snapshot, result.plan.workload, chosen.device);
     await finishRun(argv, {
       title: `${path}: ${traceEntries} trace entries, ${result.opsReplayed} operations replayed` +
         (result.start.empty ? '' : ' (the trace starts mid-run: peaks cover the recorded window only)'),
@@ -248,7 +252,7 @@ export const replayCommand: CommandModule<object, ReplayArgs> = {
       whatIfSource: replaySource(result.plan, result.emptyCacheBefore, { ...settings, config, fraction, start: result.start.segments }),
       frames: traceRunFrames(result.plan, result.plan.workload, snapshot, result.start.blocks),
       basis: Object.fromEntries(Object.keys(result.stats).map((k) => [k, statBasis(k, true, !result.start.empty)])),
-      annotations: annotationRanges(snapshot, result.plan.workload, chosen.device),
+      annotations,
       details: [['trace', path], ['settings', config.source || '(PyTorch defaults)'], ['mode', 'exact replay'],
         ...notes.map((n): [string, string] => ['note', n])],
       json: {
@@ -262,7 +266,7 @@ export const replayCommand: CommandModule<object, ReplayArgs> = {
           allowed_memory_maximum_bounds: bounds.limitOoms > 0 ? [bounds.lowerBytes, bounds.upperBytes] : null,
         },
         basis: Object.fromEntries(Object.keys(result.stats).map((k) => [k, statBasis(k, true, !result.start.empty)])),
-      annotations: annotationRanges(snapshot, result.plan.workload, chosen.device),
+      annotations,
         replay: {
           trace_entries: traceEntries,
           operations: result.opsReplayed,
