@@ -5,8 +5,8 @@ import type { Snapshot } from '../snapshot/schema.js';
 import { traceColumnsOf } from '../snapshot/index.js';
 import { simulate, type SimulateOptions, type SimulationResult } from './simulate.js';
 import { applyPoolInference } from './poolInference.js';
-import { allocatorEntries, planTraceReplay, resolvePlan, type TracePlan } from './tracePlan.js';
-import { rebuildStartState, type StartState } from './startState.js';
+import { allocatorEntries, planFromEmpty, planTraceReplay, resolvePlan, type TracePlan } from './tracePlan.js';
+import { emptyStartState, rebuildStartState, type StartState } from './startState.js';
 import { refineSlack } from './refineSlack.js';
 import { orderGcAges } from './gcAges.js';
 import { AllocsimInputError } from '../util/inputError.js';
@@ -57,8 +57,11 @@ export function planSnapshot(
   snapshot: Snapshot, sourceConfig: AllocatorConfig, deviceTotal: number, source?: string, sourceFraction: number | null = null,
 ): { plan: TracePlan; start: StartState } {
   const entries = allocatorEntries(traceColumnsOf(snapshot, 0));
-  const start = rebuildStartState(snapshot.segments, entries, sourceConfig, deviceTotal);
-  const plan = applyPoolInference(planTraceReplay(entries, source, start.blocks), snapshot.segments);
+  // A trace from an empty allocator needs no undo pass (planFromEmpty says when; it costs a pass only when a
+  // trace that starts mid-run frees nothing it did not make).
+  const fromEmpty = planFromEmpty(entries, source ?? 'trace', snapshot.segments);
+  const start = fromEmpty !== null ? emptyStartState() : rebuildStartState(snapshot.segments, entries, sourceConfig, deviceTotal);
+  const plan = applyPoolInference(fromEmpty ?? planTraceReplay(entries, source, start.blocks), snapshot.segments);
   // Blocks the final segments cannot size: the slack the recorded allocations imply (refineSlack.ts).
   // GC ages of the segments cached before the trace, in the order the trace releases them (gcAges.ts).
   if (sourceConfig.garbageCollectionThreshold > 0) orderGcAges(start.segments, plan.trace);

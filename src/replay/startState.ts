@@ -280,6 +280,14 @@ function undoTrace(t: TraceFields, blocks: BlockTable, segs: Seg[], config: Allo
   }
 }
 
+/** The start state of a trace that starts at an empty allocator: what rebuildStartState returns for one. */
+export function emptyStartState(): StartState {
+  return {
+    segments: [], blocks: [], empty: true, preexistingSegments: 0, preexistingBlocks: 0, pendingAtStart: 0, inferredSizes: 0,
+    unresolvedSizes: 0, inconsistencies: [],
+  };
+}
+
 export function rebuildStartState(
   finalSegments: readonly SegmentInfo[], entries: TraceRows, config: AllocatorConfig, deviceTotal: number,
 ): StartState {

@@ -5,7 +5,7 @@
  * cannot have caused are `empty_cache()` calls, which traces do not record (§12.6).
  */
 import { AllocsimInputError } from '../util/inputError.js';
-import type { TraceEntry } from '../snapshot/schema.js';
+import type { SegmentInfo, TraceEntry } from '../snapshot/schema.js';
 import {
   ACTION_USER_DEFINED, columnsFromEntries, FrameTable, TRACE_ACTION_NAMES, TraceColumns, withoutAction,
 } from '../snapshot/index.js';
@@ -101,6 +101,102 @@ export interface HeldBlock {
 }
 
 export function planTraceReplay(entries: TraceEntry[] | TraceColumns, source = 'trace', held: readonly HeldBlock[] = []): TracePlan {
+  return buildPlan(entries, source, held, null)!;
+}
+
+/**
+ * The plan of a trace that starts at an empty allocator (its first allocation or an empty cache), or null when it
+ * does not: the trace, run forward from nothing, must touch only blocks and segments it made, each consistently,
+ * and end at exactly the final segments' segments and active blocks. Then undoing it from the final segments
+ * (rebuildStartState) meets no contradiction and ends at nothing, so the start state is empty without that
+ * pass. Traces with expandable segments are left to rebuildStartState.
+ */
+export function planFromEmpty(entries: TraceEntry[] | TraceColumns, source: string, finalSegments: readonly SegmentInfo[]): TracePlan | null {
+  return buildPlan(entries, source, [], finalSegments);
+}
+
+/**
+ * Whether the action counts allow a trace to go from an empty allocator to `finalSegments` (a cheap first test for
+ * planFromEmpty: a trace that starts mid-run with blocks it never frees fails it before a whole pass).
+ */
+function countsFromEmpty(action: Uint8Array, n: number, finalSegments: readonly SegmentInfo[]): boolean {
+  const count = new Int32Array(256);
+  for (let i = 0; i < n; i++) count[action[i]!]++;
+  let segments = 0;
+  let active = 0;
+  let allocated = 0;
+  for (const s of finalSegments) {
+    if (s.is_expandable) return false;
+    segments++;
+    for (const b of s.blocks) {
+      if (b.state !== 'inactive') active++;
+      if (b.state === 'active_allocated') allocated++;
+    }
+  }
+  return count[A.segment_map] === 0 && count[A.segment_unmap] === 0 &&
+    count[A.segment_alloc]! - count[A.segment_free]! === segments &&
+    count[A.alloc]! - count[A.free_completed]! === active && count[A.alloc]! - count[A.free_requested]! === allocated;
+}
+
+/** Segments of a forward pass (planFromEmpty), sorted by address: the start of each, and its size. */
+class SegmentSpans {
+  readonly start: number[] = [];
+  readonly size: number[] = [];
+
+  /** Index of the first span starting at or after `addr`. */
+  private lowerBound(addr: number): number {
+    let lo = 0;
+    let hi = this.start.length;
+    while (lo < hi) {
+      const mid = (lo + hi) >>> 1;
+      if (this.start[mid]! < addr) lo = mid + 1;
+      else hi = mid;
+    }
+    return lo;
+  }
+
+  /** Adds [addr, addr + size); false if it overlaps a span (or is empty: the undo pass would not find it). */
+  add(addr: number, size: number): boolean {
+    if (!(size > 0)) return false;
+    const k = this.lowerBound(addr);
+    if (k < this.start.length && this.start[k]! < addr + size) return false;
+    if (k > 0 && this.start[k - 1]! + this.size[k - 1]! > addr) return false;
+    this.start.splice(k, 0, addr);
+    this.size.splice(k, 0, size);
+    return true;
+  }
+
+  /** Removes the span [addr, addr + size); false if there is no such span. */
+  remove(addr: number, size: number): boolean {
+    const k = this.lowerBound(addr);
+    if (k === this.start.length || this.start[k] !== addr || this.size[k] !== size) return false;
+    this.start.splice(k, 1);
+    this.size.splice(k, 1);
+    return true;
+  }
+}
+
+/** Whether a forward pass's end state (live / pending blocks, segments) is exactly the final segments'. */
+function endsAtFinal(finalSegments: readonly SegmentInfo[], live: AddressMap, pending: AddressMap, spans: SegmentSpans): boolean {
+  let active = 0;
+  const finals: [number, number][] = [];
+  for (const s of finalSegments) {
+    finals.push([s.address, s.total_size]);
+    for (const b of s.blocks) {
+      if (b.state === 'inactive') continue;
+      active++;
+      if ((b.state === 'active_pending_free' ? pending : live).get(b.address) < 0) return false;
+    }
+  }
+  if (active !== live.size + pending.size || finals.length !== spans.start.length) return false;
+  finals.sort((x, y) => x[0] - y[0]);
+  return finals.every(([address, size], k) => address === spans.start[k] && size === spans.size[k]);
+}
+
+/** planTraceReplay; with `fromEmpty` (the final segments), planFromEmpty. */
+function buildPlan(
+  entries: TraceEntry[] | TraceColumns, source: string, held: readonly HeldBlock[], fromEmpty: readonly SegmentInfo[] | null,
+): TracePlan | null {
   const trace = asTraceColumns(entries);
   const { action, addr, size, stream, time } = trace;
   const n = trace.length;
@@ -121,6 +217,9 @@ export function planTraceReplay(entries: TraceEntry[] | TraceColumns, source = '
   let runBeforeMalloc = false;
   b.idCount = held.length;
   held.forEach((h, id) => (h.pending ? pending : live).set(h.address, id));
+  // planFromEmpty: the segments the trace holds, and whether each entry kept to an empty start.
+  const spans = fromEmpty !== null ? new SegmentSpans() : null;
+  if (fromEmpty !== null && !countsFromEmpty(action, n, fromEmpty)) return null;
   const add = (idx: number) => {
     if (ops === traceIndex.length) {
       traceIndex = grown(traceIndex, ops * 2);
@@ -135,6 +234,7 @@ export function planTraceReplay(entries: TraceEntry[] | TraceColumns, source = '
     switch (action[i]) {
       case A.alloc:
       case A.oom: {
+        if (spans !== null && action[i] === A.alloc && (live.has(addr[i]!) || pending.has(addr[i]!))) return null;
         const id = b.malloc(size[i]!, stream[i]!, t);
         add(i);
         if (action[i] === A.alloc) live.set(addr[i]!, id);
@@ -146,6 +246,7 @@ export function planTraceReplay(entries: TraceEntry[] | TraceColumns, source = '
       case A.free_requested: {
         const id = live.get(addr[i]!);
         if (id < 0) {
+          if (spans !== null) return null;
           unknownFrees++;
           if (i + 1 < n && action[i + 1] === A.free_completed && addr[i + 1] === addr[i]) i++;
           break;
@@ -181,11 +282,16 @@ export function planTraceReplay(entries: TraceEntry[] | TraceColumns, source = '
           j++;
         }
         if (j === i) {
+          if (spans !== null) return null;
           unknownFrees++;
           break;
         }
         for (let k = i; k < j; k++) {
-          if (action[k] !== A.free_completed) continue;
+          if (action[k] !== A.free_completed) {
+            if (spans !== null && (action[k] !== A.segment_free || !spans.remove(addr[k]!, size[k]!))) return null;
+            continue;
+          }
+          if (spans !== null && !pending.has(addr[k]!)) return null;
           // A second completion of one address in the group (a damaged trace) finds it gone: it has always been
           // replayed as a completion of allocation 0 (the JS Map's undefined stored in an Int32Array), kept so.
           const id = Math.max(pending.get(addr[k]!), 0);
@@ -210,6 +316,8 @@ export function planTraceReplay(entries: TraceEntry[] | TraceColumns, source = '
         break;
       }
       case A.segment_alloc:
+        if (spans !== null && !spans.add(addr[i]!, size[i]!)) return null;
+        break;
       case A.segment_map:
       case A.snapshot:
       case ACTION_USER_DEFINED:
@@ -218,6 +326,7 @@ export function planTraceReplay(entries: TraceEntry[] | TraceColumns, source = '
         throw new AllocsimInputError(`${source}: trace entry ${i} has unknown action code ${action[i]}`);
     }
   }
+  if (fromEmpty !== null && !endsAtFinal(fromEmpty, live, pending, spans!)) return null;
   let made: TraceEntry[] | undefined = Array.isArray(entries) ? entries : undefined;
   return {
     workload: b.finish(),
