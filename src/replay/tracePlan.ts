@@ -89,9 +89,25 @@ export function allocatorEntries(trace: readonly TraceEntry[]): TraceEntry[];
 export function allocatorEntries(trace: TraceColumns): TraceColumns;
 export function allocatorEntries(trace: readonly TraceEntry[] | TraceColumns): TraceEntry[] | TraceColumns;
 export function allocatorEntries(trace: readonly TraceEntry[] | TraceColumns): TraceEntry[] | TraceColumns {
-  if (trace instanceof TraceColumns) return withoutAction(trace, ACTION_USER_DEFINED);
+  if (trace instanceof TraceColumns) return actionCounts(trace)[ACTION_USER_DEFINED] === 0 ? trace : withoutAction(trace, ACTION_USER_DEFINED);
   for (const e of trace) if (e.action === 'user_defined') return trace.filter((x) => x.action !== 'user_defined');
   return trace as TraceEntry[];
+}
+
+const COUNTS = new WeakMap<TraceColumns, { length: number; count: Int32Array }>();
+
+/**
+ * How many entries of each action code a trace has, counted once per trace: a replay asks several times (user_defined
+ * entries, planFromEmpty, annotations), and each pass over a long trace's column is a cold loop.
+ */
+export function actionCounts(trace: TraceColumns): Int32Array {
+  const known = COUNTS.get(trace);
+  if (known !== undefined && known.length === trace.length) return known.count;
+  const count = new Int32Array(256);
+  const { action, length: n } = trace;
+  for (let i = 0; i < n; i++) count[action[i]!]++;
+  COUNTS.set(trace, { length: n, count });
+  return count;
 }
 
 /** A block held when the trace starts (replay/startState.ts); its allocation id is its index in the list. */
@@ -119,9 +135,8 @@ export function planFromEmpty(entries: TraceEntry[] | TraceColumns, source: stri
  * Whether the action counts allow a trace to go from an empty allocator to `finalSegments` (a cheap first test for
  * planFromEmpty: a trace that starts mid-run with blocks it never frees fails it before a whole pass).
  */
-function countsFromEmpty(action: Uint8Array, n: number, finalSegments: readonly SegmentInfo[]): boolean {
-  const count = new Int32Array(256);
-  for (let i = 0; i < n; i++) count[action[i]!]++;
+function countsFromEmpty(trace: TraceColumns, finalSegments: readonly SegmentInfo[]): boolean {
+  const count = actionCounts(trace);
   let segments = 0;
   let active = 0;
   let allocated = 0;
@@ -219,7 +234,7 @@ function buildPlan(
   held.forEach((h, id) => (h.pending ? pending : live).set(h.address, id));
   // planFromEmpty: the segments the trace holds, and whether each entry kept to an empty start.
   const spans = fromEmpty !== null ? new SegmentSpans() : null;
-  if (fromEmpty !== null && !countsFromEmpty(action, n, fromEmpty)) return null;
+  if (fromEmpty !== null && !countsFromEmpty(trace, fromEmpty)) return null;
   const add = (idx: number) => {
     if (ops === traceIndex.length) {
       traceIndex = grown(traceIndex, ops * 2);
