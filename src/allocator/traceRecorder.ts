@@ -33,6 +33,9 @@ export function actionCode(action: string): number {
   }
 }
 
+/** What a TraceRecorder keeps: every entry (true), their count only ('count'), nothing (false). */
+export type RecordMode = boolean | 'count';
+
 export class TraceRecorder {
   length = 0;
   action: Uint8Array;
@@ -47,9 +50,20 @@ export class TraceRecorder {
   now = 0;
   currentOp = -1;
 
-  /** `capacity`: expected entries (a good guess saves regrowing tens of MB of columns). */
-  constructor(public enabled = true, capacity = 1024) {
-    const n = enabled ? Math.max(16, capacity) : 16;
+  /** Entries are kept; false in 'count' mode, where only `length` advances. */
+  readonly stored: boolean;
+  /** True also in 'count' mode: OOMs still name their entry's index. */
+  enabled: boolean;
+
+  /**
+   * `mode`: true records every entry; 'count' only counts them (a replay whose output shows no entry: the
+   * columns of a long trace are tens of MB of fresh memory, slow to touch); false records nothing.
+   * `capacity`: expected entries (a good guess saves regrowing tens of MB of columns).
+   */
+  constructor(mode: RecordMode = true, capacity = 1024) {
+    this.enabled = mode !== false;
+    this.stored = mode === true;
+    const n = this.stored ? Math.max(16, capacity) : 16;
     this.action = new Uint8Array(n);
     this.addr = new Float64Array(n);
     this.size = new Float64Array(n);
@@ -59,7 +73,10 @@ export class TraceRecorder {
   }
 
   record(action: A, addr: number, size: number, stream: number): void {
-    if (!this.enabled) return;
+    if (!this.stored) {
+      if (this.enabled) this.length++;
+      return;
+    }
     if (this.length === this.action.length) this.grow();
     const i = this.length++;
     this.action[i] = action;
@@ -86,6 +103,7 @@ export class TraceRecorder {
   }
 
   entry(i: number): TraceEntry {
+    if (!this.stored) throw new Error('the trace was counted, not recorded (recordTrace: \'count\')');
     const action = ACTION_NAMES[this.action[i]];
     const e: TraceEntry = action === 'oom'
       ? { action, device_free: this.addr[i], size: this.size[i], stream: this.stream[i] }

@@ -5,7 +5,7 @@
  */
 import yargs from 'yargs';
 import { hideBin } from 'yargs/helpers';
-import { commands } from './commands/index.js';
+import { commandsFor } from './commands/index.js';
 import { armInterrupt, breakOnSigint, EXIT_CODES_HELP, guardStdout, reportCliError, UsageError } from './reportError.js';
 import { helpWidth, reflowConsoleHelp } from './helpText.js';
 import { closest } from '../util/text.js';
@@ -45,7 +45,7 @@ async function main(): Promise<void> {
       }
       throw err;
     });
-  for (const command of commands) cli = cli.command(command);
+  for (const command of await commandsFor(hideBin(process.argv))) cli = cli.command(command);
   const parser = cli;
   // getOptions() is yargs API that @types/yargs does not declare.
   knownOptions = () => Object.keys((parser as unknown as { getOptions(): { key: Record<string, unknown> } }).getOptions().key);

@@ -7,7 +7,6 @@ import { createWriteStream, rmSync } from 'node:fs';
 import { cannotWrite, checkWritable, commitTemp, tempPathFor, writeFileAtomic } from '../util/atomicWrite.js';
 
 export { writeFileAtomic };
-import { stringify } from 'csv-stringify';
 import type { Argv } from 'yargs';
 import { parseAllocConf } from '../config/index.js';
 import { validateFraction } from '../config/fraction.js';
@@ -18,9 +17,8 @@ import { statDeltas, type StatDelta } from '../replay/whatIf.js';
 import { deltasJson, formatDelta, formatDeltas } from './commands/deltas.js';
 import { Op, type Workload } from '../replay/workload.js';
 import { AllocsimInputError } from '../util/inputError.js';
-import { reportInputFromSimulation } from '../report/html.js';
 import { RunObserver } from '../report/observer.js';
-import { addReportOption, writeReport, type ReportArgs } from './reportOption.js';
+import { addReportOption, writeRunReport, type ReportArgs } from './reportOption.js';
 import { summarize } from '../report/summary.js';
 import { printRunSummary } from './runSummary.js';
 import { WrittenFiles } from './style.js';
@@ -133,6 +131,8 @@ export const TIMELINE_CSV_COLUMNS = ['op', 'action', 'time_us', 'size_bytes', 's
 export async function writeTimelineCsv(path: string, workload: Workload, result: SimulationResult): Promise<void> {
   const t = result.timeline;
   if (!t) throw new Error('timeline was not recorded');
+  // csv-stringify loads only for a timeline (nine modules a run without one need not read).
+  const { stringify } = await import('csv-stringify');
   const oomOps = new Set(result.ooms.map((o) => o.op));
   const tmp = tempPathFor(path);
   const columns = TIMELINE_CSV_COLUMNS;
@@ -236,10 +236,10 @@ export function humanStream(argv: Record<string, unknown>): NodeJS.WriteStream {
  * Hooks and recording switches a simulating command passes to the run, from its output options (checked
  * here, before the run, so a bad path costs no simulation and leaves no other output behind).
  */
-export function runHooks(argv: OutputArgs): { observer: RunObserver; timeline: boolean } {
+export function runHooks(argv: OutputArgs, expectedOps?: number): { observer: RunObserver; timeline: boolean } {
   checkOutputPaths(argv as Record<string, unknown>);
   return {
-    observer: new RunObserver({ layouts: argv.report !== undefined }),
+    observer: new RunObserver({ layouts: argv.report !== undefined, expectedOps }),
     timeline: argv.timeline !== undefined || argv.report !== undefined,
   };
 }
@@ -303,7 +303,7 @@ export async function finishRun(argv: OutputArgs, run: FinishedRun): Promise<voi
   }), run.frames ?? null);
   if (argv.report !== undefined) {
     const details = base === null ? run.details : [...run.details, ...baselineDetails(base, deltas)];
-    writeReport(argv.report, reportInputFromSimulation(result, { title: run.title, details, baseline: base, annotations: run.annotations }, observed));
+    await writeRunReport(argv.report, result, { title: run.title, details, baseline: base, annotations: run.annotations }, observed);
   }
   const written = new WrittenFiles();
   written.add(argv.json, 'JSON results');

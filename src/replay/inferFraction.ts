@@ -10,9 +10,10 @@
 import { getAllocationSize } from '../allocator/rounding.js';
 import type { AllocatorConfig } from '../config/allocatorConfig.js';
 import { H100_TOTAL_GLOBAL_MEM } from '../allocator/constants.js';
-import { rowReader, traceColumnsOf, type TraceRows } from '../snapshot/index.js';
+import { traceColumnsOf, type TraceRows } from '../snapshot/index.js';
 import type { Snapshot } from '../snapshot/schema.js';
-import { allocatorEntries } from './tracePlan.js';
+import { A } from '../allocator/traceRecorder.js';
+import { allocatorEntries, traceFields } from './tracePlan.js';
 
 export interface FractionBounds {
   /** allowed_memory_maximum is at least this (bytes)... */
@@ -25,33 +26,33 @@ export interface FractionBounds {
 
 /** `reservedAtEnd`: the final segments' total size (what was reserved at the start follows from the trace). */
 export function fractionBounds(entries: TraceRows, reservedAtEnd: number, config: AllocatorConfig): FractionBounds {
-  const at = rowReader(entries);
+  const { action, size, deviceFree, length: n } = traceFields(entries);
   let reserved = reservedAtEnd;
-  for (let i = 0; i < entries.length; i++) {
-    const e = at(i);
-    if (e.action === 'segment_alloc' || e.action === 'segment_map') reserved -= e.size;
-    else if (e.action === 'segment_free' || e.action === 'segment_unmap') reserved += e.size;
+  for (let i = 0; i < n; i++) {
+    const a = action[i];
+    if (a === A.segment_alloc || a === A.segment_map) reserved -= size[i]!;
+    else if (a === A.segment_free || a === A.segment_unmap) reserved += size[i]!;
   }
   let lower = reserved;
   let upper = Infinity;
   let limitOoms = 0;
-  for (let i = 0; i < entries.length; i++) {
-    const e = at(i);
-    switch (e.action) {
-      case 'segment_alloc':
-      case 'segment_map':
-        reserved += e.size;
+  for (let i = 0; i < n; i++) {
+    switch (action[i]) {
+      case A.segment_alloc:
+      case A.segment_map:
+        reserved += size[i]!;
         if (reserved > lower) lower = reserved;
         break;
-      case 'segment_free':
-      case 'segment_unmap':
-        reserved -= e.size;
+      case A.segment_free:
+      case A.segment_unmap:
+        reserved -= size[i]!;
         break;
-      case 'oom': {
+      case A.oom: {
         // The oom entry's size is the rounded request; the failed segment would have been its allocation size
         // (an expandable segment maps at least the missing pages, so this bound is loose there).
-        const segment = config.expandableSegments ? e.size : getAllocationSize(e.size, config.largeSegmentSize);
-        if ((e.device_free ?? 0) >= segment) {
+        const segment = config.expandableSegments ? size[i]! : getAllocationSize(size[i]!, config.largeSegmentSize);
+        const free = deviceFree[i]!;
+        if ((free === free ? free : 0) >= segment) {
           limitOoms++;
           upper = Math.min(upper, reserved + segment);
         }

@@ -5,8 +5,8 @@ import type { Snapshot } from '../snapshot/schema.js';
 import { columnarOf, traceColumnsOf, TRACE_ACTION_NAMES } from '../snapshot/index.js';
 import { simulate, type SimulateOptions, type SimulationResult } from './simulate.js';
 import { applyPoolInference } from './poolInference.js';
-import { allocatorEntries, planTraceReplay, resolvePlan, type TracePlan } from './tracePlan.js';
-import { rebuildStartState, type StartState } from './startState.js';
+import { allocatorEntries, planFromEmpty, planTraceReplay, resolvePlan, type TracePlan } from './tracePlan.js';
+import { emptyStartState, rebuildStartState, type StartState } from './startState.js';
 import { refineSlack } from './refineSlack.js';
 import { orderGcAges } from './gcAges.js';
 import { AllocsimInputError } from '../util/inputError.js';
@@ -78,8 +78,11 @@ export function planSnapshot(
   snapshot: Snapshot, sourceConfig: AllocatorConfig, deviceTotal: number, source?: string, sourceFraction: number | null = null,
 ): { plan: TracePlan; start: StartState } {
   const entries = allocatorEntries(traceColumnsOf(snapshot, 0));
-  const start = rebuildStartState(snapshot.segments, entries, sourceConfig, deviceTotal);
-  const plan = applyPoolInference(planTraceReplay(entries, source, start.blocks), snapshot.segments, start.segments);
+  // A trace from an empty allocator needs no undo pass (planFromEmpty says when; it costs a pass only when a
+  // trace that starts mid-run frees nothing it did not make).
+  const fromEmpty = planFromEmpty(entries, source ?? 'trace', snapshot.segments);
+  const start = fromEmpty !== null ? emptyStartState() : rebuildStartState(snapshot.segments, entries, sourceConfig, deviceTotal);
+  const plan = applyPoolInference(fromEmpty ?? planTraceReplay(entries, source, start.blocks), snapshot.segments, start.segments);
   // Blocks the final segments cannot size: the slack the recorded allocations imply (refineSlack.ts).
   // GC ages of the segments cached before the trace, in the order the trace releases them (gcAges.ts).
   if (sourceConfig.garbageCollectionThreshold > 0) orderGcAges(start.segments, plan.trace);
@@ -93,13 +96,18 @@ export function replaySnapshot(snapshot: Snapshot, opts: ReplayOptions = {}): Re
   const planned = planSnapshot(snapshot, sourceConfig, opts.deviceTotal ?? H100_TOTAL_GLOBAL_MEM, opts.source, opts.fraction ?? null);
   const start = planned.start;
   let plan = planned.plan;
+  // The trial mallocs of releases before a malloc compare the entries they record with the trace's.
+  const trials = plan.releasesBefore.includes(1);
   if (opts.timeline) {
     // A first pass decides the empty_cache() calls; the second replays them as operations of their own, so
     // each has a timeline row (the drop it makes is visible on the curve).
-    const first = simulate(plan.workload, { ...opts, config, plan, start: start.segments, timeline: false, onOp: undefined, onOom: undefined });
+    const first = simulate(plan.workload, {
+      ...opts, config, plan, start: start.segments, timeline: false, onOp: undefined, onOom: undefined, recordTrace: trials || 'count',
+    });
     plan = resolvePlan(plan, first.emptyCacheBefore);
   }
-  const result = simulate(plan.workload, { ...opts, config, plan, start: start.segments });
+  const recordTrace = opts.recordTrace === 'count' && trials ? true : opts.recordTrace;
+  const result = simulate(plan.workload, { ...opts, config, plan, start: start.segments, recordTrace });
   return { ...result, plan, start, sourceConfig, config };
 }
 

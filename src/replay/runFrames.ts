@@ -39,11 +39,11 @@ export interface RunFrames extends OpFrames {
  */
 export function traceRunFrames(plan: TracePlan, workload: Workload, snapshot?: Snapshot, seeds: readonly SeedBlock[] = []): RunFrames {
   const n = workload.length;
-  const row = new Int32Array(n).fill(-1);
   const pw = plan.workload;
-  if (pw === workload || pw.length === n) {
-    for (let i = 0; i < n; i++) row[i] = plan.traceIndex[i]!;
-  } else {
+  // The plan's own rows when the ops are the plan's (no copy: fresh memory is slow to touch on long traces).
+  let row = plan.traceIndex;
+  if (pw !== workload && pw.length !== n) {
+    row = new Int32Array(n).fill(-1);
     // The k-th op of each kind is the plan's k-th op of that kind (only EMPTY_CACHE ops were inserted).
     const byKind: number[][] = [];
     for (let i = 0; i < pw.length; i++) (byKind[pw.op[i]!] ??= []).push(i);

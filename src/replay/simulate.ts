@@ -8,7 +8,7 @@ import { H100_TOTAL_GLOBAL_MEM, kOneExabyte } from '../allocator/constants.js';
 import { seedState, type SeedSegment } from '../allocator/seedState.js';
 import { snapshotSegments } from '../allocator/snapshotSegments.js';
 import { S } from '../allocator/stats.js';
-import { A, TraceRecorder } from '../allocator/traceRecorder.js';
+import { A, TraceRecorder, type RecordMode } from '../allocator/traceRecorder.js';
 import { allocatorSettingsDict } from '../snapshot/allocatorSettings.js';
 import type { AllocatorConfig } from '../config/allocatorConfig.js';
 import type { Snapshot, TraceEntry } from '../snapshot/schema.js';
@@ -30,8 +30,8 @@ export interface SimulateOptions {
   capacity?: number | null;
   /** Record per-operation curves. */
   timeline?: boolean;
-  /** Record the simulated trace (default true; sweeps turn it off for speed). */
-  recordTrace?: boolean;
+  /** Record the simulated trace (default true; sweeps turn it off for speed; 'count': see TraceRecorder). */
+  recordTrace?: RecordMode;
   /** Driver model for requests no trace answers; default the AddressModel (docs/driver-model.md). */
   driver?: Driver;
   /** Steer the replay with a recorded trace (exact replay under the capture's own settings). */

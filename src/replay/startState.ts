@@ -7,8 +7,7 @@
  * started (a late `_record_memory_history()` or a wrapped ring buffer); the replay starts from it
  * (allocator/seedState.ts) and runs forward through the same model.
  *
- * Trace entries are read through `entryAt`-style field access only (action, addr, size, stream), so a
- * columnar trace representation can replace the entry objects here in one place.
+ * The trace is read column-wise (traceFields: action, addr, size, stream), no object per entry.
  */
 import { kSmallBuffer, kSmallSize } from '../allocator/constants.js';
 import { roundSize } from '../allocator/rounding.js';
@@ -16,6 +15,10 @@ import { expandableReserveSize, type SeedBlock, type SeedSegment } from '../allo
 import type { AllocatorConfig } from '../config/allocatorConfig.js';
 import type { SegmentInfo, TraceEntry } from '../snapshot/schema.js';
 import { rowReader, type TraceRows } from '../snapshot/index.js';
+import { A } from '../allocator/traceRecorder.js';
+import { traceFields, type TraceFields } from './tracePlan.js';
+import { AddressMap } from '../util/addressMap.js';
+import { grown } from '../util/columns.js';
 
 export interface StartBlock extends SeedBlock {
   /** Trace index of the `free_completed` that ends a pending free (pending blocks only; Infinity: none). */
@@ -68,6 +71,120 @@ interface LiveBlock {
   liveUntil: number;
 }
 
+/**
+ * The live blocks by address, column-wise (slot k: one block), iterated in insertion order as a Map is (the notes
+ * name dropped blocks in that order). The undo pass makes and drops a block per free: a Map of boxed addresses
+ * and an object per block were most of the rebuild's time on long traces.
+ */
+class BlockTable {
+  private readonly index = new AddressMap(1024);
+  private n = 0;
+  private live = 0;
+  private address = new Float64Array(1024);
+  size = new Float64Array(1024);
+  requestedSize = new Float64Array(1024);
+  stream = new Float64Array(1024);
+  completesAt = new Float64Array(1024);
+  liveUntil = new Float64Array(1024);
+  /** 1: live, and pending / known as below. */
+  private flags = new Uint8Array(1024);
+
+  /** The slot of the block at `address`, or -1. */
+  find(address: number): number {
+    return this.index.get(address);
+  }
+
+  pending(k: number): boolean {
+    return (this.flags[k]! & PENDING) !== 0;
+  }
+
+  setPending(k: number, pending: boolean): void {
+    this.flags[k] = pending ? this.flags[k]! | PENDING : this.flags[k]! & ~PENDING;
+  }
+
+  set(address: number, b: LiveBlock): void {
+    this.add(address, b.size, b.requestedSize, b.pending, b.stream, b.completesAt, b.known, b.liveUntil);
+  }
+
+  /** Sets the block at `address` (a new one goes last in the order, as Map.set puts it). */
+  add(
+    address: number, size: number, requestedSize: number, pending: boolean, stream: number, completesAt: number, known: boolean,
+    liveUntil: number,
+  ): void {
+    let k = this.index.get(address);
+    if (k < 0) {
+      if (this.n === this.address.length) this.makeRoom();
+      k = this.n++;
+      this.index.set(address, k);
+      this.live++;
+    }
+    this.address[k] = address;
+    this.size[k] = size;
+    this.requestedSize[k] = requestedSize;
+    this.stream[k] = stream;
+    this.completesAt[k] = completesAt;
+    this.liveUntil[k] = liveUntil;
+    this.flags[k] = LIVE | (pending ? PENDING : 0) | (known ? KNOWN : 0);
+  }
+
+  delete(address: number): void {
+    const k = this.index.get(address);
+    if (k < 0) return;
+    this.index.delete(address);
+    this.flags[k] = 0;
+    this.live--;
+  }
+
+  /** The live blocks as [address, block] in insertion order. */
+  entries(): [number, LiveBlock][] {
+    const out: [number, LiveBlock][] = [];
+    for (let k = 0; k < this.n; k++) {
+      const f = this.flags[k]!;
+      if ((f & LIVE) === 0) continue;
+      out.push([this.address[k]!, {
+        size: this.size[k]!, requestedSize: this.requestedSize[k]!, pending: (f & PENDING) !== 0, stream: this.stream[k]!,
+        completesAt: this.completesAt[k]!, known: (f & KNOWN) !== 0, liveUntil: this.liveUntil[k]!,
+      }]);
+    }
+    return out;
+  }
+
+  /** Drops the deleted slots (the others keep their order) when they are half the table or more, else grows it. */
+  private makeRoom(): void {
+    if (this.live * 2 > this.n) {
+      const cap = this.n * 2;
+      this.address = grown(this.address, cap);
+      this.size = grown(this.size, cap);
+      this.requestedSize = grown(this.requestedSize, cap);
+      this.stream = grown(this.stream, cap);
+      this.completesAt = grown(this.completesAt, cap);
+      this.liveUntil = grown(this.liveUntil, cap);
+      this.flags = grown(this.flags, cap);
+      return;
+    }
+    let j = 0;
+    for (let k = 0; k < this.n; k++) {
+      if ((this.flags[k]! & LIVE) === 0) continue;
+      if (j !== k) {
+        this.address[j] = this.address[k]!;
+        this.size[j] = this.size[k]!;
+        this.requestedSize[j] = this.requestedSize[k]!;
+        this.stream[j] = this.stream[k]!;
+        this.completesAt[j] = this.completesAt[k]!;
+        this.liveUntil[j] = this.liveUntil[k]!;
+        this.flags[j] = this.flags[k]!;
+        this.index.set(this.address[j]!, j);
+      }
+      j++;
+    }
+    this.flags.fill(0, j, this.n);
+    this.n = j;
+  }
+}
+const LIVE = 1;
+const PENDING = 2;
+const KNOWN = 4;
+
 /** At most this many inconsistencies are listed one by one; the rest are counted. */
 const MAX_LISTED = 20;
 
@@ -94,9 +211,89 @@ function insertSorted(segs: Seg[], s: Seg): void {
   segs.splice(i, 0, s);
 }
 
+/**
+ * Undoes the trace from its last entry to its first on the final state (blocks and segments, in place);
+ * `noteAt(i, what)`: entry i contradicts the state. Its own function: a small loop is optimised sooner, and this
+ * one runs once, cold, over every entry.
+ */
+function undoTrace(t: TraceFields, blocks: BlockTable, segs: Seg[], config: AllocatorConfig, noteAt: (i: number, what: string) => void): void {
+  const { action, addr: addrs, size: sizes, stream: streams } = t;
+  for (let i = t.length - 1; i >= 0; i--) {
+    const addr = addrs[i]!;
+    switch (action[i]) {
+      case A.alloc: {
+        const k = blocks.find(addr);
+        if (k < 0 || blocks.pending(k)) {
+          noteAt(i, 'no live block there afterwards; assumed it was freed by entries the trace lacks');
+        }
+        blocks.delete(addr);
+        break;
+      }
+      case A.free_completed: {
+        const k = blocks.find(addr);
+        if (k >= 0) {
+          noteAt(i, 'a block is still live there afterwards; assumed the free belongs to an earlier block');
+          blocks.setPending(k, true);
+          blocks.completesAt[k] = i;
+          break;
+        }
+        blocks.add(addr, -1, sizes[i]!, true, streams[i]!, i, false, i);
+        break;
+      }
+      case A.free_requested: {
+        const k = blocks.find(addr);
+        if (k < 0) {
+          noteAt(i, 'no block there afterwards; assumed it was live until here');
+          blocks.add(addr, -1, sizes[i]!, false, streams[i]!, Infinity, false, i);
+        } else {
+          blocks.setPending(k, false);
+          blocks.liveUntil[k] = i;
+        }
+        break;
+      }
+      case A.segment_free: {
+        if (containing(segs, addr) >= 0) {
+          noteAt(i, 'overlaps a segment held afterwards; ignored');
+          break;
+        }
+        insertSorted(segs, { address: addr, size: sizes[i]!, stream: streams[i]!, small: sizes[i] === kSmallBuffer, expandable: false });
+        break;
+      }
+      case A.segment_alloc: {
+        const k = containing(segs, addr);
+        if (k < 0 || segs[k].address !== addr || segs[k].expandable) {
+          noteAt(i, 'no such segment afterwards; ignored');
+          break;
+        }
+        segs.splice(k, 1);
+        break;
+      }
+      case A.segment_unmap:
+        mapBack(segs, addr, sizes[i]!, streams[i]!, config, () => noteAt(i, 'overlaps memory mapped afterwards; ignored'));
+        break;
+      case A.segment_map:
+        if (!unmapBack(segs, addr, sizes[i]!)) noteAt(i, 'not inside a mapped range afterwards; ignored');
+        break;
+      default:
+        break;
+    }
+  }
+}
+
+/** The start state of a trace that starts at an empty allocator: what rebuildStartState returns for one. */
+export function emptyStartState(): StartState {
+  return {
+    segments: [], blocks: [], empty: true, preexistingSegments: 0, preexistingBlocks: 0, pendingAtStart: 0, inferredSizes: 0,
+    unresolvedSizes: 0, inconsistencies: [],
+  };
+}
+
 export function rebuildStartState(
   finalSegments: readonly SegmentInfo[], entries: TraceRows, config: AllocatorConfig, deviceTotal: number,
 ): StartState {
+  const t = traceFields(entries);
+  const { action, addr: addrs } = t;
+  // Entries as dicts for the notes only (rare): the passes read the columns.
   const at = rowReader(entries);
   const inconsistencies: string[] = [];
   let unlisted = 0;
@@ -105,7 +302,7 @@ export function rebuildStartState(
     else unlisted++;
   };
   const segs: Seg[] = [];
-  const blocks = new Map<number, LiveBlock>();
+  const blocks = new BlockTable();
   for (const s of finalSegments) {
     const pool = s.segment_pool_id;
     const poolId = pool !== undefined && (pool[0] !== 0 || pool[1] !== 0) ? { poolId: [pool[0], pool[1]] as [number, number] } : {};
@@ -120,79 +317,16 @@ export function rebuildStartState(
   }
   segs.sort((a, b) => a.address - b.address);
 
-  for (let i = entries.length - 1; i >= 0; i--) {
-    const e = at(i);
-    const addr = e.addr as number;
-    switch (e.action) {
-      case 'alloc': {
-        const b = blocks.get(addr);
-        if (b === undefined || b.pending) {
-          note(`${describeEntry(i, e)}: no live block there afterwards; assumed it was freed by entries the trace lacks`);
-        }
-        blocks.delete(addr);
-        break;
-      }
-      case 'free_completed': {
-        const b = blocks.get(addr);
-        if (b !== undefined) {
-          note(`${describeEntry(i, e)}: a block is still live there afterwards; assumed the free belongs to an earlier block`);
-          b.pending = true;
-          b.completesAt = i;
-          break;
-        }
-        blocks.set(addr, { size: -1, requestedSize: e.size, pending: true, stream: e.stream, completesAt: i, known: false, liveUntil: i });
-        break;
-      }
-      case 'free_requested': {
-        const b = blocks.get(addr);
-        if (b === undefined) {
-          note(`${describeEntry(i, e)}: no block there afterwards; assumed it was live until here`);
-          blocks.set(addr, { size: -1, requestedSize: e.size, pending: false, stream: e.stream, completesAt: Infinity, known: false, liveUntil: i });
-        } else {
-          b.pending = false;
-          b.liveUntil = i;
-        }
-        break;
-      }
-      case 'segment_free': {
-        if (containing(segs, addr) >= 0) {
-          note(`${describeEntry(i, e)}: overlaps a segment held afterwards; ignored`);
-          break;
-        }
-        insertSorted(segs, { address: addr, size: e.size, stream: e.stream, small: e.size === kSmallBuffer, expandable: false });
-        break;
-      }
-      case 'segment_alloc': {
-        const k = containing(segs, addr);
-        if (k < 0 || segs[k].address !== addr || segs[k].expandable) {
-          note(`${describeEntry(i, e)}: no such segment afterwards; ignored`);
-          break;
-        }
-        segs.splice(k, 1);
-        break;
-      }
-      case 'segment_unmap':
-        mapBack(segs, addr, e.size, e.stream, config, () => note(`${describeEntry(i, e)}: overlaps memory mapped afterwards; ignored`));
-        break;
-      case 'segment_map':
-        if (!unmapBack(segs, addr, e.size)) note(`${describeEntry(i, e)}: not inside a mapped range afterwards; ignored`);
-        break;
-      default:
-        break;
-    }
-  }
+  undoTrace(t, blocks, segs, config, (i, what) => note(`${describeEntry(i, at(i))}: ${what}`));
 
   const expandableAddrs: number[] = [];
   for (const s of finalSegments) if (s.is_expandable) expandableAddrs.push(s.address);
-  for (let i = 0; i < entries.length; i++) {
-    const e = at(i);
-    if (e.action === 'segment_map' || e.action === 'segment_unmap') expandableAddrs.push(e.addr as number);
-  }
+  for (let i = 0; i < t.length; i++) if (action[i] === A.segment_map || action[i] === A.segment_unmap) expandableAddrs.push(addrs[i]!);
   expandableAddrs.sort((a, b) => a - b);
 
   // Blocks into their segments, then sizes the snapshot does not give.
   const perSeg: { address: number; b: LiveBlock }[][] = segs.map(() => []);
-  for (const [address, b] of blocks) {
+  for (const [address, b] of blocks.entries()) {
     const k = containing(segs, address);
     if (k < 0) {
       note(`block at ${address} (requested ${b.requestedSize}) lies in no segment held at the start; dropped`);
@@ -200,7 +334,7 @@ export function rebuildStartState(
     }
     perSeg[k].push({ address, b });
   }
-  const ends = observedEnds(perSeg, segs, entries);
+  const ends = observedEnds(perSeg, segs, t);
   let inferredSizes = 0;
   let unresolvedSizes = 0;
   let pendingAtStart = 0;
@@ -259,7 +393,7 @@ export function rebuildStartState(
  * takes its lowest addresses; so the first `alloc` in that space lands exactly at the block's end.
  */
 function observedEnds(
-  perSeg: { address: number; b: LiveBlock }[][], segs: Seg[], entries: TraceRows,
+  perSeg: { address: number; b: LiveBlock }[][], segs: Seg[], t: TraceFields,
 ): Map<number, number> {
   const unknown: { address: number; limit: number; liveUntil: number }[] = [];
   perSeg.forEach((list, k) => {
@@ -276,11 +410,10 @@ function observedEnds(
   const ends = new Map<number, number>();
   if (unknown.length === 0) return ends;
   unknown.sort((x, y) => x.address - y.address);
-  const at = rowReader(entries);
-  for (let i = 0; i < entries.length; i++) {
-    const e = at(i);
-    if (e.action !== 'alloc') continue;
-    const a = e.addr as number;
+  const { action, addr } = t;
+  for (let i = 0; i < t.length; i++) {
+    if (action[i] !== A.alloc) continue;
+    const a = addr[i]!;
     let lo = 0;
     let hi = unknown.length;
     while (lo < hi) {

@@ -5,11 +5,14 @@
  * cannot have caused are `empty_cache()` calls, which traces do not record (§12.6).
  */
 import { AllocsimInputError } from '../util/inputError.js';
-import type { TraceEntry } from '../snapshot/schema.js';
-import { ACTION_USER_DEFINED, columnsFromEntries, FrameTable, TraceColumns, withoutAction } from '../snapshot/index.js';
+import type { SegmentInfo, TraceEntry } from '../snapshot/schema.js';
+import {
+  ACTION_USER_DEFINED, columnsFromEntries, FrameTable, TRACE_ACTION_NAMES, TraceColumns, withoutAction,
+} from '../snapshot/index.js';
 import { A } from '../allocator/traceRecorder.js';
 import { Op, WorkloadBuilder, type Workload } from './workload.js';
 import { grown } from '../util/columns.js';
+import { AddressMap } from '../util/addressMap.js';
 
 export interface TracePlan {
   workload: Workload;
@@ -42,6 +45,42 @@ export function asTraceColumns(entries: readonly TraceEntry[] | TraceColumns): T
   return entries instanceof TraceColumns ? entries : columnsFromEntries(entries, 0, new FrameTable(false));
 }
 
+/** The fields the passes over a trace read (start state, fraction bounds), one typed array each. */
+export interface TraceFields {
+  length: number;
+  /** Action codes (`A`, then ACTION_USER_DEFINED; 255 for an unknown action). */
+  action: Uint8Array;
+  /** NaN where the entry has none. */
+  addr: Float64Array;
+  size: Float64Array;
+  stream: Float64Array;
+  deviceFree: Float64Array;
+}
+
+const ACTION_CODES = new Map<string, number>(TRACE_ACTION_NAMES.map((a, i) => [a, i]));
+
+/**
+ * A trace's fields column-wise: the reader's columns as they are, entry dicts copied field by field (without the
+ * checks columnsFromEntries makes: the passes read what an entry has, as they read the dicts).
+ */
+export function traceFields(rows: readonly TraceEntry[] | TraceColumns): TraceFields {
+  if (rows instanceof TraceColumns) return rows;
+  const n = rows.length;
+  const f: TraceFields = {
+    length: n, action: new Uint8Array(n), addr: new Float64Array(n), size: new Float64Array(n),
+    stream: new Float64Array(n), deviceFree: new Float64Array(n),
+  };
+  for (let i = 0; i < n; i++) {
+    const e = rows[i]!;
+    f.action[i] = ACTION_CODES.get(e.action) ?? 255;
+    f.addr[i] = e.addr ?? NaN;
+    f.size[i] = e.size ?? NaN;
+    f.stream[i] = e.stream ?? NaN;
+    f.deviceFree[i] = e.device_free ?? NaN;
+  }
+  return f;
+}
+
 /**
  * A device trace's allocator entries: torch 2.4's `user_defined` annotations are not allocator actions and would
  * sit inside the windows a malloc's own entries are matched in. Returns the same array when there are none.
@@ -50,9 +89,25 @@ export function allocatorEntries(trace: readonly TraceEntry[]): TraceEntry[];
 export function allocatorEntries(trace: TraceColumns): TraceColumns;
 export function allocatorEntries(trace: readonly TraceEntry[] | TraceColumns): TraceEntry[] | TraceColumns;
 export function allocatorEntries(trace: readonly TraceEntry[] | TraceColumns): TraceEntry[] | TraceColumns {
-  if (trace instanceof TraceColumns) return withoutAction(trace, ACTION_USER_DEFINED);
+  if (trace instanceof TraceColumns) return actionCounts(trace)[ACTION_USER_DEFINED] === 0 ? trace : withoutAction(trace, ACTION_USER_DEFINED);
   for (const e of trace) if (e.action === 'user_defined') return trace.filter((x) => x.action !== 'user_defined');
   return trace as TraceEntry[];
+}
+
+const COUNTS = new WeakMap<TraceColumns, { length: number; count: Int32Array }>();
+
+/**
+ * How many entries of each action code a trace has, counted once per trace: a replay asks several times (user_defined
+ * entries, planFromEmpty, annotations), and each pass over a long trace's column is a cold loop.
+ */
+export function actionCounts(trace: TraceColumns): Int32Array {
+  const known = COUNTS.get(trace);
+  if (known !== undefined && known.length === trace.length) return known.count;
+  const count = new Int32Array(256);
+  const { action, length: n } = trace;
+  for (let i = 0; i < n; i++) count[action[i]!]++;
+  COUNTS.set(trace, { length: n, count });
+  return count;
 }
 
 /** A block held when the trace starts (replay/startState.ts); its allocation id is its index in the list. */
@@ -62,6 +117,101 @@ export interface HeldBlock {
 }
 
 export function planTraceReplay(entries: TraceEntry[] | TraceColumns, source = 'trace', held: readonly HeldBlock[] = []): TracePlan {
+  return buildPlan(entries, source, held, null)!;
+}
+
+/**
+ * The plan of a trace that starts at an empty allocator (its first allocation or an empty cache), or null when it
+ * does not: the trace, run forward from nothing, must touch only blocks and segments it made, each consistently,
+ * and end at exactly the final segments' segments and active blocks. Then undoing it from the final segments
+ * (rebuildStartState) meets no contradiction and ends at nothing, so the start state is empty without that
+ * pass. Traces with expandable segments are left to rebuildStartState.
+ */
+export function planFromEmpty(entries: TraceEntry[] | TraceColumns, source: string, finalSegments: readonly SegmentInfo[]): TracePlan | null {
+  return buildPlan(entries, source, [], finalSegments);
+}
+
+/**
+ * Whether the action counts allow a trace to go from an empty allocator to `finalSegments` (a cheap first test for
+ * planFromEmpty: a trace that starts mid-run with blocks it never frees fails it before a whole pass).
+ */
+function countsFromEmpty(trace: TraceColumns, finalSegments: readonly SegmentInfo[]): boolean {
+  const count = actionCounts(trace);
+  let segments = 0;
+  let active = 0;
+  let allocated = 0;
+  for (const s of finalSegments) {
+    if (s.is_expandable) return false;
+    segments++;
+    for (const b of s.blocks) {
+      if (b.state !== 'inactive') active++;
+      if (b.state === 'active_allocated') allocated++;
+    }
+  }
+  return count[A.segment_map] === 0 && count[A.segment_unmap] === 0 &&
+    count[A.segment_alloc]! - count[A.segment_free]! === segments &&
+    count[A.alloc]! - count[A.free_completed]! === active && count[A.alloc]! - count[A.free_requested]! === allocated;
+}
+
+/** Segments of a forward pass (planFromEmpty), sorted by address: the start of each, and its size. */
+class SegmentSpans {
+  readonly start: number[] = [];
+  readonly size: number[] = [];
+
+  /** Index of the first span starting at or after `addr`. */
+  private lowerBound(addr: number): number {
+    let lo = 0;
+    let hi = this.start.length;
+    while (lo < hi) {
+      const mid = (lo + hi) >>> 1;
+      if (this.start[mid]! < addr) lo = mid + 1;
+      else hi = mid;
+    }
+    return lo;
+  }
+
+  /** Adds [addr, addr + size); false if it overlaps a span (or is empty: the undo pass would not find it). */
+  add(addr: number, size: number): boolean {
+    if (!(size > 0)) return false;
+    const k = this.lowerBound(addr);
+    if (k < this.start.length && this.start[k]! < addr + size) return false;
+    if (k > 0 && this.start[k - 1]! + this.size[k - 1]! > addr) return false;
+    this.start.splice(k, 0, addr);
+    this.size.splice(k, 0, size);
+    return true;
+  }
+
+  /** Removes the span [addr, addr + size); false if there is no such span. */
+  remove(addr: number, size: number): boolean {
+    const k = this.lowerBound(addr);
+    if (k === this.start.length || this.start[k] !== addr || this.size[k] !== size) return false;
+    this.start.splice(k, 1);
+    this.size.splice(k, 1);
+    return true;
+  }
+}
+
+/** Whether a forward pass's end state (live / pending blocks, segments) is exactly the final segments'. */
+function endsAtFinal(finalSegments: readonly SegmentInfo[], live: AddressMap, pending: AddressMap, spans: SegmentSpans): boolean {
+  let active = 0;
+  const finals: [number, number][] = [];
+  for (const s of finalSegments) {
+    finals.push([s.address, s.total_size]);
+    for (const b of s.blocks) {
+      if (b.state === 'inactive') continue;
+      active++;
+      if ((b.state === 'active_pending_free' ? pending : live).get(b.address) < 0) return false;
+    }
+  }
+  if (active !== live.size + pending.size || finals.length !== spans.start.length) return false;
+  finals.sort((x, y) => x[0] - y[0]);
+  return finals.every(([address, size], k) => address === spans.start[k] && size === spans.size[k]);
+}
+
+/** planTraceReplay; with `fromEmpty` (the final segments), planFromEmpty. */
+function buildPlan(
+  entries: TraceEntry[] | TraceColumns, source: string, held: readonly HeldBlock[], fromEmpty: readonly SegmentInfo[] | null,
+): TracePlan | null {
   const trace = asTraceColumns(entries);
   const { action, addr, size, stream, time } = trace;
   const n = trace.length;
@@ -74,14 +224,17 @@ export function planTraceReplay(entries: TraceEntry[] | TraceColumns, source = '
   let releasesBefore = new Uint8Array(n + 16);
   let expectOom = new Uint8Array(n + 16);
   let ops = 0;
-  const live = new Map<number, number>();
-  const pending = new Map<number, number>();
+  const live = new AddressMap(1024);
+  const pending = new AddressMap(1024);
   let inferredEmptyCaches = 0;
   let unknownFrees = 0;
   let deferredFrees = 0;
   let runBeforeMalloc = false;
   b.idCount = held.length;
   held.forEach((h, id) => (h.pending ? pending : live).set(h.address, id));
+  // planFromEmpty: the segments the trace holds, and whether each entry kept to an empty start.
+  const spans = fromEmpty !== null ? new SegmentSpans() : null;
+  if (fromEmpty !== null && !countsFromEmpty(trace, fromEmpty)) return null;
   const add = (idx: number) => {
     if (ops === traceIndex.length) {
       traceIndex = grown(traceIndex, ops * 2);
@@ -96,6 +249,7 @@ export function planTraceReplay(entries: TraceEntry[] | TraceColumns, source = '
     switch (action[i]) {
       case A.alloc:
       case A.oom: {
+        if (spans !== null && action[i] === A.alloc && (live.has(addr[i]!) || pending.has(addr[i]!))) return null;
         const id = b.malloc(size[i]!, stream[i]!, t);
         add(i);
         if (action[i] === A.alloc) live.set(addr[i]!, id);
@@ -106,7 +260,8 @@ export function planTraceReplay(entries: TraceEntry[] | TraceColumns, source = '
       }
       case A.free_requested: {
         const id = live.get(addr[i]!);
-        if (id === undefined) {
+        if (id < 0) {
+          if (spans !== null) return null;
           unknownFrees++;
           if (i + 1 < n && action[i + 1] === A.free_completed && addr[i + 1] === addr[i]) i++;
           break;
@@ -142,12 +297,19 @@ export function planTraceReplay(entries: TraceEntry[] | TraceColumns, source = '
           j++;
         }
         if (j === i) {
+          if (spans !== null) return null;
           unknownFrees++;
           break;
         }
         for (let k = i; k < j; k++) {
-          if (action[k] !== A.free_completed) continue;
-          const id = pending.get(addr[k]!) as number;
+          if (action[k] !== A.free_completed) {
+            if (spans !== null && (action[k] !== A.segment_free || !spans.remove(addr[k]!, size[k]!))) return null;
+            continue;
+          }
+          if (spans !== null && !pending.has(addr[k]!)) return null;
+          // A second completion of one address in the group (a damaged trace) finds it gone: it has always been
+          // replayed as a completion of allocation 0 (the JS Map's undefined stored in an Int32Array), kept so.
+          const id = Math.max(pending.get(addr[k]!), 0);
           pending.delete(addr[k]!);
           if (firstRelease < 0 || k < firstRelease) {
             b.freeCompleted(id, timeAt(k, t));
@@ -169,6 +331,8 @@ export function planTraceReplay(entries: TraceEntry[] | TraceColumns, source = '
         break;
       }
       case A.segment_alloc:
+        if (spans !== null && !spans.add(addr[i]!, size[i]!)) return null;
+        break;
       case A.segment_map:
       case A.snapshot:
       case ACTION_USER_DEFINED:
@@ -177,6 +341,7 @@ export function planTraceReplay(entries: TraceEntry[] | TraceColumns, source = '
         throw new AllocsimInputError(`${source}: trace entry ${i} has unknown action code ${action[i]}`);
     }
   }
+  if (fromEmpty !== null && !endsAtFinal(fromEmpty, live, pending, spans!)) return null;
   let made: TraceEntry[] | undefined = Array.isArray(entries) ? entries : undefined;
   return {
     workload: b.finish(),
@@ -185,9 +350,10 @@ export function planTraceReplay(entries: TraceEntry[] | TraceColumns, source = '
       made ??= trace.entries();
       return made;
     },
-    traceIndex: traceIndex.slice(0, ops),
-    releasesBefore: releasesBefore.slice(0, ops),
-    expectOom: expectOom.slice(0, ops),
+    // Views, as the workload's (WorkloadBuilder.finish): copies would be fresh memory, slow to touch.
+    traceIndex: traceIndex.subarray(0, ops),
+    releasesBefore: releasesBefore.subarray(0, ops),
+    expectOom: expectOom.subarray(0, ops),
     inferredEmptyCaches,
     unknownFrees,
     deferredFrees,

@@ -5,6 +5,7 @@
  * run's operations by time.
  */
 import type { Workload } from '../replay/workload.js';
+import { actionCounts } from '../replay/tracePlan.js';
 import { ACTION_USER_DEFINED, columnarOf, type Snapshot } from '../snapshot/index.js';
 
 export interface AnnotationRange {
@@ -45,7 +46,8 @@ export function annotationMarks(snapshot: Snapshot, device = 0): Mark[] {
   const c = columnarOf(snapshot);
   if (c !== null) {
     const t = c.traces[0];
-    for (let r = 0; t !== undefined && r < t.length; r++) {
+    const none = t === undefined || actionCounts(t)[ACTION_USER_DEFINED] === 0;
+    for (let r = 0; !none && r < t.length; r++) {
       if (t.action[r] !== ACTION_USER_DEFINED || t.traceback[r]! < 0) continue;
       const m = userDefinedMark(c.frameTable.list(t.traceback[r]!), t.time[r]!);
       if (m !== null) out.push(m);

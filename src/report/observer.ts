@@ -20,6 +20,8 @@ export interface ObserverOptions {
   layouts?: boolean;
   /** OOMs whose layout is kept (default maxDetailed). */
   maxOomLayouts?: number;
+  /** Operations the run is expected to have (the per-op column is sized for them: regrowing it copies MBs). */
+  expectedOps?: number;
 }
 
 export interface Observed {
@@ -43,7 +45,7 @@ export class RunObserver {
   private peakLayout: LayoutPoint | null = null;
   private peakReserved = 0;
   /** Allocated bytes after each op and the ops of the peaks: one number per op, for the allocation sites. */
-  private allocatedAfter = new Float64Array(1024);
+  private allocatedAfter: Float64Array;
   private ops = 0;
   private peakAllocatedSeen = -1;
   private peakAllocatedOp = -1;
@@ -56,6 +58,7 @@ export class RunObserver {
     this.explainer = new OomExplainer(opts.maxDetailed ?? DEFAULT_MAX_DETAILED);
     this.keepLayouts = opts.layouts ?? false;
     this.maxOomLayouts = opts.maxOomLayouts ?? this.explainer.maxDetailed;
+    this.allocatedAfter = new Float64Array(Math.max(1024, opts.expectedOps ?? 0));
   }
 
   /** Pass as simulate()'s `onOp`. */

@@ -377,6 +377,8 @@ export function replaySource(
   plan: TracePlan, emptyCacheBefore: readonly number[], options: SimulateOptions,
 ): WhatIfSource {
   const inserted = [...emptyCacheBefore].sort((a, b) => a - b);
+  let workload: Workload | undefined;
+  let calls: Float64Array | undefined;
   // Inserted calls at or before op (each goes right before its malloc).
   const countUpTo = (op: number) => {
     let lo = 0;
@@ -394,9 +396,16 @@ export function replaySource(
       const tb = k >= 0 && k < plan.trace.length ? plan.trace.traceback[k]! : -1;
       return tb >= 0 ? userSite(plan.trace.table, tb) : null;
     },
-    workload: resolveWorkload(plan, inserted),
+    // Made on first use: only OOM what-ifs replay from them, and on a long trace each is a pass over every op.
+    get workload(): Workload {
+      workload ??= resolveWorkload(plan, inserted);
+      return workload;
+    },
     options,
-    calls: recordingCalls(plan, options.start ?? [], options.deviceTotal ?? H100_TOTAL_GLOBAL_MEM),
+    get calls(): Float64Array {
+      calls ??= recordingCalls(plan, options.start ?? [], options.deviceTotal ?? H100_TOTAL_GLOBAL_MEM);
+      return calls;
+    },
     indexOf: (op) => op + countUpTo(op),
     // The k-th inserted call sits at index inserted[k] + k; an index maps to the run op it follows or is.
     opOf: (index) => {

@@ -145,7 +145,7 @@ describe.skipIf(!haveChromium)(title, () => {
         f.ooms, f.deviceAllocs, f.allocRetries, 3400000000];
     });
     const file = join(OUT, 'report-oom-grow.html');
-    writeReport(file, {
+    await writeReport(file, {
       ...reportInputFromSimulation(run.result, { title: 'oom-grow/default (fraction 0.04)', details: [['trace', 'test/fixtures/captures/oom-grow/default']] }, run.observed),
       // The columns the sweep command puts in its report.
       sweep: { columns: ['config', 'peak reserved', 'peak allocated', 'peak inactive split bytes', 'fragmentation %', 'OOMs',
@@ -269,7 +269,7 @@ describe.skipIf(!haveChromium)(title, () => {
     const result = simulate(randomWorkload(300_000), { config: defaultConfig(), fraction: 0.05, timeline: true });
     const base = simulate(randomWorkload(200_000, 7), { config: defaultConfig(), timeline: true });
     const file = join(OUT, 'report-baseline.html');
-    writeReport(file, reportInputFromSimulation(result, {
+    await writeReport(file, reportInputFromSimulation(result, {
       title: 'what-if with a baseline', baseline: { label: 'a shorter run without a fraction', timeline: base.timeline },
     }));
     const { page, errors } = await open(file);
@@ -319,7 +319,7 @@ describe.skipIf(!haveChromium)(title, () => {
     const result = simulate(workload, { ...options, timeline: true, onOp: observer.onOp, onOom: observer.onOom });
     const observed = observer.finish(result, { workload, options });
     const file = join(OUT, 'report-1m.html');
-    writeReport(file, reportInputFromSimulation(result, { title: '1,000,000 operations (synthetic)' }, observed));
+    await writeReport(file, reportInputFromSimulation(result, { title: '1,000,000 operations (synthetic)' }, observed));
     const bytes = statSync(file).size;
     const { page, errors, ms } = await open(file);
     process.stdout.write(`1M-operation report: ${(bytes / 1e6).toFixed(2)} MB, ${result.ooms.length} OOMs, open ${ms} ms\n`);
@@ -385,7 +385,7 @@ describe.skipIf(!haveChromium)(title, () => {
     const workload = result.plan.workload;
     const observed = observer.finish(result, null, {}, { workload, frames: traceRunFrames(result.plan, workload, snapshot, result.start.blocks) });
     const file = join(OUT, 'report-sites.html');
-    writeReport(file, reportInputFromSimulation(result, { title: 'frames-p4', annotations: annotationRanges(snapshot, workload) }, observed));
+    await writeReport(file, reportInputFromSimulation(result, { title: 'frames-p4', annotations: annotationRanges(snapshot, workload) }, observed));
     const { page, errors } = await open(file);
     expect(errors).toEqual([]);
     expect((await state(page) as PageState & { annotationsDrawn: number }).annotationsDrawn).toBe(1);

@@ -5,16 +5,16 @@
  */
 import { basename } from 'node:path';
 import type { Argv, CommandModule } from 'yargs';
+import { COMMAND_SUMMARIES } from './summaries.js';
 import { H100_TOTAL_GLOBAL_MEM } from '../../allocator/constants.js';
 import { S } from '../../allocator/stats.js';
 import { formatSize } from '../../allocator/format.js';
 import { parseAllocConf } from '../../config/index.js';
 import { defaultCapacity, type SimulationResult } from '../../replay/simulate.js';
 import { HEADLINE_KEYS, replayWithDriverModel } from '../../replay/whatIf.js';
-import { reportInputFromSimulation } from '../../report/html.js';
 import { fractionOf, loadSweepInputs, rowInputs, type SweepInput } from '../../sweep/index.js';
 import { AllocsimInputError } from '../../util/inputError.js';
-import { addReportOption, writeReport, type ReportArgs } from '../reportOption.js';
+import { addReportOption, writeRunReport, type ReportArgs } from '../reportOption.js';
 import { addDeviceOptions, checkOutputPaths, deviceSettings, writeFileAtomic, type DeviceArgs } from '../output.js';
 import { sourceFraction, sourceOptions, type SourceArgs } from './fit.js';
 import { expandInputs, parseDevice } from './inputFiles.js';
@@ -76,8 +76,7 @@ export function reportBaseline(runs: readonly CompareRun[], worst: CompareRun): 
 const conf = (c: string) => (c === '' ? "'' (defaults)" : c);
 
 export const compareCommand: CommandModule<object, CompareArgs> = {
-  command: 'compare <inputs..>',
-  describe: 'Runs side by side: two or more snapshots (a directory of per-rank snapshots), or one under several --conf',
+  ...COMMAND_SUMMARIES.compare,
   builder: (y: Argv) =>
     addReportOption(sourceOptions(addDeviceOptions(y)))
       .positional('inputs', { type: 'string', array: true, demandOption: true, describe: 'snapshots, directories or quoted globs' })
@@ -163,12 +162,12 @@ export const compareCommand: CommandModule<object, CompareArgs> = {
     if (argv.report !== undefined) {
       const columns = ['run', ...shown];
       const base = reportBaseline(runs, worst);
-      writeReport(argv.report, reportInputFromSimulation(worst.result, {
+      await writeRunReport(argv.report, worst.result, {
         title: `compare: ${runs.length} runs; curves of the worst (${worst.label}), dashed: ${base.label}`,
         details: [['inputs', files.join(', ')], ['curves', worst.label], ['dashed curves', base.label]],
         baseline: { label: base.label, timeline: base.result.timeline },
         sweep: { columns, rows: runs.map((r) => [r.label, ...shown.map((k) => r.result.stats[k])]) },
-      }));
+      });
     }
   },
 };

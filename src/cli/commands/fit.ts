@@ -1,5 +1,6 @@
 /** `allocsim fit INPUT [--conf C ...]`: the smallest GPU memory at which the workload runs without OOM. */
 import type { Argv, CommandModule } from 'yargs';
+import { COMMAND_SUMMARIES } from './summaries.js';
 import { formatSize } from '../../allocator/format.js';
 import { parseAllocConf } from '../../config/parse.js';
 import { validateFraction } from '../../config/fraction.js';
@@ -60,8 +61,7 @@ interface FitArgs extends SourceArgs {
 }
 
 export const fitCommand: CommandModule<object, FitArgs> = {
-  command: 'fit <inputs..>',
-  describe: 'Smallest device memory (bytes and fraction) without OOM, per config',
+  ...COMMAND_SUMMARIES.fit,
   builder: (y: Argv) =>
     sourceOptions(y)
       .positional('inputs', { type: 'string', array: true, demandOption: true, describe: 'snapshot pickles / JSON, directories or quoted globs of them, or a scenario JSON file' })

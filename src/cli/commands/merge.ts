@@ -1,5 +1,6 @@
 /** `allocsim merge FILES...`: a sharded sweep's result files combined, ranked and recommended as one unsharded run. */
 import type { Argv, CommandModule } from 'yargs';
+import { COMMAND_SUMMARIES } from './summaries.js';
 import { AllocsimInputError } from '../../util/inputError.js';
 import {
   defaultObjective, mergeFiles, parseObjective, rankSweep, rewriteRows, OBJECTIVES, type RowInputs,
@@ -18,8 +19,7 @@ interface MergeArgs {
 }
 
 export const mergeCommand: CommandModule<object, MergeArgs> = {
-  command: 'merge <files..>',
-  describe: 'Combine the result files of a sharded sweep: checked, ranked and recommended as one unsharded run',
+  ...COMMAND_SUMMARIES.merge,
   builder: (y: Argv) =>
     y.positional('files', { type: 'string', array: true, demandOption: true, describe: 'the shards\' --out files' })
       .option('out', { type: 'string', requiresArg: true, describe: 'write the combined results CSV (rank order) to FILE' })

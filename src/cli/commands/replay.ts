@@ -3,6 +3,7 @@
  * was captured with, or as a what-if under other settings, another memory fraction or a smaller device.
  */
 import type { Argv, CommandModule } from 'yargs';
+import { COMMAND_SUMMARIES } from './summaries.js';
 import { allocatorSettingsDict } from '../../snapshot/allocatorSettings.js';
 import { validateFraction } from '../../config/fraction.js';
 import { canonicalConf } from '../../config/canonical.js';
@@ -57,8 +58,7 @@ function whatIfDigest(r: { recordedAnswers: number; modelAnswers: number; diverg
 }
 
 export const replayCommand: CommandModule<object, ReplayArgs> = {
-  command: 'replay <trace> [more..]',
-  describe: 'Replay a memory snapshot (_dump_snapshot pickle or JSON): exactly, or as a what-if; several (a directory or glob of per-rank snapshots, --device all) side by side',
+  ...COMMAND_SUMMARIES.replay,
   builder: (y: Argv) =>
     addOutputOptions(addDeviceOptions(y))
       .positional('trace', { type: 'string', demandOption: true, describe: 'snapshot pickle or JSON, a directory of them, or a quoted glob' })
@@ -157,10 +157,11 @@ export const replayCommand: CommandModule<object, ReplayArgs> = {
       say('note', 'snapshots do not record the memory fraction, and garbage_collection_threshold acts only with one; ' +
         'pass --fraction (or --source-fraction) as the job set it');
     }
-    const { observer, timeline } = runHooks(argv);
     // The trace's entries as dicts only for --check's comparison: a long trace's entry objects would be most of the
     // memory a replay takes.
     const traceEntries = traceLength(snapshot, 0);
+    // A trace has about one operation per entry or fewer (a free's two entries are one).
+    const { observer, timeline } = runHooks(argv, traceEntries + 64);
     const common = {
       trace: path,
       allocator_settings: allocatorSettingsDict(config),
@@ -176,6 +177,8 @@ export const replayCommand: CommandModule<object, ReplayArgs> = {
       });
       if (argv.strict) refuseInconsistent(result.start, path);
       const frames = traceRunFrames(result.plan, result.workload, snapshot, result.start.blocks);
+      // The report's and --json's (one pass over the trace for both).
+      const annotations = annotationRanges(snapshot, result.workload, chosen.device);
       const baselineLabel = `the recorded run (its own settings${sourceFraction !== null ? `, fraction ${sourceFraction}` : ', no fraction'}` +
         `${result.sourceReplay.exact ? ', replayed exactly' : ', not replayed exactly'})`;
       await finishRun(argv, {
@@ -190,7 +193,7 @@ export const replayCommand: CommandModule<object, ReplayArgs> = {
         },
         frames,
         basis: result.basis,
-        annotations: annotationRanges(snapshot, result.workload, chosen.device),
+        annotations,
         details: [['trace', path], ['settings', config.source || '(PyTorch defaults)'], ['mode', 'what-if replay'],
           ['inputs', `fraction ${fraction ?? 'none'} (recorded run: ${sourceFraction ?? 'none'}); capacity ${capacity} bytes of a ` +
             `${deviceTotal}-byte device`],
@@ -206,7 +209,7 @@ export const replayCommand: CommandModule<object, ReplayArgs> = {
           source_allocator_settings: allocatorSettingsDict(sourceConfig),
           notes: result.notes,
           basis: result.basis,
-        annotations: annotationRanges(snapshot, result.workload, chosen.device),
+        annotations,
           ...(result.spread ? { spread: result.spread } : {}),
           driver: { recorded_answers: result.recordedAnswers, model_answers: result.modelAnswers, diverged_at_op: result.divergedAtOp },
         },
@@ -234,12 +237,15 @@ export const replayCommand: CommandModule<object, ReplayArgs> = {
 
     const result = replaySnapshot(snapshot, {
       ...settings, config, fraction, timeline, source: path, onOp: observer.onOp, onOom: observer.onOom,
+      // Only --check and --export-snapshot read the simulated trace's entries; the rest need their count.
+      recordTrace: argv.check || argv['export-snapshot'] !== undefined ? true : 'count',
     });
     if (argv.strict) refuseInconsistent(result.start, path);
     const notes = startNotes(result.start, traceEntries, config.garbageCollectionThreshold > 0 && fraction !== null);
     const traceDivergence = argv.check ? compareTrace(snapshot.device_traces[0] ?? [], result.recorder, true) : null;
     const layoutDivergence = argv.check ? compareSegments(snapshot.segments, result.snapshot.segments, !result.start.empty) : null;
     const pools = (result.plan as { pools?: PoolInference }).pools;
+    const annotations = annotationRanges(snapshot, result.plan.workload, chosen.device);
     await finishRun(argv, {
       title: `${path}: ${traceEntries} trace entries, ${result.opsReplayed} operations replayed` +
         (result.start.empty ? '' : ' (the trace starts mid-run: peaks cover the recorded window only)'),
@@ -249,7 +255,7 @@ export const replayCommand: CommandModule<object, ReplayArgs> = {
       whatIfSource: replaySource(result.plan, result.emptyCacheBefore, { ...settings, config, fraction, start: result.start.segments }),
       frames: traceRunFrames(result.plan, result.plan.workload, snapshot, result.start.blocks),
       basis: Object.fromEntries(Object.keys(result.stats).map((k) => [k, statBasis(k, true, !result.start.empty)])),
-      annotations: annotationRanges(snapshot, result.plan.workload, chosen.device),
+      annotations,
       details: [['trace', path], ['settings', config.source || '(PyTorch defaults)'], ['mode', 'exact replay'],
         ...notes.map((n): [string, string] => ['note', n])],
       json: {
@@ -263,7 +269,7 @@ export const replayCommand: CommandModule<object, ReplayArgs> = {
           allowed_memory_maximum_bounds: bounds.limitOoms > 0 ? [bounds.lowerBytes, bounds.upperBytes] : null,
         },
         basis: Object.fromEntries(Object.keys(result.stats).map((k) => [k, statBasis(k, true, !result.start.empty)])),
-      annotations: annotationRanges(snapshot, result.plan.workload, chosen.device),
+      annotations,
         replay: {
           trace_entries: traceEntries,
           operations: result.opsReplayed,

@@ -1,5 +1,6 @@
 /** `allocsim run SCENARIO`: build a synthetic workload from a scenario file and simulate it. */
 import type { Argv, CommandModule } from 'yargs';
+import { COMMAND_SUMMARIES } from './summaries.js';
 import { allocatorSettingsDict } from '../../snapshot/allocatorSettings.js';
 import { defaultConfig } from '../../config/allocatorConfig.js';
 import { simulate } from '../../replay/simulate.js';
@@ -17,8 +18,7 @@ interface RunArgs extends DeviceArgs, OutputArgs, ScenarioArgs {
 }
 
 export const runCommand: CommandModule<object, RunArgs> = {
-  command: 'run <scenario>',
-  describe: 'Simulate a synthetic workload from a scenario file (see scenarios/)',
+  ...COMMAND_SUMMARIES.run,
   builder: (y: Argv) =>
     addScenarioOptions(addOutputOptions(addDeviceOptions(y)))
       .positional('scenario', { type: 'string', demandOption: true, describe: 'scenario JSON file' })

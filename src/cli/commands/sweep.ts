@@ -6,10 +6,10 @@
 import { statSync } from 'node:fs';
 import cliProgress from 'cli-progress';
 import type { Argv, CommandModule } from 'yargs';
+import { COMMAND_SUMMARIES } from './summaries.js';
 import { parseAllocConf } from '../../config/index.js';
 import { canonicalConf } from '../../config/canonical.js';
-import { addReportOption, writeReport, type ReportArgs } from '../reportOption.js';
-import { reportInputFromSimulation } from '../../report/html.js';
+import { addReportOption, writeRunReport, type ReportArgs } from '../reportOption.js';
 import { RunObserver } from '../../report/observer.js';
 import { paint, WrittenFiles } from '../style.js';
 import { DEFAULT_MAX_DETAILED } from '../../report/oom.js';
@@ -165,8 +165,7 @@ export function settingWarnings(base: string, fraction: number | null, gridWarni
 }
 
 export const sweepCommand: CommandModule<object, SweepArgs> = {
-  command: 'sweep <inputs..>',
-  describe: 'Replay under every combination of --grid settings; rank them, recommend one (many snapshots: by the worst)',
+  ...COMMAND_SUMMARIES.sweep,
   builder: (y: Argv) =>
     addReportOption(sourceOptions(addDeviceOptions(y)))
       .positional('inputs', {
@@ -324,12 +323,12 @@ export const sweepCommand: CommandModule<object, SweepArgs> = {
         capacity: settings.capacity ?? defaultCapacity(deviceTotal), timeline: true, recordTrace: false, start: first[0].start,
         onOp: observer.onOp, onOom: observer.onOom,
       });
-      writeReport(argv.report, reportInputFromSimulation(result, {
+      await writeRunReport(argv.report, result, {
         title: `${view.title}: sweep of ${res.confs.length} configs; curves of the recommended one${res.inputs > 1 ? ` on ${first[0].name}` : ''}`,
         details: [['inputs', describeInputs(view.inputs)], ['objective', objective],
           ['recommendation', recommendation.text], ['curves', best.conf || '(PyTorch defaults)']],
         sweep: { columns, rows },
-      }, observer.finish(result, null)));
+      }, observer.finish(result, null));
     }
     const written = new WrittenFiles();
     written.add(argv.out, 'results CSV, one row per config');

@@ -1,5 +1,6 @@
 /** `allocsim synth SCENARIO --out FILE`: the scenario's simulated run as a memory snapshot (pickle or JSON). */
 import type { Argv, CommandModule } from 'yargs';
+import { COMMAND_SUMMARIES } from './summaries.js';
 import { defaultConfig } from '../../config/allocatorConfig.js';
 import { simulate } from '../../replay/simulate.js';
 import { loadScenario, scenarioSeed } from '../../synth/index.js';
@@ -14,8 +15,7 @@ interface SynthArgs extends ScenarioArgs {
 }
 
 export const synthCommand: CommandModule<object, SynthArgs> = {
-  command: 'synth <scenario>',
-  describe: 'Write a scenario\'s run as a snapshot pickle for replay, sweep and memory_viz',
+  ...COMMAND_SUMMARIES.synth,
   builder: (y: Argv) =>
     addScenarioOptions(y)
       .positional('scenario', { type: 'string', demandOption: true, describe: 'scenario JSON file' })
