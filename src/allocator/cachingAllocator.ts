@@ -77,6 +77,8 @@ export class DeviceCachingAllocator {
   /** Reused pool positions (no allocation per malloc). */
   private readonly cursor = new Cursor();
   private readonly cursor2 = new Cursor();
+  /** Blocks subsumed by merges, reused by splits (see Block.reuse). */
+  private readonly spareBlocks: Block[] = [];
 
   constructor(opts: AllocatorOptions) {
     this.config = opts.config;
@@ -244,7 +246,7 @@ export class DeviceCachingAllocator {
     let block = found;
     if (split) {
       const remaining = found;
-      block = new Block(found.stream, size, pool, remaining.ptr);
+      block = this.newBlock(found.stream, size, pool, remaining.ptr);
       block.expandableSegment = remaining.expandableSegment;
       block.segment = remaining.segment;
       block.prev = remaining.prev;
@@ -589,7 +591,21 @@ export class DeviceCachingAllocator {
     dst.size += subsumedSize;
     if (src.mapped) pool.eraseBlock(src);
     else pool.eraseUnmapped(src);
+    this.deleteBlock(src);
     return subsumedSize;
+  }
+
+  /** `new Block`, from the spare blocks when there are any. */
+  private newBlock(stream: number, size: number, pool: BlockPool, ptr: number): Block {
+    const spare = this.spareBlocks.pop();
+    return spare === undefined ? new Block(stream, size, pool, ptr) : spare.reuse(stream, size, pool, ptr);
+  }
+
+  /** `delete block` after a merge: the Block is kept for newBlock. */
+  private deleteBlock(block: Block): void {
+    // A stale entry (uses recorded during a capture, then freed after it) must not follow the Block to its next use.
+    if (this.blockToCudagraphStreamUses.size > 0) this.blockToCudagraphStreamUses.delete(block);
+    this.spareBlocks.push(block);
   }
 
   // ---------------------------------------------------------------- expandable segments (§7)
