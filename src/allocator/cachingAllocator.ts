@@ -204,14 +204,12 @@ export class DeviceCachingAllocator {
       if (expandableActive) {
         // Best fit by the size a block could grow to: walk on while the next candidate would end up smaller.
         const nxt = this.cursor2;
-        nxt.c = cur.c;
-        nxt.i = cur.i;
+        nxt.set(cur);
         pool.next(nxt);
         let next = pool.at(nxt);
         while (block.expandableSegment !== null && next !== null && next.stream === stream &&
           expandableSize(next) < expandableSize(block)) {
-          cur.c = nxt.c;
-          cur.i = nxt.i;
+          cur.set(nxt);
           block = next;
           pool.next(nxt);
           next = pool.at(nxt);
