@@ -91,6 +91,8 @@ function removeAt<T>(a: T[], at: number): void {
 /** The free blocks of one stream and size class, by (size, address), as sorted chunks. */
 class SizeClass {
   readonly chunks: Block[][] = [];
+  /** The last chunk emptied, for the next block: a class empties and refills often. */
+  private spare: Block[] | null = null;
 
   /** Sets cur.c, cur.i to the first block not less than (size, ptr); cur.c === chunks.length past the last. */
   lowerBound(size: number, ptr: number, cur: Cursor): void {
@@ -125,7 +127,10 @@ class SizeClass {
   insert(block: Block, cur: Cursor): void {
     const chunks = this.chunks;
     if (chunks.length === 0) {
-      chunks.push([block]);
+      const chunk = this.spare ?? [];
+      this.spare = null;
+      chunk.push(block);
+      chunks.push(chunk);
       return;
     }
     this.lowerBound(block.size, block.ptr, cur);
@@ -145,7 +150,10 @@ class SizeClass {
   removeAt(c: number, i: number): void {
     const chunk = this.chunks[c];
     removeAt(chunk, i);
-    if (chunk.length === 0) removeAt(this.chunks, c);
+    if (chunk.length === 0) {
+      removeAt(this.chunks, c);
+      this.spare = chunk;
+    }
   }
 }
 

@@ -269,7 +269,8 @@ export class DeviceCachingAllocator {
     }
     block.allocated = true;
     block.requestedSize = origSize;
-    this.recorder.record(A.alloc, block.ptr, origSize, block.stream);
+    // Tested here too: the arguments' loads (boxed addresses) cost a replay without a trace more than the call.
+    if (this.recorder.enabled) this.recorder.record(A.alloc, block.ptr, origSize, block.stream);
     stats.increase(S.allocation, bucket, 1);
     stats.increase(S.allocated_bytes, bucket, block.size);
     stats.increase(S.active, bucket, 1);
@@ -483,7 +484,7 @@ export class DeviceCachingAllocator {
     const bucket = block.pool.isSmall ? SMALL_BUCKET : LARGE_BUCKET;
     this.stats.decrease(S.allocation, bucket, 1);
     this.stats.decrease(S.allocated_bytes, bucket, block.size);
-    this.recorder.record(A.free_requested, block.ptr, block.requestedSize, block.stream);
+    if (this.recorder.enabled) this.recorder.record(A.free_requested, block.ptr, block.requestedSize, block.stream);
     if (block.size >= this.config.maxSplitSize) decreaseSingle(this.stats.oversizeAllocations, 1);
     if (block.hasStreamUses) {
       if (this.capturesUnderway.length > 0) {
@@ -545,7 +546,7 @@ export class DeviceCachingAllocator {
 
   /** §5.3 free_block: merge with free neighbours, return to the pool, net inactive_split changes. */
   private freeBlock(block: Block): void {
-    this.recorder.record(A.free_completed, block.ptr, block.requestedSize, block.stream);
+    if (this.recorder.enabled) this.recorder.record(A.free_completed, block.ptr, block.requestedSize, block.stream);
     const originalBlockSize = block.size;
     const requestedSize = block.requestedSize;
     const pool = block.pool;
