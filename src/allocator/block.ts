@@ -55,6 +55,30 @@ export class Block {
     public ptr: number,
   ) {}
 
+  /**
+   * Makes a Block that a merge subsumed (C++ deletes it) a new one, as the constructor would: the allocator
+   * reuses them so that splitting allocates nothing.
+   */
+  reuse(stream: number, size: number, pool: BlockPool, ptr: number): this {
+    this.allocated = false;
+    this.mapped = true;
+    this.prev = null;
+    this.next = null;
+    this.eventCount = 0;
+    this.hasStreamUses = false;
+    this.streamUses = null;
+    this.gcCountBase = 0;
+    this.requestedSize = 0;
+    this.expandableSegment = null;
+    this.allocId = -1;
+    this.allocOp = -1;
+    this.stream = stream;
+    this.size = size;
+    this.pool = pool;
+    this.ptr = ptr;
+    return this;
+  }
+
   isSplit(): boolean {
     return this.prev !== null || this.next !== null;
   }

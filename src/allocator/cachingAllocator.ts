@@ -77,6 +77,8 @@ export class DeviceCachingAllocator {
   /** Reused pool positions (no allocation per malloc). */
   private readonly cursor = new Cursor();
   private readonly cursor2 = new Cursor();
+  /** Blocks subsumed by merges, reused by splits (see Block.reuse). */
+  private readonly spareBlocks: Block[] = [];
 
   constructor(opts: AllocatorOptions) {
     this.config = opts.config;
@@ -202,14 +204,12 @@ export class DeviceCachingAllocator {
       if (expandableActive) {
         // Best fit by the size a block could grow to: walk on while the next candidate would end up smaller.
         const nxt = this.cursor2;
-        nxt.c = cur.c;
-        nxt.i = cur.i;
+        nxt.set(cur);
         pool.next(nxt);
         let next = pool.at(nxt);
         while (block.expandableSegment !== null && next !== null && next.stream === stream &&
           expandableSize(next) < expandableSize(block)) {
-          cur.c = nxt.c;
-          cur.i = nxt.i;
+          cur.set(nxt);
           block = next;
           pool.next(nxt);
           next = pool.at(nxt);
@@ -244,7 +244,7 @@ export class DeviceCachingAllocator {
     let block = found;
     if (split) {
       const remaining = found;
-      block = new Block(found.stream, size, pool, remaining.ptr);
+      block = this.newBlock(found.stream, size, pool, remaining.ptr);
       block.expandableSegment = remaining.expandableSegment;
       block.segment = remaining.segment;
       block.prev = remaining.prev;
@@ -269,7 +269,8 @@ export class DeviceCachingAllocator {
     }
     block.allocated = true;
     block.requestedSize = origSize;
-    this.recorder.record(A.alloc, block.ptr, origSize, block.stream);
+    // Tested here too: the arguments' loads (boxed addresses) cost a replay without a trace more than the call.
+    if (this.recorder.enabled) this.recorder.record(A.alloc, block.ptr, origSize, block.stream);
     stats.increase(S.allocation, bucket, 1);
     stats.increase(S.allocated_bytes, bucket, block.size);
     stats.increase(S.active, bucket, 1);
@@ -500,7 +501,7 @@ export class DeviceCachingAllocator {
     const bucket = block.pool.isSmall ? SMALL_BUCKET : LARGE_BUCKET;
     this.stats.decrease(S.allocation, bucket, 1);
     this.stats.decrease(S.allocated_bytes, bucket, block.size);
-    this.recorder.record(A.free_requested, block.ptr, block.requestedSize, block.stream);
+    if (this.recorder.enabled) this.recorder.record(A.free_requested, block.ptr, block.requestedSize, block.stream);
     if (block.size >= this.config.maxSplitSize) decreaseSingle(this.stats.oversizeAllocations, 1);
     if (block.hasStreamUses) {
       if (this.capturesUnderway.length > 0) {
@@ -562,7 +563,7 @@ export class DeviceCachingAllocator {
 
   /** §5.3 free_block: merge with free neighbours, return to the pool, net inactive_split changes. */
   private freeBlock(block: Block): void {
-    this.recorder.record(A.free_completed, block.ptr, block.requestedSize, block.stream);
+    if (this.recorder.enabled) this.recorder.record(A.free_completed, block.ptr, block.requestedSize, block.stream);
     const originalBlockSize = block.size;
     const requestedSize = block.requestedSize;
     const pool = block.pool;
@@ -606,7 +607,21 @@ export class DeviceCachingAllocator {
     dst.size += subsumedSize;
     if (src.mapped) pool.eraseBlock(src);
     else pool.eraseUnmapped(src);
+    this.deleteBlock(src);
     return subsumedSize;
+  }
+
+  /** `new Block`, from the spare blocks when there are any. */
+  private newBlock(stream: number, size: number, pool: BlockPool, ptr: number): Block {
+    const spare = this.spareBlocks.pop();
+    return spare === undefined ? new Block(stream, size, pool, ptr) : spare.reuse(stream, size, pool, ptr);
+  }
+
+  /** `delete block` after a merge: the Block is kept for newBlock. */
+  private deleteBlock(block: Block): void {
+    // A stale entry (uses recorded during a capture, then freed after it) must not follow the Block to its next use.
+    if (this.blockToCudagraphStreamUses.size > 0) this.blockToCudagraphStreamUses.delete(block);
+    this.spareBlocks.push(block);
   }
 
   // ---------------------------------------------------------------- expandable segments (§7)

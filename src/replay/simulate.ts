@@ -112,6 +112,26 @@ function windowMatches(rec: TraceRecorder, mark: number, t: TraceColumns, from: 
   return true;
 }
 
+/**
+ * The id -> Block table of the last replay, all null, kept for the next one (sweeps and trace replays run many):
+ * a new table of a million ids costs a page fault per 4 kB of it, about a tenth of a short replay's time.
+ */
+let spareBlockTable: (Block | null)[] | null = null;
+/** Tables above this many ids are not kept (8 bytes an id). */
+const KEPT_BLOCK_TABLE = 1 << 22;
+
+function takeBlockTable(ids: number): (Block | null)[] {
+  const t = spareBlockTable;
+  spareBlockTable = null;
+  return t !== null && t.length >= ids ? t : new Array(ids).fill(null);
+}
+
+function giveBackBlockTable(t: (Block | null)[], ids: number): void {
+  if (t.length > KEPT_BLOCK_TABLE) return;
+  t.fill(null, 0, ids);
+  spareBlockTable = t;
+}
+
 /** A private-pool operation of a workload (pool id (a, b) stored as size = a, id = b). */
 function applyPoolOp(allocator: DeviceCachingAllocator, op: number, a: number, b: number, stream: number): void {
   const id = [a, b] as const;
@@ -130,8 +150,8 @@ export function simulate(workload: Workload, opts: SimulateOptions): SimulationR
   const plan = opts.plan;
   const traceDriver = plan ? (allocator.driver as TraceDriver) : null;
   const timeline = opts.timeline ? new Timeline(workload.length) : undefined;
-  const blocks: (Block | null)[] = new Array(workload.idCount).fill(null);
-  if (opts.start !== undefined && opts.start.length > 0) seedInto(allocator, opts.start, blocks, allocator.driver);
+  const blocks = takeBlockTable(workload.idCount);
+  if (opts.start !== undefined && opts.start.length > 0) seedInto(allocator, opts.start, blocks, workload.idCount, allocator.driver);
   const ooms: OomRecord[] = [];
   const { op: ops, id: ids, size: sizes, stream: streams, time: times } = workload;
   const n = workload.length;
@@ -243,6 +263,7 @@ export function simulate(workload: Workload, opts: SimulateOptions): SimulationR
     if (onOp !== undefined) onOp(i, allocator);
   }
 
+  giveBackBlockTable(blocks, workload.idCount);
   return {
     stats: allocator.stats.toMemoryStats(),
     ooms,
@@ -272,12 +293,14 @@ function leadingReleases(allocator: DeviceCachingAllocator, trace: TraceColumns)
   return k - 1;
 }
 
-function seedInto(allocator: DeviceCachingAllocator, start: readonly SeedSegment[], blocks: (Block | null)[], driver: Driver): void {
+function seedInto(
+  allocator: DeviceCachingAllocator, start: readonly SeedSegment[], blocks: (Block | null)[], ids: number, driver: Driver,
+): void {
   const seeded = seedState(allocator, start);
   seeded.forEach((b, id) => {
     b.allocId = id;
     b.allocOp = -1;
-    if (id < blocks.length) blocks[id] = b;
+    if (id < ids) blocks[id] = b;
   });
   for (const s of start) driver.notePlaced?.(s.expandable ? -1 : s.address, s.size);
 }
