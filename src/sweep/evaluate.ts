@@ -83,6 +83,26 @@ export function fractionOf(input: SweepInput, device: DeviceOptions): number | n
   return device.fraction !== undefined ? device.fraction : input.inferredFraction;
 }
 
+/**
+ * The fraction a sweep's configs are canonicalised under (config/canonical.ts folds away
+ * garbage_collection_threshold when no fraction limits the run). Each input runs under its own (fractionOf), so
+ * one that infers a fraction keeps GC settings distinct even if the first input infers none; the inputs not
+ * loaded yet (`more`) may, so then the configs are canonicalised as under a limit: a GC setting is run, not
+ * merged into the config without it. The value only says whether a limit applies.
+ */
+export function canonicalFraction(first: readonly SweepInput[], more: boolean, device: DeviceOptions): number | null {
+  if (device.fraction !== undefined) return device.fraction;
+  let least: number | null = null;
+  for (const input of first) {
+    const f = input.inferredFraction;
+    if (f !== null && (least === null || f < least)) least = f;
+  }
+  return least ?? (more ? SOME_LIMIT : null);
+}
+
+/** Stands for the fraction of an input not loaded yet, which may infer one. */
+const SOME_LIMIT = 0.5;
+
 /** The row's inputs for a run of `input` under `device`. */
 export function rowInputs(input: SweepInput, device: DeviceOptions, fit: boolean): RowInputs {
   const deviceTotal = device.deviceTotal ?? H100_TOTAL_GLOBAL_MEM;

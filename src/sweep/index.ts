@@ -4,7 +4,7 @@
  */
 export { loadSweepInput, loadSweepInputs, snapshotSweepInput, fileId, type SweepInput, type SweepInputOptions } from './input.js';
 export {
-  evaluateConfig, fitCapacity, fractionOf, rowInputs, type DeviceOptions, type FitResult, type SweepRow, type RowInputs,
+  canonicalFraction, evaluateConfig, fitCapacity, fractionOf, rowInputs, type DeviceOptions, type FitResult, type SweepRow, type RowInputs,
 } from './evaluate.js';
 export { runConfigs, defaultWorkers, type PoolOptions } from './pool.js';
 export {

@@ -9,7 +9,7 @@ import { AllocsimInputError } from '../util/inputError.js';
 import { inShard, type Shard } from './shard.js';
 import { expandGrid, parseGridSpec, type GridSpec } from '../config/grid.js';
 import { appendRows, readRows, rewriteRows, type CsvRow } from './csv.js';
-import { fractionOf, rowInputs, type RowInputs, type SweepRow } from './evaluate.js';
+import { canonicalFraction, rowInputs, type RowInputs, type SweepRow } from './evaluate.js';
 import type { SweepInput } from './input.js';
 import { runConfigs, type PoolOptions } from './pool.js';
 import { defaultObjective, groupRows, rankRows, recommend, resultKey, type Objective, type Recommendation } from './rank.js';
@@ -222,7 +222,7 @@ export async function runSweep(
     }
     return got;
   };
-  const fraction = fractionOf(loadAt(0)[0], opts.device ?? {});
+  const fraction = canonicalFraction(loadAt(0), sources.length > 1, opts.device ?? {});
   const configs = sweepConfigs(opts.base ?? loadAt(0)[0].ownConf, opts.grids, fraction);
   const { confs, baseline } = configs;
   const fit = opts.fit ?? true;

@@ -9,12 +9,14 @@ import { beforeAll, describe, expect, it } from 'vitest';
 import { H100_TOTAL_GLOBAL_MEM } from '../../src/allocator/constants.js';
 import { recordedFractionBounds } from '../../src/replay/inferFraction.js';
 import { replaySnapshot, snapshotConfig } from '../../src/replay/replaySnapshot.js';
-import { evaluateConfig, fitCapacity, loadSweepInput } from '../../src/sweep/index.js';
+import { canonicalFraction, evaluateConfig, fitCapacity, loadSweepInput, runSweep } from '../../src/sweep/index.js';
 import { parseAllocConf } from '../../src/config/index.js';
 import { parseSnapshot } from '../../src/snapshot/index.js';
 import { allocsim, buildCli } from '../cli/spawnCli.js';
 
 const fixture = new URL('../fixtures/snapshot/inferred-fraction.pickle', import.meta.url).pathname;
+/** A run without OOMs: no fraction is inferred from it. */
+const unlimitedFixture = new URL('../fixtures/snapshot/frag-seed-default.pickle', import.meta.url).pathname;
 const snapshot = () => parseSnapshot(readFileSync(fixture), fixture);
 
 describe('a sweep infers the fraction as replay does', () => {
@@ -76,5 +78,28 @@ describe('a sweep infers the fraction as replay does', () => {
     expect(c.runs[0].ooms).toBe(1);
     const fit = allocsim(['fit', fixture, '--workers', '1']);
     expect(fit.stderr).toContain('the fit searches for the capacity and fraction the run needs');
+  });
+
+  it('a sweep of several inputs keeps GC settings that act on an input which infers a fraction, even when the first infers none', async () => {
+    const plain = loadSweepInput(unlimitedFixture);
+    const limited = loadSweepInput(fixture);
+    expect([plain.inferredFraction, limited.inferredFraction === null]).toEqual([null, false]);
+    // garbage_collection_threshold acts only under a fraction (spec §11): alone, the first input folds it away...
+    expect(canonicalFraction([plain], false, {})).toBeNull();
+    // ...but the second input runs under its inferred fraction, where GC can act.
+    expect(canonicalFraction([plain], true, {})).not.toBeNull();
+    expect(canonicalFraction([plain, limited], false, {})).toBe(limited.inferredFraction);
+    expect(canonicalFraction([plain], true, { fraction: null })).toBeNull();
+    const gc = 'garbage_collection_threshold:0.6';
+    const res = await runSweep([plain, limited], { grids: ['garbage_collection_threshold=0.6'], workers: 1, fit: false });
+    expect(res.confs).toEqual(['', gc]);
+    const rowOf = (input: string, conf: string) => res.rows.find((r) => r.input === input && r.conf === conf);
+    const limitedGc = rowOf(limited.name, gc)!;
+    expect(limitedGc.fraction_basis).toBe('inferred');
+    const direct = evaluateConfig(limited, gc, {}, false);
+    expect([limitedGc.peak_reserved_bytes, limitedGc.ooms, limitedGc.num_alloc_retries, limitedGc.num_device_free])
+      .toEqual([direct.peak_reserved_bytes, direct.ooms, direct.num_alloc_retries, direct.num_device_free]);
+    // Without a limit the GC config behaves as the defaults on the first input.
+    expect(rowOf(plain.name, gc)!.peak_reserved_bytes).toBe(rowOf(plain.name, '')!.peak_reserved_bytes);
   });
 });

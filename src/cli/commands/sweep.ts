@@ -20,7 +20,7 @@ import { formatSize } from '../../allocator/format.js';
 import { AllocsimInputError } from '../../util/inputError.js';
 import { checkOutputPaths, writeFileAtomic, addDeviceOptions, deviceSettings, type DeviceArgs } from '../output.js';
 import {
-  fractionOf, loadSweepInputs, runSweep, sweepConfigs, parseObjective, defaultObjective, groupRows, ranksOf, rowInputs, formatGain,
+  canonicalFraction, fractionOf, loadSweepInputs, runSweep, sweepConfigs, parseObjective, defaultObjective, groupRows, ranksOf, rowInputs, formatGain,
   objectiveValue, parseShard, shardPath, OBJECTIVES, type Objective, type Recommendation, type RowInputs, type SweepRow,
 } from '../../sweep/index.js';
 import { sourceFraction, sourceOptions, topCount, workerCount, type SourceArgs } from './fit.js';
@@ -239,11 +239,12 @@ export const sweepCommand: CommandModule<object, SweepArgs> = {
     const sources = files.map((f, i) => ({ name: f, bytes: i === 0 ? first[0].bytes : fileSize(f), load: () => load(f) }));
     const base = settings.confText ?? first[0].ownConf;
     const dev = { fraction: settings.fraction, deviceTotal: settings.deviceTotal, capacity: settings.capacity };
-    // Without --fraction the configs run under the one inferred from the first input's OOMs, as replay does.
+    // Without --fraction each input runs under the one inferred from its own OOMs, as replay does.
     const runFraction = fractionOf(first[0], dev);
-    const configs = sweepConfigs(base, argv.grid, runFraction);
+    const canonFraction = canonicalFraction(first, files.length > 1, dev);
+    const configs = sweepConfigs(base, argv.grid, canonFraction);
     const { confs } = configs;
-    const warnings = settingWarnings(base, runFraction, configs.warnings);
+    const warnings = settingWarnings(base, canonFraction, configs.warnings);
     for (const w of warnings) say('warning', w);
 
     const bar = process.stderr.isTTY && confs.length * files.length > 1
